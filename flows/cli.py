@@ -1,0 +1,34 @@
+"""The `harness` command line. Each command group lives in `flows/commands/`; heavy libraries
+(torch, sentence-transformers, great_expectations, prefect) are imported inside the commands that
+need them, so `harness --help` answers in about a second."""
+
+from __future__ import annotations
+
+import typer
+
+from flows.commands import alerts, corpus, demo, drill, pilot, report, route, telemetry
+
+app = typer.Typer(
+    name="harness",
+    help="AMAIMA pilot & drill harness: route queries, replay pilot weeks, run fire drills, build reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("route", help=route.route.__doc__)(route.route)
+app.add_typer(corpus.app, name="corpus")
+app.add_typer(telemetry.app, name="telemetry")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(pilot.app, name="pilot")
+app.add_typer(drill.app, name="drill")
+app.add_typer(report.app, name="report")
+app.command("demo", help=demo.demo.__doc__)(demo.demo)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
