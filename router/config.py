@@ -1,0 +1,277 @@
+"""Router configuration: a YAML file validated by pydantic, hashed into every decision.
+
+Everything a reviewer needs to know about what the router promises (catalog, thresholds, bands,
+weights, exemplars) is data here, so a threshold changes without a code change and the
+`config_hash` in each decision says exactly which promises were in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from router.decision import DOMAINS, LEVELS, ExecutionStyle
+
+DEFAULT_CONFIG_NAME = "default_config.yaml"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file, the field and what is valid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LatencyProfile(_Strict):
+    """Time to first token (ms) plus prefill cost per 1k input tokens."""
+
+    p50_ms: float = Field(gt=0)
+    p95_ms: float = Field(gt=0)
+    per_1k_input_ms: float = Field(default=0.0, ge=0)
+    output_tokens_per_s: float = Field(default=50.0, gt=0)
+
+    @model_validator(mode="after")
+    def _p95_not_below_p50(self) -> LatencyProfile:
+        if self.p95_ms < self.p50_ms:
+            raise ValueError(f"p95_ms ({self.p95_ms}) must be >= p50_ms ({self.p50_ms})")
+        return self
+
+
+class ModelSpec(_Strict):
+    name: str = Field(min_length=1)
+    tier: str = Field(min_length=1)
+    price_per_1k_input: float = Field(ge=0)
+    price_per_1k_output: float = Field(ge=0)
+    latency: LatencyProfile
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+    max_output_tokens: int = Field(default=1024, gt=0)
+    kind: Literal["llm", "service"] = "llm"
+
+
+class SemanticConfig(_Strict):
+    enabled: bool = True
+    model: str = "all-MiniLM-L6-v2"
+    weight: float = Field(default=0.5, ge=0, le=1)
+    domain_weight: float = Field(default=0.5, ge=0, le=1)
+    temperature: float = Field(default=0.05, gt=0)
+    max_chars: int = Field(default=2000, gt=0)
+    top_k: int = Field(default=3, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+
+
+class LimitsConfig(_Strict):
+    max_chars: int = Field(default=100_000, gt=0)
+    score_prefix_chars: int = Field(default=8_000, gt=0)
+    chars_per_token: float = Field(default=4.0, gt=0)
+
+
+class ConfidenceWeights(_Strict):
+    complexity: float = Field(ge=0)
+    model_fit: float = Field(ge=0)
+    execution_fit: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _positive_sum(self) -> ConfidenceWeights:
+        if self.complexity + self.model_fit + self.execution_fit <= 0:
+            raise ValueError("confidence weights must not all be zero")
+        return self
+
+
+class RuleWeights(_Strict):
+    """Contribution of each rule feature to the rule score in [0, 1]."""
+
+    length: float = 0.30
+    code: float = 0.12
+    math: float = 0.10
+    multi_step: float = 0.08
+    constraints: float = 0.06
+    depth: float = 0.16
+    expert: float = 0.20
+    trivial: float = 0.25
+    length_tokens_full: int = 300
+    base: float = 0.08
+
+
+class RoutingConfig(_Strict):
+    level_models: dict[str, str]
+    domain_models: dict[str, dict[str, str]] = Field(default_factory=dict)
+    service_domains: list[str] = Field(default_factory=lambda: ["image_gen", "speech"])
+    interactive_tiers: list[str] = Field(default_factory=list)
+    expected_output_tokens: dict[str, int]
+    privacy_model: str | None = None
+
+
+class BreakerConfig(_Strict):
+    window: int = Field(default=20, ge=1)
+    min_calls: int = Field(default=5, ge=1)
+    error_rate_threshold: float = Field(default=0.5, gt=0, le=1)
+    slow_call_ms: float = Field(default=3000, gt=0)
+    slow_rate_threshold: float = Field(default=0.5, gt=0, le=1)
+    cooldown_s: float = Field(default=30, gt=0)
+    half_open_max_calls: int = Field(default=3, ge=1)
+
+
+class UpstreamConfig(_Strict):
+    kind: Literal["simulated", "openai_compatible"] = "simulated"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    seed: int = 0
+
+
+class ExecutionConfig(_Strict):
+    timeout_ms: float = Field(default=10_000, gt=0)
+    retries: int = Field(default=1, ge=0, le=5)
+    fallback: Literal["same_tier", "none"] = "same_tier"
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
+
+
+class ExemplarConfig(_Strict):
+    levels: dict[str, list[str]]
+    domains: dict[str, list[str]]
+
+
+class RouterConfig(_Strict):
+    router_version: str
+    semantic: SemanticConfig = Field(default_factory=SemanticConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    levels: dict[str, float]
+    borderline_band: float = Field(ge=0, le=0.2)
+    confidence_weights: ConfidenceWeights
+    rule_weights: RuleWeights = Field(default_factory=RuleWeights)
+    models: list[ModelSpec]
+    routing: RoutingConfig
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    exemplars: ExemplarConfig
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RouterConfig:
+        level_names = [lv.value for lv in LEVELS]
+        domain_names = [d.value for d in DOMAINS]
+        if list(self.levels) != level_names:
+            raise ValueError(f"levels must list exactly {level_names} in order, got {list(self.levels)}")
+        thresholds = list(self.levels.values())
+        if thresholds[0] != 0.0 or any(b <= a for a, b in zip(thresholds, thresholds[1:])):
+            raise ValueError(
+                f"level thresholds must start at 0.0 and strictly increase, got {thresholds}"
+            )
+        if thresholds[-1] >= 1.0:
+            raise ValueError("the EXPERT threshold must be below 1.0")
+        gaps = [b - a for a, b in zip(thresholds, thresholds[1:])]
+        if self.borderline_band * 2 >= min(gaps):
+            raise ValueError(
+                f"borderline_band {self.borderline_band} must be under half the narrowest level width"
+                f" ({min(gaps) / 2:.3f})"
+            )
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"models: duplicate names {dupes}")
+        known = set(names)
+
+        def _check_model(where: str, name: str) -> None:
+            if name not in known:
+                raise ValueError(f"{where}: unknown model {name!r}; catalog has {sorted(known)}")
+
+        if set(self.routing.level_models) != set(level_names):
+            raise ValueError(f"routing.level_models must map every level {level_names}")
+        for lv, m in self.routing.level_models.items():
+            _check_model(f"routing.level_models.{lv}", m)
+        for dom, mapping in self.routing.domain_models.items():
+            if dom not in domain_names:
+                raise ValueError(f"routing.domain_models: unknown domain {dom!r}; valid: {domain_names}")
+            for lv, m in mapping.items():
+                if lv != "*" and lv not in level_names:
+                    raise ValueError(
+                        f"routing.domain_models.{dom}: unknown level {lv!r}; valid: {level_names} or '*'"
+                    )
+                _check_model(f"routing.domain_models.{dom}.{lv}", m)
+        for dom in self.routing.service_domains:
+            if dom not in domain_names:
+                raise ValueError(f"routing.service_domains: unknown domain {dom!r}; valid: {domain_names}")
+        if self.routing.privacy_model:
+            _check_model("routing.privacy_model", self.routing.privacy_model)
+        if set(self.routing.expected_output_tokens) != set(level_names):
+            raise ValueError(f"routing.expected_output_tokens must map every level {level_names}")
+        tiers = {m.tier for m in self.models}
+        for t in self.routing.interactive_tiers:
+            if t not in tiers:
+                raise ValueError(f"routing.interactive_tiers: unknown tier {t!r}; tiers: {sorted(tiers)}")
+        if set(self.exemplars.levels) != set(level_names):
+            raise ValueError(f"exemplars.levels must give phrases for every level {level_names}")
+        for lv, phrases in self.exemplars.levels.items():
+            if not phrases:
+                raise ValueError(f"exemplars.levels.{lv} is empty")
+        for dom, phrases in self.exemplars.domains.items():
+            if dom not in domain_names:
+                raise ValueError(f"exemplars.domains: unknown domain {dom!r}; valid: {domain_names}")
+            if not phrases:
+                raise ValueError(f"exemplars.domains.{dom} is empty")
+        return self
+
+    # --- derived views -------------------------------------------------------------------
+    def model(self, name: str) -> ModelSpec:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(f"unknown model {name!r}")
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    @property
+    def thresholds(self) -> list[float]:
+        return list(self.levels.values())
+
+    def models_in_tier(self, tier: str) -> list[ModelSpec]:
+        return [m for m in self.models if m.tier == tier]
+
+    def execution_style_for(self, level_rank: int, domain: str) -> ExecutionStyle:
+        if domain == "speech":
+            return ExecutionStyle.STREAMING_REAL_TIME
+        if level_rank >= 4:
+            return ExecutionStyle.BATCH_PARALLEL
+        return ExecutionStyle.STREAMING
+
+    @property
+    def config_hash(self) -> str:
+        """Hash of the normalised config (sorted-key JSON): equal configs hash equal, whatever the YAML layout."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def default_config_path() -> Path:
+    return Path(str(resources.files("router") / DEFAULT_CONFIG_NAME))
+
+
+def _format_validation_error(path: Path, exc: ValidationError) -> str:
+    lines = [f"invalid router config {path}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  - {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None) -> RouterConfig:
+    """Load and validate a router config; ``None`` is the packaged default."""
+    p = Path(path) if path is not None else default_config_path()
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"router config not found: {p}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"router config {p} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"router config {p} must be a mapping at the top level")
+    try:
+        return RouterConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(p, exc)) from None
