@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -156,15 +157,17 @@ class RouterConfig(_Strict):
         level_names = [lv.value for lv in LEVELS]
         domain_names = [d.value for d in DOMAINS]
         if list(self.levels) != level_names:
-            raise ValueError(f"levels must list exactly {level_names} in order, got {list(self.levels)}")
+            raise ValueError(
+                f"levels must list exactly {level_names} in order, got {list(self.levels)}"
+            )
         thresholds = list(self.levels.values())
-        if thresholds[0] != 0.0 or any(b <= a for a, b in zip(thresholds, thresholds[1:])):
+        if thresholds[0] != 0.0 or any(b <= a for a, b in pairwise(thresholds)):
             raise ValueError(
                 f"level thresholds must start at 0.0 and strictly increase, got {thresholds}"
             )
         if thresholds[-1] >= 1.0:
             raise ValueError("the EXPERT threshold must be below 1.0")
-        gaps = [b - a for a, b in zip(thresholds, thresholds[1:])]
+        gaps = [b - a for a, b in pairwise(thresholds)]
         if self.borderline_band * 2 >= min(gaps):
             raise ValueError(
                 f"borderline_band {self.borderline_band} must be under half the narrowest level width"
@@ -186,7 +189,9 @@ class RouterConfig(_Strict):
             _check_model(f"routing.level_models.{lv}", m)
         for dom, mapping in self.routing.domain_models.items():
             if dom not in domain_names:
-                raise ValueError(f"routing.domain_models: unknown domain {dom!r}; valid: {domain_names}")
+                raise ValueError(
+                    f"routing.domain_models: unknown domain {dom!r}; valid: {domain_names}"
+                )
             for lv, m in mapping.items():
                 if lv != "*" and lv not in level_names:
                     raise ValueError(
@@ -195,7 +200,9 @@ class RouterConfig(_Strict):
                 _check_model(f"routing.domain_models.{dom}.{lv}", m)
         for dom in self.routing.service_domains:
             if dom not in domain_names:
-                raise ValueError(f"routing.service_domains: unknown domain {dom!r}; valid: {domain_names}")
+                raise ValueError(
+                    f"routing.service_domains: unknown domain {dom!r}; valid: {domain_names}"
+                )
         if self.routing.privacy_model:
             _check_model("routing.privacy_model", self.routing.privacy_model)
         if set(self.routing.expected_output_tokens) != set(level_names):
@@ -203,7 +210,9 @@ class RouterConfig(_Strict):
         tiers = {m.tier for m in self.models}
         for t in self.routing.interactive_tiers:
             if t not in tiers:
-                raise ValueError(f"routing.interactive_tiers: unknown tier {t!r}; tiers: {sorted(tiers)}")
+                raise ValueError(
+                    f"routing.interactive_tiers: unknown tier {t!r}; tiers: {sorted(tiers)}"
+                )
         if set(self.exemplars.levels) != set(level_names):
             raise ValueError(f"exemplars.levels must give phrases for every level {level_names}")
         for lv, phrases in self.exemplars.levels.items():
@@ -211,7 +220,9 @@ class RouterConfig(_Strict):
                 raise ValueError(f"exemplars.levels.{lv} is empty")
         for dom, phrases in self.exemplars.domains.items():
             if dom not in domain_names:
-                raise ValueError(f"exemplars.domains: unknown domain {dom!r}; valid: {domain_names}")
+                raise ValueError(
+                    f"exemplars.domains: unknown domain {dom!r}; valid: {domain_names}"
+                )
             if not phrases:
                 raise ValueError(f"exemplars.domains.{dom} is empty")
         return self

@@ -73,7 +73,10 @@ class ReasonCode(Enum):
     """Why a decision came out as it did. The value is the stable code; ``label`` is for people."""
 
     LEVEL_FROM_RULES = ("LEVEL_FROM_RULES", "Complexity decided by rule features alone")
-    LEVEL_FROM_HYBRID = ("LEVEL_FROM_HYBRID", "Complexity blended from rules and semantic similarity")
+    LEVEL_FROM_HYBRID = (
+        "LEVEL_FROM_HYBRID",
+        "Complexity blended from rules and semantic similarity",
+    )
     BORDERLINE_UPSCALE = (
         "BORDERLINE_UPSCALE",
         "Score inside a borderline band: routed one tier up (no-downgrade)",
@@ -102,7 +105,10 @@ class ReasonCode(Enum):
     )
     FALLBACK_SAME_TIER = ("FALLBACK_SAME_TIER", "Primary model unhealthy: same-tier fallback used")
     CIRCUIT_OPEN = ("CIRCUIT_OPEN", "Circuit breaker open for the chosen model")
-    UPSTREAM_UNAVAILABLE = ("UPSTREAM_UNAVAILABLE", "No healthy model: rejected, retry with decision_id")
+    UPSTREAM_UNAVAILABLE = (
+        "UPSTREAM_UNAVAILABLE",
+        "No healthy model: rejected, retry with decision_id",
+    )
     UPSTREAM_ERROR = ("UPSTREAM_ERROR", "Upstream model returned an error")
     UPSTREAM_TIMEOUT = ("UPSTREAM_TIMEOUT", "Upstream model timed out")
 
