@@ -26,6 +26,27 @@ app.add_typer(report.app, name="report")
 app.command("demo", help=demo.demo.__doc__)(demo.demo)
 
 
+@app.callback()
+def _setup(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show info-level log lines."),
+) -> None:
+    """Log lines go to stderr as 'warning: ...' so stdout stays machine-readable."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+    )
+    for noisy in (
+        "httpx",
+        "prefect",
+        "sentence_transformers",
+        "transformers",
+        "great_expectations",
+    ):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main() -> None:
     app()
 

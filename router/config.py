@@ -158,11 +158,9 @@ class RouterConfig(_Strict):
     def _consistent(self) -> RouterConfig:
         level_names = [lv.value for lv in LEVELS]
         domain_names = [d.value for d in DOMAINS]
-        if list(self.levels) != level_names:
-            raise ValueError(
-                f"levels must list exactly {level_names} in order, got {list(self.levels)}"
-            )
-        thresholds = list(self.levels.values())
+        if set(self.levels) != set(level_names):
+            raise ValueError(f"levels must give exactly {level_names}, got {list(self.levels)}")
+        thresholds = [self.levels[name] for name in level_names]
         if thresholds[0] != 0.0 or any(b <= a for a, b in pairwise(thresholds)):
             raise ValueError(
                 f"level thresholds must start at 0.0 and strictly increase, got {thresholds}"
@@ -242,7 +240,7 @@ class RouterConfig(_Strict):
 
     @property
     def thresholds(self) -> list[float]:
-        return list(self.levels.values())
+        return [self.levels[lv.value] for lv in LEVELS]
 
     def models_in_tier(self, tier: str) -> list[ModelSpec]:
         return [m for m in self.models if m.tier == tier]

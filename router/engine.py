@@ -41,6 +41,7 @@ EMBEDDING_CACHE_DIR_ENV = "AMAIMA_EMBEDDING_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path(".harness") / "embeddings"
 ADHOC_RUN_ID = "adhoc"
 GENERAL_PRIOR = 0.25  # semantic evidence a specific domain must beat to win over "general"
+DEFAULT_GENERAL_CONFIDENCE = 0.8
 GENERAL_RULE_PRIOR = 0.2  # below one keyword hit (0.5), so any rule evidence beats "general"
 SEM_DOMAIN_FLOOR = 0.25  # top-k mean cosine below which an exemplar resemblance is noise
 SEM_DOMAIN_SPAN = 0.35
@@ -460,6 +461,11 @@ class Router:
         speech = s["speech_intent"] & ~image
         explicit = image | speech
         domain = np.where(image, "image_gen", np.where(speech, "speech", domain))
+        # "General" because nothing else matched is a default, not a finding: cap its confidence.
+        others_silent = np.delete(dom, general_j, axis=1).max(axis=1) <= 0
+        domain_conf = np.where(
+            others_silent & (dom_idx == general_j), DEFAULT_GENERAL_CONFIDENCE, domain_conf
+        )
         domain_conf = np.where(explicit, 0.95, domain_conf)
         domain_conf = np.round(np.clip(domain_conf, 0.0, 1.0), 4)
 

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import logging
 import os
-import warnings
 
 HASH_KEY_ENV = "AMAIMA_TELEMETRY_HASH_KEY"
 
@@ -18,17 +17,12 @@ UNKEYED_WARNING = (
 )
 
 
-class UnkeyedHashWarning(UserWarning):
-    """Hashing without a key: fine for demos, weak for real traffic."""
-
-
 def hash_key_from_env(environ: dict[str, str] | None = None, *, warn: bool = True) -> bytes | None:
     env = os.environ if environ is None else environ
     key = env.get(HASH_KEY_ENV)
     if key:
         return key.encode("utf-8")
     if warn:
-        warnings.warn(UNKEYED_WARNING, UnkeyedHashWarning, stacklevel=2)
         log.warning(UNKEYED_WARNING)
     return None
 

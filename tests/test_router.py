@@ -1,0 +1,383 @@
+"""The router: decisions, toggle, privacy, determinism, bad input, and route == route_batch."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from router.config import ConfigError, default_config_path, load_config
+from router.decision import (
+    DECISION_ARROW_SCHEMA,
+    DECISION_NAMESPACE,
+    LEVELS,
+    ReasonCode,
+    decision_id_for,
+)
+from router.engine import BatchInputError, InvalidQueryError, Router
+from router.toggle import resolve_toggle
+
+KEY = b"test-key"
+TS = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
+DEV = yaml.safe_load((Path(__file__).parent / "data" / "dev_queries.yaml").read_text())["queries"]
+LEVEL_NAMES = [lv.value for lv in LEVELS]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("embeddings")
+
+
+@pytest.fixture(scope="module")
+def hybrid(cache_dir) -> Router:
+    return Router.from_config(hash_key=KEY, cache_dir=cache_dir, toggle=resolve_toggle(None))
+
+
+@pytest.fixture(scope="module")
+def rules() -> Router:
+    return Router.from_config(semantic=False, hash_key=KEY, toggle=resolve_toggle(None))
+
+
+# --- config -------------------------------------------------------------------------------
+def _write_config(tmp_path: Path, mutate) -> Path:
+    raw = yaml.safe_load(default_config_path().read_text())
+    mutate(raw)
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return p
+
+
+def test_default_config_loads_and_hash_is_stable():
+    a, b = load_config(), load_config()
+    assert a.config_hash == b.config_hash and len(a.config_hash) == 16
+
+
+def test_config_hash_changes_when_a_threshold_changes(tmp_path):
+    p = _write_config(tmp_path, lambda c: c["levels"].update(EXPERT=0.85))
+    assert load_config(p).config_hash != load_config().config_hash
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (
+            lambda c: c["routing"]["level_models"].update(EXPERT="gpt-nonexistent"),
+            "gpt-nonexistent",
+        ),
+        (lambda c: c["levels"].update(COMPLEX=0.3), "strictly increase"),
+        (lambda c: c.update(surprise=1), "surprise"),
+        (lambda c: c["models"][0].update(price_per_1k_input=-1), "price_per_1k_input"),
+        (lambda c: c.update(borderline_band=0.15), "borderline_band"),
+    ],
+)
+def test_bad_config_names_file_and_field(tmp_path, mutate, needle):
+    p = _write_config(tmp_path, mutate)
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert str(p) in str(exc.value) and needle in str(exc.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+# --- the execution toggle ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "value",
+    ["Execution-Enabled", "true", "execution_enabled", " execution-enabled", "", "1", "yes"],
+)
+def test_misconfigured_toggle_fails_closed_and_says_why(value, caplog):
+    with caplog.at_level(logging.WARNING):
+        state = resolve_toggle(value)
+    assert not state.active and state.invalid
+    assert repr(value) in caplog.text
+    router = Router.from_config(semantic=False, hash_key=KEY, toggle=state)
+    d = router.route("what is the capital of France", ts=TS)
+    assert d.execution_mode == "decision-only" and not d.execution_mode_active
+    assert d.simulated and d.actual_latency_ms is None and d.actual_cost_usd is None
+    assert "EXECUTION_MODE_INVALID" in d.reasons
+
+
+def test_unset_toggle_is_decision_only_without_complaint():
+    state = resolve_toggle(None)
+    assert not state.active and not state.invalid
+
+
+def test_only_the_exact_value_enables_execution():
+    state = resolve_toggle("execution-enabled")
+    assert state.active
+    d = Router.from_config(semantic=False, hash_key=KEY, toggle=state).route("hello", ts=TS)
+    assert d.execution_mode_active and not d.simulated and d.outcome == "not_executed"
+    assert "EXECUTION_ENABLED" in d.reasons and "EXECUTION_MODE_INVALID" not in d.reasons
+
+
+def test_toggle_read_from_environment(monkeypatch):
+    monkeypatch.setenv("AMAIMA_EXECUTION_MODE", "TRUE")
+    d = Router.from_config(semantic=False, hash_key=KEY).route("hello", ts=TS)
+    assert d.execution_mode == "decision-only" and "EXECUTION_MODE_INVALID" in d.reasons
+
+
+# --- privacy ----------------------------------------------------------------------------------
+def test_query_hash_is_hmac_under_the_key(rules):
+    text = "my secret question about payroll"
+    d = rules.route(text, ts=TS)
+    assert d.query_hash == hmac.new(KEY, text.encode(), hashlib.sha256).hexdigest()
+
+
+def test_without_a_key_hash_is_sha256_and_a_warning_is_logged(caplog, monkeypatch):
+    monkeypatch.delenv("AMAIMA_TELEMETRY_HASH_KEY", raising=False)
+    with caplog.at_level(logging.WARNING):
+        router = Router.from_config(semantic=False, toggle=resolve_toggle(None))
+    assert "dictionary attack" in caplog.text
+    assert router.route("hi", ts=TS).query_hash == hashlib.sha256(b"hi").hexdigest()
+
+
+def test_raw_text_never_appears_in_a_decision_or_its_errors(hybrid, caplog):
+    canary = "CANARY-7f3a-zebra-quartz please explain recursion"
+    with caplog.at_level(logging.DEBUG):
+        d = hybrid.route(canary, ts=TS)
+        table = hybrid.route_batch([canary, "ok"], ts=TS)
+    assert "CANARY" not in json.dumps(d.to_dict())
+    assert "CANARY" not in str(table.to_pylist())
+    assert "CANARY" not in caplog.text
+    with pytest.raises(BatchInputError) as exc:
+        hybrid.route_batch([canary, "   "], ts=TS)
+    assert "CANARY" not in str(exc.value)
+
+
+# --- bad input ------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["", "   ", "\n\t "])
+def test_empty_text_is_a_clear_value_error(rules, text):
+    with pytest.raises(InvalidQueryError, match="empty or whitespace-only"):
+        rules.route(text)
+    assert issubclass(InvalidQueryError, ValueError)
+
+
+def test_batch_with_empty_rows_reports_each_row_and_keeps_the_rest(rules):
+    texts = ["hello", "", "what is 2+2", "  "]
+    with pytest.raises(BatchInputError) as exc:
+        rules.route_batch(texts, query_ids=["a", "b", "c", "d"], ts=TS)
+    assert [(e.index, e.query_id) for e in exc.value.errors] == [(1, "b"), (3, "d")]
+    assert exc.value.table.column("query_id").to_pylist() == ["a", "c"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "🙂🚀 what's up 👋",
+        "مرحبا، كيف يمكنني تعلم البرمجة بلغة بايثون؟",
+        "שלום עולם",
+        "null\x00byte inside",
+        "lone \ud800 surrogate",
+        "\u202eright-to-left override",
+        "ZWJ 👩‍👩‍👧‍👦 family",
+    ],
+)
+def test_any_unicode_is_routed(hybrid, text):
+    d = hybrid.route(text, ts=TS)
+    assert d.complexity_level in LEVEL_NAMES and len(d.query_hash) == 64
+
+
+def test_lone_surrogates_hash_distinctly(rules):
+    a = rules.route("x \ud800", ts=TS).query_hash
+    b = rules.route("x \ud801", ts=TS).query_hash
+    assert a != b
+
+
+def test_huge_text_is_scored_on_a_prefix(hybrid):
+    text = "explain the trade-offs of this design. " * 4000  # 156k chars
+    d = hybrid.route(text, ts=TS)
+    assert "INPUT_TRUNCATED" in d.reasons
+    assert d.confidence_execution_fit < 1.0
+    assert d.tokens_estimate > 30_000  # cost reflects the whole input, not the prefix
+
+
+# --- decision contents ---------------------------------------------------------------------
+def test_batch_table_has_the_schema_1_0_0_columns(rules):
+    t = rules.route_batch(["hi", "prove fermat's little theorem"], ts=TS)
+    assert t.schema.equals(DECISION_ARROW_SCHEMA, check_metadata=False)
+
+
+def test_decision_id_is_uuid5_of_run_and_query(rules):
+    d = rules.route("hello", query_id="q-1", run_id="run-9", ts=TS)
+    assert d.decision_id == decision_id_for("run-9", "q-1")
+    assert d.decision_id == str(uuid.uuid5(DECISION_NAMESPACE, "run-9\x1fq-1"))
+
+
+def test_repeated_texts_in_a_batch_get_distinct_decision_ids(rules):
+    t = rules.route_batch(["same", "same", "same"], ts=TS)
+    assert len(set(t.column("decision_id").to_pylist())) == 3
+
+
+def test_borderline_and_upscale_follow_the_band(hybrid):
+    cfg = hybrid.config
+    bounds = cfg.thresholds[1:]
+    t = hybrid.route_batch([q["text"] for q in DEV], ts=TS).to_pylist()
+    saw_upscale = False
+    for row in t:
+        s = row["complexity_score"]
+        nearest = min(bounds, key=lambda b: abs(s - b))
+        assert row["borderline"] == (abs(s - nearest) < cfg.borderline_band)
+        if row["upscaled"]:
+            saw_upscale = True
+            assert row["borderline"] and s < nearest
+            assert "BORDERLINE_UPSCALE" in row["reason_codes"]
+            lvl = LEVEL_NAMES.index(row["complexity_level"])
+            next_level_model = cfg.routing.level_models[LEVEL_NAMES[lvl + 1]]
+            dom_map = cfg.routing.domain_models.get(row["domain"], {})
+            assert row["model"] == dom_map.get(
+                LEVEL_NAMES[lvl + 1], dom_map.get("*", next_level_model)
+            )
+    assert saw_upscale, "the dev set should exercise at least one upscale"
+
+
+def test_estimates_follow_the_catalog(hybrid):
+    cfg = hybrid.config
+    text = "Write a SQL query that lists the ten most recent orders per customer."
+    d = hybrid.route(text, ts=TS)
+    spec = cfg.model(d.model)
+    in_tok = max(1, -(-len(text) // int(cfg.limits.chars_per_token)))
+    out_tok = d.tokens_estimate - in_tok
+    expected = in_tok / 1000 * spec.price_per_1k_input + out_tok / 1000 * spec.price_per_1k_output
+    assert d.cost_estimate_usd == pytest.approx(expected, abs=1e-8)
+    assert d.latency_estimate_ms >= spec.latency.p50_ms
+    assert d.model_tier == spec.tier
+
+
+def test_confidences_are_in_range_and_overall_is_the_weighted_mean(hybrid):
+    w = hybrid.config.confidence_weights
+    for row in hybrid.route_batch([q["text"] for q in DEV], ts=TS).to_pylist():
+        parts = (
+            row["confidence_complexity"],
+            row["confidence_model_fit"],
+            row["confidence_execution_fit"],
+        )
+        assert all(0.0 <= p <= 1.0 for p in parts)
+        mean = (w.complexity * parts[0] + w.model_fit * parts[1] + w.execution_fit * parts[2]) / (
+            w.complexity + w.model_fit + w.execution_fit
+        )
+        assert row["confidence_overall"] == pytest.approx(mean, abs=1e-4)
+        for code in row["reason_codes"].split(","):
+            ReasonCode.parse(code)
+
+
+@pytest.mark.parametrize(
+    ("text", "domain"),
+    [
+        ("generate an image of a red fox in the snow", "image_gen"),
+        ("please read this paragraph aloud for me", "speech"),
+    ],
+)
+def test_service_intents_are_detected_first(hybrid, text, domain):
+    d = hybrid.route(text, ts=TS)
+    assert d.domain == domain and "DOMAIN_EXPLICIT_INTENT" in d.reasons
+    assert d.model_tier in {"image", "speech"}
+
+
+def test_router_accuracy_on_the_hand_written_dev_set(hybrid, rules):
+    """A quality bar, not a snapshot: measured 65/69 levels hybrid, 52/69 rule-only."""
+
+    def score(router):
+        t = router.route_batch([q["text"] for q in DEV], ts=TS).to_pylist()
+        lv_ok = dom_ok = down = 0
+        for q, row in zip(DEV, t, strict=True):
+            doms = q["domain"] if isinstance(q["domain"], list) else [q["domain"]]
+            lv_ok += row["complexity_level"] in q["levels"]
+            dom_ok += row["domain"] in doms
+            routed = LEVEL_NAMES.index(row["complexity_level"]) + row["upscaled"]
+            down += routed < min(LEVEL_NAMES.index(x) for x in q["levels"])
+        n = len(DEV)
+        return lv_ok / n, dom_ok / n, down / n
+
+    lv, dom, down = score(hybrid)
+    assert lv >= 0.85 and dom >= 0.85 and down <= 0.05, (lv, dom, down)
+    lv, dom, _ = score(rules)
+    assert lv >= 0.65 and dom >= 0.85, (lv, dom)
+
+
+# --- determinism and route == route_batch ---------------------------------------------------
+texts_strategy = st.lists(
+    st.one_of(
+        st.sampled_from([q["text"] for q in DEV]),
+        st.text(min_size=1, max_size=200).filter(lambda s: s.strip()),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(texts=texts_strategy)
+def test_route_batch_equals_route_for_every_row_rule_only(rules, texts):
+    _assert_batch_matches_single(rules, texts)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(texts=texts_strategy)
+def test_route_batch_equals_route_for_every_row_hybrid(hybrid, texts):
+    _assert_batch_matches_single(hybrid, texts)
+
+
+def _assert_batch_matches_single(router, texts):
+    qids = [f"q{i}" for i in range(len(texts))]
+    table = router.route_batch(texts, query_ids=qids, ts=TS, run_id="prop")
+    for i, text in enumerate(texts):
+        single = router.route(text, query_id=qids[i], ts=TS, run_id="prop")
+        assert table.slice(i, 1).to_pylist()[0] == single.to_dict() | {"ts": TS}
+
+
+_SUBPROCESS = """
+import sys, pyarrow.parquet as pq
+from datetime import datetime, UTC
+from router.engine import Router
+from router.toggle import resolve_toggle
+texts = open(sys.argv[1], encoding='utf-8').read().split('\\n---\\n')
+r = Router.from_config(hash_key=b'test-key', cache_dir=sys.argv[2], toggle=resolve_toggle(None))
+pq.write_table(r.route_batch(texts, ts=datetime(2026, 11, 16, 9, 30, tzinfo=UTC), run_id='det'), sys.argv[3])
+"""
+
+
+def test_same_text_config_and_key_give_the_same_decision_in_another_process(
+    hybrid, cache_dir, tmp_path
+):
+    import pyarrow.parquet as pq
+
+    texts = [q["text"] for q in DEV[:30]]
+    here = hybrid.route_batch(texts, ts=TS, run_id="det")
+    src = tmp_path / "texts.txt"
+    src.write_text("\n---\n".join(texts), encoding="utf-8")
+    out = tmp_path / "other.parquet"
+    subprocess.run(
+        [sys.executable, "-c", _SUBPROCESS, str(src), str(cache_dir), str(out)],
+        check=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    there = pq.read_table(out)
+    assert there.equals(here.cast(there.schema))
+
+
+def test_a_fresh_router_reproduces_decisions_bit_for_bit(cache_dir):
+    texts = [q["text"] for q in DEV]
+    a = Router.from_config(hash_key=KEY, cache_dir=cache_dir, toggle=resolve_toggle(None))
+    b = Router.from_config(hash_key=KEY, cache_dir=cache_dir, toggle=resolve_toggle(None))
+    ta = a.route_batch(texts, ts=TS, run_id="r")
+    tb = b.route_batch(list(reversed(texts)), ts=TS, run_id="r")
+    idx = pa.array(list(reversed(range(len(texts)))))
+    assert ta.equals(tb.take(idx))
