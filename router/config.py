@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cached_property
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
@@ -252,7 +253,7 @@ class RouterConfig(_Strict):
             return ExecutionStyle.BATCH_PARALLEL
         return ExecutionStyle.STREAMING
 
-    @property
+    @cached_property
     def config_hash(self) -> str:
         """Hash of the normalised config (sorted-key JSON): equal configs hash equal, whatever the YAML layout."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

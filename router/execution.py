@@ -50,12 +50,11 @@ from router.breaker import BreakerEvent, BreakerState, CircuitBreaker
 from router.config import ModelSpec, RouterConfig
 from router.decision import (
     LEVELS,
-    ComplexityLevel,
+    REASON_SEPARATOR,
     Decision,
     ExecutionMode,
     Outcome,
     ReasonCode,
-    join_reasons,
     split_reasons,
 )
 from router.upstream import (
@@ -70,6 +69,7 @@ log = logging.getLogger(__name__)
 MAX_KEPT_EVENTS = 10_000  # breaker events kept in memory; the callback sees every one
 
 _ENABLED = ExecutionMode.EXECUTION_ENABLED.value
+_OK = Outcome.OK.value
 
 
 def _with_reasons(existing: str, *codes: ReasonCode) -> str:
@@ -78,7 +78,7 @@ def _with_reasons(existing: str, *codes: ReasonCode) -> str:
     added = [c.code for c in codes if c.code not in present]
     if not added:
         return existing
-    return ",".join(present + added) if present else join_reasons(list(codes))
+    return REASON_SEPARATOR.join(present + added)
 
 
 class ExecutionPlane:
@@ -116,7 +116,13 @@ class ExecutionPlane:
             )
             for m in config.models
         }
-        self._expected_out = [config.routing.expected_output_tokens[lv.value] for lv in LEVELS]
+        # (complexity_level, upscaled) -> expected output tokens of the level actually routed to
+        out = config.routing.expected_output_tokens
+        self._expected_out: dict[tuple[str, bool], int] = {
+            (lv.value, up): out[LEVELS[min(i + int(up), len(LEVELS) - 1)].value]
+            for i, lv in enumerate(LEVELS)
+            for up in (False, True)
+        }
         self._lock = threading.Lock()
         self._calls: Counter[str] = Counter()
         self._stats: Counter[str] = Counter()
@@ -193,6 +199,8 @@ class ExecutionPlane:
                 circuit_open = True
             if chosen is None:
                 break
+            if attempt:
+                self._count("retries")
             result = self._call(chosen, text, decision.decision_id, attempt, expected)
             attempt += 1
             spent_ms += result.latency_ms
@@ -203,8 +211,6 @@ class ExecutionPlane:
             last = (chosen, result)
             if not result.retryable:
                 break
-            if attempt < self._attempts:
-                self._count("retries")
 
         if last is None:
             return self._finish_rejected(decision, spent_ms, circuit_open=circuit_open)
@@ -212,11 +218,7 @@ class ExecutionPlane:
 
     # --- internals ------------------------------------------------------------------------------
     def _expected_output_tokens(self, decision: Decision) -> int | None:
-        try:
-            rank = ComplexityLevel(decision.complexity_level).rank
-        except ValueError:
-            return None
-        return self._expected_out[min(rank + int(decision.upscaled), len(LEVELS) - 1)]
+        return self._expected_out.get((decision.complexity_level, bool(decision.upscaled)))
 
     def _call(
         self, model: ModelSpec, text: str, call_key: str, attempt: int, expected: int | None
@@ -268,7 +270,9 @@ class ExecutionPlane:
 
     def _on_event(self, event: BreakerEvent) -> None:
         self._events.append(event)
-        level = logging.WARNING if event.new is BreakerState.OPEN else logging.INFO
+        # A fresh outage is a warning; the re-opens and probes that follow it are routine.
+        fresh = event.new is BreakerState.OPEN and event.old is BreakerState.CLOSED
+        level = logging.WARNING if fresh else logging.INFO
         log.log(
             level,
             "circuit breaker %s: %s -> %s (%s)",
@@ -314,7 +318,7 @@ class ExecutionPlane:
             return replace(
                 decision,
                 simulated=False,
-                outcome=Outcome.OK.value,
+                outcome=_OK,
                 actual_latency_ms=round(spent_ms, 3),
                 actual_cost_usd=round(cost, 8),
                 error_code=None,
