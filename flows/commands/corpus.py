@@ -1,7 +1,211 @@
-"""`harness corpus ...` commands."""
+"""`harness corpus ...`: generate a synthetic corpus, validate a corpus file.
+
+Imports of pyarrow, numpy and the data package happen inside the commands, so `harness --help`
+stays fast.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="corpus commands", no_args_is_help=True)
+app = typer.Typer(
+    help="Generate a synthetic query corpus or validate one (quarantine report).",
+    no_args_is_help=True,
+)
+
+_SHOW_PROGRESS_FROM = 50_000  # rows; below this the work is instant
+_SAMPLE_QUARANTINE_ROWS = 10
+
+
+class CorpusFormat(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+@app.command("generate")
+def generate(
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of rows.")] = 200_000,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same corpus.")] = 42,
+    out: Annotated[
+        Path, typer.Option(help="Output file; .parquet, .csv or .jsonl picks the format.")
+    ] = Path("data/sample.parquet"),
+    days: Annotated[int, typer.Option(min=1, help="Days of traffic.")] = 7,
+    start: Annotated[str, typer.Option(help="First UTC day, YYYY-MM-DD.")] = "2026-11-16",
+    bad_rows: Annotated[
+        float,
+        typer.Option(
+            "--bad-rows",
+            min=0.0,
+            max=0.49,
+            help="Fraction of rows to corrupt (every quarantine reason), e.g. 0.005.",
+        ),
+    ] = 0.0,
+    format: Annotated[
+        CorpusFormat | None, typer.Option(help="Force a format instead of the extension.")
+    ] = None,
+) -> None:
+    """Generate a seeded synthetic query corpus with a daily and weekly traffic shape."""
+
+    import time
+    from datetime import date, timedelta
+
+    import numpy as np
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from data.corpus import parse_ts
+    from data.generate import generate_corpus, write_corpus
+
+    console = _console()
+    err = _console(stderr=True)
+    t0 = time.perf_counter()
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=n < _SHOW_PROGRESS_FROM,
+        ) as progress:
+            task = progress.add_task(f"generating {n:,} rows", total=None)
+
+            def step(phase: str) -> None:
+                progress.update(task, description=f"generating {n:,} rows: {phase}")
+
+            table = generate_corpus(
+                n, seed=seed, days=days, start=start, bad_rows=bad_rows, progress=step
+            )
+            progress.update(task, description=f"writing {out}")
+            path = write_corpus(table, out, format=format.value if format else None)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    elapsed = time.perf_counter() - t0
+
+    us, ok = parse_ts(table.column("ts").combine_chunks())
+    day_no, counts = np.unique(us[ok] // 86_400_000_000, return_counts=True)
+    per_day = [
+        (date(1970, 1, 1) + timedelta(days=int(d)), int(c))
+        for d, c in zip(day_no, counts, strict=True)
+    ]
+    if not ok.all():
+        per_day.append(("unparseable ts (bad rows)", int((~ok).sum())))
+    summary = Table(title=f"Corpus written to {path}", show_header=False)
+    summary.add_column("field", style="bold")
+    summary.add_column("value")
+    summary.add_row("rows", f"{table.num_rows:,}")
+    summary.add_row("seed", str(seed))
+    summary.add_row("days", f"{days} from {start} (UTC)")
+    summary.add_row("bad rows", f"{bad_rows:.2%}" if bad_rows else "none")
+    summary.add_row("size", f"{path.stat().st_size / 1e6:,.1f} MB")
+    summary.add_row("took", f"{elapsed:.1f} s")
+    console.print(summary)
+    console.print(_counts_table("expected_level", table.column("expected_level")))
+    console.print(_counts_table("expected_domain", table.column("expected_domain")))
+    days_table = Table(title="rows per UTC day")
+    days_table.add_column("day")
+    days_table.add_column("rows", justify="right")
+    for d, c in per_day:
+        days_table.add_row(str(d), f"{c:,}")
+    console.print(days_table)
+
+
+def _counts_table(name: str, column) -> object:
+    import pyarrow.compute as pc
+    from rich.table import Table
+
+    counts = sorted(
+        ((d["values"], d["counts"]) for d in pc.value_counts(column).to_pylist()),
+        key=lambda kv: -kv[1],
+    )
+    total = sum(c for _, c in counts) or 1
+    table = Table(title=f"{name} mix")
+    table.add_column(name)
+    table.add_column("rows", justify="right")
+    table.add_column("share", justify="right")
+    for value, c in counts:
+        table.add_row(str(value), f"{c:,}", f"{c / total:.1%}")
+    return table
+
+
+@app.command("validate", short_help="Validate a corpus: accepted and quarantined rows per reason.")
+def validate(
+    path: Annotated[Path, typer.Argument(help="Corpus file: .parquet, .csv or .jsonl.")],
+    format: Annotated[
+        CorpusFormat | None, typer.Option(help="Force a format instead of the extension.")
+    ] = None,
+    quarantine: Annotated[
+        Path | None,
+        typer.Option(help="Write quarantined rows (row, id, reason, detail, text) here."),
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="First day of the window, YYYY-MM-DD.")] = None,
+    days: Annotated[
+        int | None, typer.Option(min=1, help="Days in the window (alone: the last N days).")
+    ] = None,
+) -> None:
+    """Validate a corpus: accepted and quarantined rows per reason.
+
+    Exit 0 when the file is readable (even with quarantined rows), 1 when the file as a whole cannot be used (not found, unreadable, unknown format, a required column missing).
+    """
+    from dataclasses import replace
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from data.corpus import CorpusError, load_corpus, read_quarantine
+
+    console = _console()
+    err = _console(stderr=True)
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(f"validating {path}", total=None)
+
+            def step(rows: int) -> None:
+                progress.update(task, description=f"validating {path}: {rows:,} rows")
+
+            with load_corpus(
+                path,
+                format=format.value if format else None,
+                quarantine_path=quarantine,
+                start=start,
+                days=days,
+                progress=step,
+            ) as corpus:
+                summary = corpus.summary
+                if quarantine is None:  # the temporary quarantine file goes with the work dir
+                    summary = replace(summary, quarantine_path=None)
+                sample = read_quarantine(corpus.quarantine_path).slice(0, _SAMPLE_QUARANTINE_ROWS)
+    except CorpusError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+    console.print(summary)
+    if sample.num_rows:
+        rows = Table(title=f"first {sample.num_rows} quarantined rows (text not shown)")
+        for col in ("row_number", "query_id", "reason", "detail"):
+            rows.add_column(col)
+        for r in sample.select(["row_number", "query_id", "reason", "detail"]).to_pylist():
+            rows.add_row(str(r["row_number"]), r["query_id"] or "-", r["reason"], r["detail"])
+        console.print(rows)
+    if quarantine is not None:
+        console.print(f"quarantine file: {quarantine} ({summary.quarantined:,} rows)")
+    elif summary.quarantined:
+        console.print("pass --quarantine FILE to keep the quarantined rows")

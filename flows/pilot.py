@@ -1,0 +1,467 @@
+"""Prefect flow: replay a recorded query corpus through the router in decision-only (shadow) mode,
+day by day, and decide go / no-go from evidence.
+
+The flow orchestrates; the logic lives in data.corpus, router, telemetry and reports. Memory is
+bounded by one day of queries plus a slim per-decision frame for week-level statistics.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.progress import report
+from router.toggle import ENV_VAR as TOGGLE_ENV
+from router.toggle import resolve_toggle, toggle_from_env
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DayResult:
+    day: date
+    accepted: int
+    routed: int
+    written: int
+    spooled: int
+    duplicates: int
+    unrouted: int
+    slim: pd.DataFrame
+    candidate: pd.DataFrame | None = None
+    labels: pd.DataFrame | None = None
+
+
+@dataclass
+class PilotOutcome:
+    run_id: str
+    verdict: str
+    report_html: Path | None
+    report_md: Path | None
+    evidence_path: Path
+    criteria: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "verdict": self.verdict,
+            "report_html": str(self.report_html) if self.report_html else None,
+            "report_md": str(self.report_md) if self.report_md else None,
+            "evidence": str(self.evidence_path),
+            "criteria": self.criteria,
+        }
+
+
+def _logger():
+    try:
+        return get_run_logger()
+    except Exception:  # noqa: BLE001 - outside a flow/task run context
+        return log
+
+
+def make_run_id(series: str, window: tuple[date, date], config_hash: str, semantic: bool) -> str:
+    """Deterministic per (series, window, config, scorer): rerunning a crashed pilot reuses its
+    run id, so decision ids repeat and the idempotent store keeps exactly one copy."""
+    mode = "" if semantic else "-rules"
+    return f"{series}-{window[0]:%Y%m%d}-{window[1]:%Y%m%d}-{config_hash[:8]}{mode}"
+
+
+@task(name="validate-corpus", cache_policy=NO_CACHE)
+def validate_corpus(
+    corpus: str, fmt: str | None, start: str | None, days: int, work: Path, quarantine: Path
+):
+    from data.corpus import load_corpus
+
+    report("validate corpus", 0, None)
+    prepared = load_corpus(
+        corpus,
+        format=fmt,
+        quarantine_path=quarantine,
+        work_dir=work,
+        start=start,
+        days=days,
+        progress=lambda n: report("validate corpus", n, None),
+    )
+    s = prepared.summary
+    report("validate corpus", s.total_rows, s.total_rows)
+    _logger().info(
+        "corpus %s: %d rows, %d accepted, %d quarantined; window %s",
+        Path(corpus).name,
+        s.total_rows,
+        s.accepted,
+        s.quarantined,
+        s.window,
+    )
+    return prepared
+
+
+@task(name="route-day", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
+def route_day(router, candidate, store, day: date, table, run_id: str) -> DayResult:
+    """Route one day in decision-only mode and write its telemetry (spooled if the store fails)."""
+    from router.engine import BatchInputError
+    from telemetry.pilot_evidence import slim
+
+    texts = table.column("text").to_pylist()
+    kwargs = dict(
+        query_ids=table.column("query_id").to_pylist(),
+        ts=table.column("ts"),
+        run_id=run_id,
+        tenants=table.column("tenant").to_pylist(),
+    )
+    unrouted = 0
+    try:
+        decisions = router.route_batch(texts, **kwargs)
+    except BatchInputError as exc:  # the corpus validator should have quarantined these
+        decisions, unrouted = exc.table, len(exc.errors)
+        _logger().error("%s: %d rows could not be routed: %s", day, unrouted, exc)
+    w = store.write(decisions)
+    if w.spooled:
+        _logger().warning(
+            "%s: telemetry store unavailable (%s); %d decisions spooled for drain",
+            day,
+            w.error_kind,
+            w.spooled,
+        )
+    cand = None
+    if candidate is not None:
+        cand = slim(candidate.route_batch(texts, **(kwargs | {"run_id": f"{run_id}-candidate"})))
+    labels = None
+    label_cols = [
+        c for c in ("expected_level", "expected_domain", "served_model") if c in table.column_names
+    ]
+    if label_cols:
+        lab = table.select(["query_id", *label_cols]).to_pandas()
+        if lab[label_cols].notna().any().any():
+            labels = lab
+    return DayResult(
+        day=day,
+        accepted=table.num_rows,
+        routed=decisions.num_rows,
+        written=w.written,
+        spooled=w.spooled,
+        duplicates=w.duplicates,
+        unrouted=unrouted,
+        slim=slim(decisions),
+        candidate=cand,
+        labels=labels,
+    )
+
+
+@task(name="check-day", cache_policy=NO_CACHE)
+def check_day(
+    store,
+    validator,
+    replay_router,
+    corpus,
+    day: date,
+    run_id: str,
+    expected_rows: int,
+    models: list[str],
+    data_docs: Path,
+    sample_min: int,
+    seed: int,
+) -> tuple[dict, dict]:
+    """Data quality of the day's stored telemetry, and a deterministic-replay sample."""
+    from router.replay import compare_replay, sample_indices
+
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    stored = store.read(run_id=run_id, start=start, end=start + timedelta(days=1))
+    q = validator.validate(
+        stored,
+        expected_rows=expected_rows,
+        models=models,
+        day_label=day.isoformat(),
+        data_docs_dir=data_docs,
+    )
+    table = corpus.read_day(day)
+    idx = sample_indices(table.num_rows, fraction=0.01, minimum=sample_min, seed=seed)
+    sample = table.take(idx)
+    replayed = replay_router.route_batch(
+        sample.column("text").to_pylist(),
+        query_ids=sample.column("query_id").to_pylist(),
+        ts=sample.column("ts"),
+        run_id=run_id,
+        tenants=sample.column("tenant").to_pylist(),
+    )
+    det = compare_replay(stored, replayed)
+    quality = {
+        "day": day.isoformat(),
+        "success": bool(q.success),
+        "evaluated": q.evaluated_expectations,
+        "successful": q.successful_expectations,
+        "failed": q.failed,
+        "data_docs": None,
+    }
+    if q.data_docs_index is not None:
+        quality["data_docs"] = os.path.relpath(q.data_docs_index, data_docs.parent)
+    return quality, det.to_dict()
+
+
+def _merge_determinism(parts: list[dict]) -> dict:
+    sample = sum(p["sample"] for p in parts)
+    matched = sum(p["matched"] for p in parts)
+    fields: dict[str, int] = {}
+    for p in parts:
+        for k, v in p["mismatched_fields"].items():
+            fields[k] = fields.get(k, 0) + v
+    return {
+        "sample": sample,
+        "matched": matched,
+        "mismatched": sample - matched,
+        "rate": matched / sample if sample else None,
+        "mismatched_fields": fields,
+    }
+
+
+@flow(name="pilot-week", log_prints=False)
+def pilot_week(
+    corpus: str,
+    start: str | None = None,
+    days: int = 7,
+    config: str | None = None,
+    compare_config: str | None = None,
+    db: str | None = None,
+    out: str = "reports/out",
+    series: str = "pilot",
+    semantic: bool | None = None,
+    format: str | None = None,
+) -> dict:
+    """One decision-only pilot over ``days`` days of ``corpus`` (default: its last ``days`` days).
+
+    Returns the outcome (run id, verdict, report paths). Never executes a model: the router is
+    forced to decision-only whatever ``AMAIMA_EXECUTION_MODE`` says.
+    """
+    from reports.site import build_index
+
+    from reports.pilot import build_pilot_report
+    from router.config import load_config
+    from router.engine import Router
+    from telemetry import pilot_evidence as ev
+    from telemetry.comparison import compare_decisions
+    from telemetry.quality import default_validator
+    from telemetry.store import TelemetryStore, safe_url
+
+    logger = _logger()
+    warnings: list[str] = []
+    cfg = load_config(config)
+    use_semantic = cfg.semantic.enabled if semantic is None else semantic
+    env_toggle = toggle_from_env(warn=False)
+    if env_toggle.active or env_toggle.invalid:
+        warnings.append(
+            f"{TOGGLE_ENV} is {env_toggle.raw!r} in this environment; the pilot forced decision-only "
+            "(a pilot never executes)."
+        )
+    forced = resolve_toggle("decision-only")
+    router = Router(cfg, semantic=use_semantic, toggle=forced)
+    if router.hash_key is None:
+        warnings.append(
+            "AMAIMA_TELEMETRY_HASH_KEY is not set: query hashes are plain SHA-256, which a "
+            "dictionary attack can reverse for short queries."
+        )
+    candidate = None
+    if compare_config:
+        candidate = Router(load_config(compare_config), semantic=use_semantic, toggle=forced)
+
+    out_root = Path(out)
+    staging = out_root / ".staging"
+    prepared = validate_corpus(
+        corpus, format, start, days, staging / "work", staging / "quarantine.parquet"
+    )
+    summary = prepared.summary
+    if not prepared.days:
+        prepared.close()
+        raise ValueError(
+            f"corpus {corpus} has no accepted rows in the window {summary.window} "
+            f"(days with rows: {', '.join(d.isoformat() for d in summary.days) or 'none'})"
+        )
+    window = (summary.window[0], summary.window[1])
+    run_id = make_run_id(series, window, cfg.config_hash, use_semantic)
+    run_dir = out_root / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    quarantine = run_dir / "quarantine.parquet"
+    os.replace(prepared.quarantine_path, quarantine)
+
+    store = TelemetryStore(db)
+    params = {
+        "corpus": Path(corpus).name,
+        "window": [d.isoformat() for d in window],
+        "days": days,
+        "semantic": use_semantic,
+        "compare_config_hash": candidate.config_hash if candidate else None,
+    }
+    store.start_run(run_id, "pilot", params, cfg.config_hash)
+    logger.info(
+        "pilot %s: %d days, telemetry in %s", run_id, len(prepared.days), safe_url(store.url)
+    )
+
+    try:
+        # 1-2. Route each day in decision-only mode and write its telemetry.
+        results: list[DayResult] = []
+        total_days = len(prepared.days)
+        report("route + write telemetry", 0, total_days)
+        for i, (day, table) in enumerate(prepared.iter_days()):
+            results.append(route_day(router, candidate, store, day, table, run_id))
+            report("route + write telemetry", i + 1, total_days)
+        drained = store.drain()
+        if not drained.complete:
+            warnings.append(
+                f"{drained.rows_remaining} decisions are still in the spool ({drained.error_kind}); "
+                "run `harness telemetry drain` when the store is back."
+            )
+
+        # 3-4. Data quality per day (Great Expectations) and deterministic replay.
+        validator = default_validator()
+        replay_router = Router(cfg, semantic=use_semantic, toggle=forced)
+        sample_min = math.ceil(1000 / total_days)
+        quality, det_parts = [], []
+        report("quality + determinism", 0, total_days)
+        for i, r in enumerate(results):
+            q, d = check_day(
+                store,
+                validator,
+                replay_router,
+                prepared,
+                r.day,
+                run_id,
+                r.accepted,
+                cfg.model_names,
+                run_dir / "data_docs",
+                sample_min,
+                seed=i,
+            )
+            quality.append(q)
+            det_parts.append(d)
+            report("quality + determinism", i + 1, total_days)
+        determinism = _merge_determinism(det_parts)
+
+        # 5-8. Metrics, alert back-test, comparison, labels, verdict.
+        report("metrics + alerts + verdict", 0, 1)
+        df = pd.concat([r.slim for r in results], ignore_index=True)
+        comparison = None
+        if candidate is not None:
+            cand = pd.concat([r.candidate for r in results], ignore_index=True)
+            comparison = compare_decisions(df, cand).to_dict()
+        label_frames = [r.labels for r in results if r.labels is not None]
+        labels = pd.concat(label_frames, ignore_index=True) if label_frames else None
+        corpus_summary = {
+            "rows": summary.total_rows,
+            "accepted": summary.accepted,
+            "quarantined": summary.quarantined,
+            "by_reason": {k: v for k, v in summary.reasons.items() if v},
+            "rows_per_day": {d.isoformat(): n for d, n in sorted(summary.rows_per_day.items())},
+            "in_window": summary.in_window,
+            "quarantine_file": quarantine.name,
+        }
+        telemetry_info = {
+            "db": safe_url(store.url),
+            "rows": store.count(run_id),
+            "routed": sum(r.routed for r in results),
+            "written": sum(r.written for r in results),
+            "spooled": sum(r.spooled for r in results),
+            "drained": drained.rows_written,
+            "duplicates": sum(r.duplicates for r in results),
+            "unrouted": sum(r.unrouted for r in results),
+        }
+        evidence = ev.build_evidence(
+            df,
+            cfg,
+            run_id=run_id,
+            corpus={"name": Path(corpus).name, "format": summary.format},
+            window=window,
+            semantic=use_semantic,
+            corpus_summary=corpus_summary,
+            telemetry_info=telemetry_info,
+            quality=quality,
+            determinism=determinism,
+            comparison=comparison,
+            labels=labels,
+            warnings=warnings,
+        )
+        report("metrics + alerts + verdict", 1, 1)
+        evidence_path = ev.write_evidence(evidence, run_dir)
+
+        # 9. Report, index and Prefect artifacts.
+        report("report", 0, 1)
+        paths = build_pilot_report(evidence, out_root)
+        build_index(out_root)
+        report("report", 1, 1)
+        _publish_artifacts(evidence, paths)
+        store.finish_run(
+            run_id,
+            "completed",
+            {
+                "verdict": evidence["verdict"],
+                "rows": evidence["telemetry"]["rows"],
+                "quality": quality,
+                "determinism": determinism,
+                "corpus": evidence["corpus"],
+                "corpus_summary": corpus_summary,
+                "telemetry": telemetry_info,
+                "warnings": warnings,
+            },
+        )
+    except BaseException as exc:
+        try:
+            store.finish_run(run_id, "failed", {"error": type(exc).__name__})
+        except Exception:  # noqa: BLE001 - the original error matters more
+            logger.exception("could not mark run %s failed", run_id)
+        raise
+    finally:
+        prepared.close()
+        store.close()
+    outcome = PilotOutcome(
+        run_id=run_id,
+        verdict=evidence["verdict"],
+        report_html=paths.html,
+        report_md=paths.markdown,
+        evidence_path=evidence_path,
+        criteria=evidence["criteria"],
+    )
+    logger.info("pilot %s: %s — %s", run_id, evidence["verdict"].upper(), paths.html)
+    return outcome.to_dict()
+
+
+def _publish_artifacts(evidence: dict, paths) -> None:
+    """Markdown summary, criteria table and a link to the HTML report, in the Prefect UI."""
+    from prefect.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
+
+    key = "pilot-" + "".join(ch if ch.isalnum() else "-" for ch in evidence["run_id"].lower())[:90]
+    crit = [
+        {
+            "criterion": c["description"],
+            "threshold": c["threshold"],
+            "measured": c["measured"],
+            "result": {True: "pass", False: "FAIL", None: "n/a"}[c["passed"]],
+        }
+        for c in evidence["criteria"]
+    ]
+    t = evidence["telemetry"]
+    md = (
+        f"# Pilot {evidence['run_id']}: **{evidence['verdict'].upper()}**\n\n"
+        f"Window {evidence['window']['start']} .. {evidence['window']['end']}, "
+        f"{evidence['corpus_summary']['accepted']:,} queries accepted, "
+        f"{evidence['corpus_summary']['quarantined']:,} quarantined; "
+        f"{t['rows']:,} decisions stored.\n\nReport: {paths.html}\n"
+    )
+    try:
+        create_markdown_artifact(md, key=key + "-summary", description="Pilot summary")
+        create_table_artifact(crit, key=key + "-criteria", description="Go / no-go criteria")
+        create_link_artifact(
+            Path(paths.html).resolve().as_uri(),
+            link_text="Pilot report (HTML)",
+            key=key + "-report",
+        )
+    except Exception as exc:  # noqa: BLE001 - artifacts are a convenience, never a failure
+        _logger().warning("could not publish Prefect artifacts: %s", type(exc).__name__)

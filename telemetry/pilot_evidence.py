@@ -1,0 +1,335 @@
+"""Turn a pilot week's telemetry into the evidence document the reports render (evidence.json).
+
+Pure functions over pandas frames, so the report can be rebuilt from stored telemetry
+(`harness pilot report RUN_ID`) exactly as the flow built it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from router.config import RouterConfig
+from router.decision import LEVELS
+
+# Columns the pilot keeps per decision for week-level analysis (small: no ids but query_id).
+SLIM_COLUMNS = (
+    "query_id",
+    "ts",
+    "tenant",
+    "complexity_level",
+    "borderline",
+    "upscaled",
+    "domain",
+    "model",
+    "model_tier",
+    "confidence_overall",
+    "reason_codes",
+    "latency_estimate_ms",
+    "cost_estimate_usd",
+    "tokens_estimate",
+    "outcome",
+    "simulated",
+    "actual_latency_ms",
+    "actual_cost_usd",
+    "execution_mode",
+)
+CATEGORICAL = (
+    "tenant",
+    "complexity_level",
+    "domain",
+    "model",
+    "model_tier",
+    "reason_codes",
+    "outcome",
+    "execution_mode",
+)
+HIST_EDGES = [round(x, 2) for x in np.linspace(0.0, 1.0, 21)]
+
+
+def iso(ts: Any) -> str | None:
+    if ts is None or (isinstance(ts, float) and math.isnan(ts)) or ts is pd.NaT:
+        return None
+    t = pd.Timestamp(ts)
+    if t.tzinfo is None:
+        t = t.tz_localize("UTC")
+    return t.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def slim(table_or_frame) -> pd.DataFrame:
+    """The analysis columns of a decision table, with low-cardinality strings as categoricals."""
+    df = table_or_frame if isinstance(table_or_frame, pd.DataFrame) else table_or_frame.to_pandas()
+    df = df[list(SLIM_COLUMNS)].copy()
+    for c in CATEGORICAL:
+        df[c] = df[c].astype("category")
+    return df
+
+
+def json_safe(value: Any) -> Any:
+    """NaN/inf -> None, numpy scalars -> Python, timestamps -> ISO strings (recursively)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, pd.Timestamp | datetime):
+        return iso(value)
+    if isinstance(value, pd.Timedelta):
+        from telemetry.alerts import format_duration
+
+        return None if pd.isna(value) else format_duration(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+def metric_records(frame: pd.DataFrame) -> list[dict]:
+    out = frame.reset_index().rename(columns={frame.index.name or "index": "bucket"})
+    return json_safe(out.to_dict(orient="records"))
+
+
+def mix(df: pd.DataFrame, column: str) -> list[dict]:
+    """Counts per UTC day and value of ``column`` (routing mix by level, model or domain)."""
+    day = df["ts"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d")
+    counts = df.groupby([day, df[column].astype(str)], observed=True).size()
+    return [
+        {"day": d, column if column != "complexity_level" else "level": v, "count": int(n)}
+        for (d, v), n in counts.items()
+    ]
+
+
+def confidence_histogram(df: pd.DataFrame) -> dict:
+    day = df["ts"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d")
+    per_day = {}
+    for d, conf in df.groupby(day)["confidence_overall"]:
+        counts, _ = np.histogram(conf.to_numpy(), bins=HIST_EDGES)
+        per_day[str(d)] = counts.tolist()
+    return {"edges": HIST_EDGES, "per_day": per_day}
+
+
+def baseline_model(config: RouterConfig) -> str:
+    """The all-largest baseline: the model the router uses for EXPERT queries."""
+    return config.routing.level_models[LEVELS[-1].value]
+
+
+def cost_section(df: pd.DataFrame, config: RouterConfig, served_usd_per_day: dict | None) -> dict:
+    """Router cost per day against sending every query to the largest model."""
+    base = config.model(baseline_model(config))
+    exp = config.routing.expected_output_tokens
+    levels = [lv.value for lv in LEVELS]
+    rank = df["complexity_level"].astype(str).map({n: i for i, n in enumerate(levels)})
+    rank = np.minimum(rank.to_numpy() + df["upscaled"].to_numpy().astype(int), len(levels) - 1)
+    out_tok = np.array([exp[levels[r]] for r in rank], dtype=float)
+    caps = df["model"].astype(str).map({m.name: m.max_output_tokens for m in config.models})
+    out_tok = np.minimum(out_tok, caps.to_numpy(dtype=float))
+    in_tok = np.maximum(df["tokens_estimate"].to_numpy(dtype=float) - out_tok, 0)
+    # The baseline answers with the same number of output tokens the routed model would.
+    baseline = in_tok / 1000 * base.price_per_1k_input + out_tok / 1000 * base.price_per_1k_output
+    day = df["ts"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d")
+    frame = pd.DataFrame(
+        {"day": day, "router": df["cost_estimate_usd"].to_numpy(), "base": baseline}
+    )
+    per = frame.groupby("day").sum()
+    rows = [
+        {
+            "day": d,
+            "router_usd": float(r.router),
+            "all_largest_usd": float(r.base),
+            "served_usd": None if not served_usd_per_day else served_usd_per_day.get(d),
+        }
+        for d, r in per.iterrows()
+    ]
+    total_served = None if not served_usd_per_day else float(sum(served_usd_per_day.values()))
+    return {
+        "per_day": rows,
+        "total_router_usd": float(frame["router"].sum()),
+        "total_all_largest_usd": float(frame["base"].sum()),
+        "total_served_usd": total_served,
+        "baseline_model": base.name,
+    }
+
+
+def readiness_measures(
+    df: pd.DataFrame,
+    daily: pd.DataFrame,
+    quality: list[dict],
+    determinism: dict,
+    backtest_rows: list[dict],
+    labelled: dict | None,
+    interactive_tiers: list[str],
+) -> dict[str, float | None]:
+    """The numbers the go / no-go criteria compare against their thresholds."""
+    interactive = df["model_tier"].astype(str).isin(interactive_tiers)
+    lat = df.loc[interactive, "latency_estimate_ms"]
+    drops = daily["confidence_drop_pct"].dropna() if "confidence_drop_pct" in daily else pd.Series()
+    return {
+        "quality_pass_rate": (sum(q["success"] for q in quality) / len(quality))
+        if quality
+        else None,
+        "determinism_rate": determinism.get("rate") if determinism.get("sample") else None,
+        "borderline_rate": float(df["borderline"].mean()) if len(df) else None,
+        "max_confidence_drop_pct": float(max(drops.max(), 0.0)) if len(drops) else 0.0,
+        "median_confidence": float(df["confidence_overall"].median()) if len(df) else None,
+        "latency_p95_interactive_ms": float(np.percentile(lat, 95)) if len(lat) else None,
+        "downgrade_rate": None if not labelled else labelled.get("downgrade_rate"),
+        "noisy_rule_count": float(sum(1 for r in backtest_rows if r.get("noisy"))),
+    }
+
+
+def alert_thresholds(rules) -> dict:
+    """Thresholds the report draws as lines, taken from the rule file (one source of truth)."""
+    by_metric = {r.metric: r.threshold for r in rules}
+    return {
+        "borderline_rate": by_metric.get("borderline_rate", 0.15),
+        "upscale_rate": by_metric.get("upscale_rate", 0.10),
+        "confidence_median": by_metric.get("confidence_mean", 0.85),
+        "confidence_drop_pct": by_metric.get("confidence_drop_pct", 5.0),
+        "latency_p95_ms": by_metric.get("latency_estimate_p95_ms", 200.0),
+    }
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def backtest_rows(rules, bt: pd.DataFrame) -> list[dict]:
+    """Back-test results in the evidence vocabulary (one row per rule, in rule-file order)."""
+    by_name = {r.name: r for r in rules}
+    rows = []
+    for name, r in bt.iterrows():
+        rule = by_name[name]
+        rows.append(
+            {
+                "rule": name,
+                "metric": rule.metric,
+                "comparator": rule.comparator,
+                "threshold": rule.threshold,
+                "severity": rule.severity,
+                "window": r.get("window"),
+                "for": r.get("for"),
+                "evaluated": bool(r.get("evaluated")),
+                "note": r.get("note"),
+                "firings": int(r.get("firings", 0)),
+                "firings_per_week": r.get("firings_per_week"),
+                "first_fired": r.get("first_firing"),
+                "last_fired": r.get("last_firing"),
+                "firing_time": r.get("firing_time"),
+                "noisy": bool(r.get("noisy")),
+                "slack": bool(r.get("slack")),
+                "suggested_threshold": r.get("suggested_threshold"),
+                "observed_min": r.get("min"),
+                "observed_median": r.get("median"),
+                "observed_p95": r.get("p95"),
+                "observed_max": r.get("max"),
+            }
+        )
+    return json_safe(rows)
+
+
+def build_evidence(
+    df: pd.DataFrame,
+    config: RouterConfig,
+    *,
+    run_id: str,
+    corpus: dict,
+    window: tuple[date, date],
+    semantic: bool,
+    corpus_summary: dict,
+    telemetry_info: dict,
+    quality: list[dict],
+    determinism: dict,
+    comparison: dict | None,
+    labels: pd.DataFrame | None,
+    warnings: list[str],
+) -> dict:
+    """Metrics, alert back-test, labelled evaluation and the verdict, as one JSON-ready document
+    (the contract the pilot report renders)."""
+    from telemetry.alerts import backtest, evaluate, load_rules, metrics_for_rules
+    from telemetry.labels import evaluate_labels
+    from telemetry.metrics import compute_metrics
+    from telemetry.readiness import evaluate as readiness
+
+    df = df.copy()
+    for c in CATEGORICAL:
+        if c in df:
+            df[c] = df[c].astype("category")
+    tiers = config.routing.interactive_tiers
+    hourly = compute_metrics(df, "1h", interactive_tiers=tiers)
+    daily = compute_metrics(df, "1D", interactive_tiers=tiers)
+    rules = load_rules()
+    frames = metrics_for_rules(df, rules, context="pilot", interactive_tiers=tiers)
+    bt_rows = backtest_rows(rules, backtest(rules, frames, context="pilot"))
+    firings = evaluate(rules, frames, context="pilot").firings
+    labelled = None
+    served_per_day = None
+    if labels is not None:
+        res = evaluate_labels(df, labels, config)
+        labelled = None if res is None else res.to_dict()
+    measures = readiness_measures(df, daily, quality, determinism, bt_rows, labelled, tiers)
+    verdict = readiness(measures)
+    evidence = {
+        "kind": "pilot",
+        "run_id": run_id,
+        "created_at": now_iso(),
+        "corpus": corpus,
+        "window": {
+            "start": window[0].isoformat(),
+            "end": window[1].isoformat(),
+            "days": (window[1] - window[0]).days + 1,
+        },
+        "router": {
+            "config_hash": config.config_hash,
+            "router_version": config.router_version,
+            "semantic": semantic,
+            "decision_schema_version": "1.0.0",
+        },
+        "verdict": verdict.label,
+        "criteria": [c.to_dict() for c in verdict.criteria],
+        "measures": measures,
+        "corpus_summary": corpus_summary,
+        "telemetry": telemetry_info,
+        "metrics_hourly": metric_records(hourly),
+        "metrics_daily": metric_records(daily),
+        "routing_mix": mix(df, "complexity_level"),
+        "model_mix": mix(df, "model"),
+        "domain_mix": mix(df, "domain"),
+        "confidence_histogram": confidence_histogram(df),
+        "thresholds": alert_thresholds(rules),
+        "cost": cost_section(df, config, served_per_day),
+        "alerts": {
+            "backtest": bt_rows,
+            "firings": [
+                {
+                    "rule": f.rule,
+                    "severity": f.severity,
+                    "start": iso(f.fired_at),
+                    "end": iso(f.resolved_at),
+                }
+                for f in firings
+            ],
+        },
+        "quality": quality,
+        "determinism": determinism,
+        "comparison": comparison,
+        "labelled": labelled,
+        "warnings": warnings,
+    }
+    return json_safe(evidence)
+
+
+def write_evidence(evidence: dict, run_dir: Path) -> Path:
+    """Atomic write of <run_dir>/evidence.json."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "evidence.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(evidence, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
