@@ -91,15 +91,16 @@ ACCEPTED_SCHEMA = pa.schema(
         pa.field("row_number", pa.int64(), nullable=False),
     ]
 )
-# The quarantine file is the corpus's own rows, so it keeps their text (lone surrogates and
-# invalid bytes shown as backslash escapes). No user_id, raw or hashed.
+# The quarantine file is an output of the run, so it never holds query text: the row number
+# finds the row in the corpus, and a hash and a length identify the text. No user_id either.
 QUARANTINE_SCHEMA = pa.schema(
     [
         pa.field("row_number", pa.int64(), nullable=False),
         pa.field("query_id", pa.string()),
         pa.field("reason", pa.string(), nullable=False),
         pa.field("detail", pa.string(), nullable=False),
-        pa.field("text", pa.large_string()),
+        pa.field("text_hash", pa.string()),
+        pa.field("text_chars", pa.int64()),
     ]
 )
 
@@ -1147,7 +1148,7 @@ def _validate_file(
                 validator = _Validator(key)
             table, rejects = validator.check(chunk)
             if rejects:
-                writer.write_table(_quarantine_table(rejects))
+                writer.write_table(_quarantine_table(rejects, validator.hash_key))
                 quarantined += len(rejects)
                 for r in rejects:
                     reasons[r.reason.value] += 1
@@ -1203,14 +1204,23 @@ def _validate_file(
     )
 
 
-def _quarantine_table(rejects: list[_Reject]) -> pa.Table:
+def _quarantine_table(rejects: list[_Reject], key: bytes | None) -> pa.Table:
+    from router.privacy import hash_text
+
+    texts = [
+        None if r.text is None else (r.text if isinstance(r.text, str) else _safe(r.text))
+        for r in rejects
+    ]
     return pa.table(
         {
             "row_number": pa.array([r.row_number for r in rejects], pa.int64()),
             "query_id": pa.array([_safe(r.query_id) for r in rejects], pa.string()),
             "reason": pa.array([r.reason.value for r in rejects], pa.string()),
             "detail": pa.array([r.detail for r in rejects], pa.string()),
-            "text": pa.array([_safe(r.text) for r in rejects], pa.large_string()),
+            "text_hash": pa.array(
+                [None if t is None else hash_text(t, key) for t in texts], pa.string()
+            ),
+            "text_chars": pa.array([None if t is None else len(t) for t in texts], pa.int64()),
         },
         schema=QUARANTINE_SCHEMA,
     )

@@ -148,7 +148,9 @@ def validate(
     ] = None,
     quarantine: Annotated[
         Path | None,
-        typer.Option(help="Write quarantined rows (row, id, reason, detail, text) here."),
+        typer.Option(
+            help="Write quarantined rows (row number, query id, reason, detail, text hash and length; never the text) here."
+        ),
     ] = None,
     start: Annotated[str | None, typer.Option(help="First day of the window, YYYY-MM-DD.")] = None,
     days: Annotated[
