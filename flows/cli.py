@@ -32,6 +32,14 @@ def _setup(
 ) -> None:
     """Log lines go to stderr as 'warning: ...' so stdout stays machine-readable."""
     import logging
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not verbose:
+        # Prefect's per-task INFO lines drown the progress bars; --verbose brings them back.
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,

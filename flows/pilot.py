@@ -98,7 +98,7 @@ def validate_corpus(
         s.total_rows,
         s.accepted,
         s.quarantined,
-        s.window,
+        " .. ".join(d.isoformat() for d in s.window) if s.window else "empty",
     )
     return prepared
 
@@ -171,9 +171,29 @@ def check_day(
 ) -> tuple[dict, dict]:
     """Data quality of the day's stored telemetry, and a deterministic-replay sample."""
     from router.replay import compare_replay, sample_indices
+    from telemetry.errors import StoreUnavailableError
 
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    stored = store.read(run_id=run_id, start=start, end=start + timedelta(days=1))
+    try:
+        stored = store.read(run_id=run_id, start=start, end=start + timedelta(days=1))
+    except StoreUnavailableError as exc:
+        # The day's decisions are safe in the spool, but nothing stored can be checked.
+        why = f"telemetry store unavailable ({exc.kind}): not measured"
+        quality = {
+            "day": day.isoformat(),
+            "success": False,
+            "evaluated": 0,
+            "successful": 0,
+            "failed": [{"expectation": "store_readable", "detail": why}],
+            "data_docs": None,
+        }
+        return quality, {
+            "sample": 0,
+            "matched": 0,
+            "mismatched": 0,
+            "rate": None,
+            "mismatched_fields": {},
+        }
     q = validator.validate(
         stored,
         expected_rows=expected_rows,
@@ -203,6 +223,23 @@ def check_day(
     if q.data_docs_index is not None:
         quality["data_docs"] = os.path.relpath(q.data_docs_index, data_docs.parent)
     return quality, det.to_dict()
+
+
+def _stored_rows(store, run_id: str) -> int:
+    from telemetry.errors import StoreUnavailableError
+
+    try:
+        return store.count(run_id)
+    except StoreUnavailableError:
+        return 0  # nothing could be stored; the spool count says where the decisions are
+
+
+def _finish_run(store, run_id: str, status: str, counts: dict) -> None:
+    """Close the run record; a store that is down must not turn a finished pilot into a crash."""
+    try:
+        store.finish_run(run_id, status, counts)
+    except Exception as exc:  # noqa: BLE001 - the run record is metadata; the evidence is on disk
+        _logger().warning("run record %s not updated (%s)", run_id, type(exc).__name__)
 
 
 def _merge_determinism(parts: list[dict]) -> dict:
@@ -239,9 +276,8 @@ def pilot_week(
     Returns the outcome (run id, verdict, report paths). Never executes a model: the router is
     forced to decision-only whatever ``AMAIMA_EXECUTION_MODE`` says.
     """
-    from reports.site import build_index
-
     from reports.pilot import build_pilot_report
+    from reports.site import build_index
     from router.config import load_config
     from router.engine import Router
     from telemetry import pilot_evidence as ev
@@ -289,6 +325,8 @@ def pilot_week(
     quarantine = run_dir / "quarantine.parquet"
     os.replace(prepared.quarantine_path, quarantine)
 
+    from telemetry.errors import StoreUnavailableError
+
     store = TelemetryStore(db)
     params = {
         "corpus": Path(corpus).name,
@@ -297,7 +335,10 @@ def pilot_week(
         "semantic": use_semantic,
         "compare_config_hash": candidate.config_hash if candidate else None,
     }
-    store.start_run(run_id, "pilot", params, cfg.config_hash)
+    try:
+        store.start_run(run_id, "pilot", params, cfg.config_hash)
+    except StoreUnavailableError as exc:
+        warnings.append(f"Run record not written: {exc}. Decisions spool until the store is back.")
     logger.info(
         "pilot %s: %d days, telemetry in %s", run_id, len(prepared.days), safe_url(store.url)
     )
@@ -348,7 +389,7 @@ def pilot_week(
         comparison = None
         if candidate is not None:
             cand = pd.concat([r.candidate for r in results], ignore_index=True)
-            comparison = compare_decisions(df, cand).to_dict()
+            comparison = compare_decisions(df, cand, candidate.config_hash).to_dict()
         label_frames = [r.labels for r in results if r.labels is not None]
         labels = pd.concat(label_frames, ignore_index=True) if label_frames else None
         corpus_summary = {
@@ -362,7 +403,7 @@ def pilot_week(
         }
         telemetry_info = {
             "db": safe_url(store.url),
-            "rows": store.count(run_id),
+            "rows": _stored_rows(store, run_id),
             "routed": sum(r.routed for r in results),
             "written": sum(r.written for r in results),
             "spooled": sum(r.spooled for r in results),
@@ -394,7 +435,8 @@ def pilot_week(
         build_index(out_root)
         report("report", 1, 1)
         _publish_artifacts(evidence, paths)
-        store.finish_run(
+        _finish_run(
+            store,
             run_id,
             "completed",
             {
@@ -409,10 +451,7 @@ def pilot_week(
             },
         )
     except BaseException as exc:
-        try:
-            store.finish_run(run_id, "failed", {"error": type(exc).__name__})
-        except Exception:  # noqa: BLE001 - the original error matters more
-            logger.exception("could not mark run %s failed", run_id)
+        _finish_run(store, run_id, "failed", {"error": type(exc).__name__})
         raise
     finally:
         prepared.close()

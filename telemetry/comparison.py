@@ -34,11 +34,13 @@ class ComparisonResult:
         return asdict(self)
 
 
-def compare_decisions(base: pd.DataFrame, candidate: pd.DataFrame) -> ComparisonResult:
+def compare_decisions(
+    base: pd.DataFrame, candidate: pd.DataFrame, candidate_config_hash: str | None = None
+) -> ComparisonResult:
     """Join on query_id; a row mismatches when level, model, domain or upscale differ."""
     cols = ["query_id", *COMPARED, "reason_codes", "cost_estimate_usd", "latency_estimate_ms"]
     b = base[cols].set_index("query_id")
-    c = candidate[cols + ["config_hash"]].set_index("query_id")
+    c = candidate[cols].set_index("query_id")
     missing = b.index.difference(c.index)
     if len(missing):
         raise ValueError(
@@ -60,7 +62,11 @@ def compare_decisions(base: pd.DataFrame, candidate: pd.DataFrame) -> Comparison
     for rb, rc in zip(b["reason_codes"][diff], c["reason_codes"][diff], strict=True):
         # The reasons that differ between the two decisions explain the mismatch.
         reasons.update(set(split_reasons(rb)) ^ set(split_reasons(rc)))
-    cand_hash = str(c["config_hash"].iloc[0]) if len(c) else ""
+    cand_hash = candidate_config_hash
+    if cand_hash is None:
+        cand_hash = (
+            str(candidate["config_hash"].iloc[0]) if "config_hash" in candidate and len(c) else ""
+        )
     return ComparisonResult(
         candidate_config_hash=cand_hash,
         queries=len(b),

@@ -1,8 +1,69 @@
-"""`harness demo`: the main job on the embedded default."""
+"""`harness demo`: the whole job on the embedded default, from nothing to a report site."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
 
-def demo() -> None:
-    """Generate a sample corpus, route it into the SQLite store and print a summary."""
-    raise NotImplementedError
+import typer
+
+from flows.commands.common import console, fail
+
+
+def demo(
+    n: Annotated[int, typer.Option("--n", help="Queries in the sample week.")] = 50_000,
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("reports/out"),
+    corpus: Annotated[Path, typer.Option("--corpus", help="Sample corpus file.")] = Path(
+        "data/sample.parquet"
+    ),
+    rule_only: Annotated[bool, typer.Option("--rule-only", help="Skip the MiniLM scorer.")] = False,
+    drills: Annotated[
+        bool, typer.Option("--drills/--no-drills", help="Run the drill suite.")
+    ] = True,
+) -> None:
+    """Generate a sample week, run a decision-only pilot on it (SQLite), run the drill suite, and
+    print where the reports are."""
+    from data.generate import generate_corpus, write_corpus
+    from flows.progress import rich_progress
+
+    if not corpus.exists():
+        with console.status(f"generating a sample week of {n:,} queries -> {corpus}"):
+            write_corpus(
+                generate_corpus(n, seed=42, days=7, start="2026-11-16", bad_rows=0.005), corpus
+            )
+    console.print(f"[bold]1. pilot week[/bold] on {corpus} (decision-only, SQLite telemetry)")
+    from flows.pilot import pilot_week
+
+    try:
+        with rich_progress(console):
+            outcome = pilot_week(
+                corpus=str(corpus),
+                days=7,
+                out=str(out),
+                series="demo",
+                semantic=False if rule_only else None,
+            )
+    except Exception as exc:  # noqa: BLE001 - a demo reports any failure plainly
+        fail(f"pilot failed: {type(exc).__name__}: {exc}")
+    console.print(
+        f"   verdict [bold]{outcome['verdict'].upper()}[/bold] -> {outcome['report_html']}"
+    )
+
+    if drills:
+        console.print("[bold]2. drill suite[/bold] (virtual clock, SQLite telemetry)")
+        try:
+            from flows.drill import drill_suite
+
+            suite = drill_suite(out=str(out))
+        except Exception as exc:  # noqa: BLE001
+            fail(f"drill suite failed: {type(exc).__name__}: {exc}")
+        for row in suite.get("drills", []):
+            console.print(
+                f"   {row.get('name')}: {row.get('status')} "
+                f"(score {row.get('resilience_score')}) -> {row.get('postmortem') or row.get('journal')}"
+            )
+
+    from reports.site import build_index
+
+    index = build_index(out)
+    console.print(f"[bold]reports:[/bold] open {index.resolve().as_uri()}")

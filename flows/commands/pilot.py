@@ -45,10 +45,25 @@ def run(
     ] = None,
 ) -> None:
     """Replay DAYS days of CORPUS in decision-only mode. Exit 0 on go, 2 on no-go, 1 on error."""
-    from data.corpus import CorpusError
+    # Whole-input problems are reported before a Prefect server starts, without a traceback.
+    from data.corpus import CorpusError, detect_format
     from flows.progress import rich_progress
     from router.config import ConfigError
 
+    try:
+        detect_format(corpus, fmt)
+    except CorpusError as exc:
+        fail(str(exc), EXIT_ERROR)
+    if not corpus.is_file():
+        fail(f"corpus file not found: {corpus}", EXIT_ERROR)
+    for label, path in (("config", config), ("compare config", compare_config)):
+        if path is not None:
+            try:
+                from router.config import load_config
+
+                load_config(path)
+            except ConfigError as exc:
+                fail(f"{label}: {exc}", EXIT_ERROR)
     try:
         from flows.pilot import pilot_week
 

@@ -1,0 +1,832 @@
+"""Plotly figure builders: plain data in, ``go.Figure`` out, no I/O.
+
+Every builder takes JSON-shaped data (lists of dicts, dicts of lists, ISO-8601 strings or
+datetimes) so the pilot report, the drill postmortem and anything later can share them without
+pandas. Missing values (None / NaN) are drawn as gaps, never as zeros. Time axes are UTC.
+Turn a figure into page HTML with ``reports.assets.figure_html``.
+
+Builders: ``traffic_per_hour``, ``mix_per_day`` (and ``routing_mix_per_day``,
+``model_mix_per_day``), ``rates_vs_thresholds``, ``confidence_distribution``,
+``confidence_drift``, ``cost_per_day``, ``latency_p95``, ``alert_timeline``,
+``matrix_heatmap`` (and ``confusion_heatmap``, ``transition_heatmap``) and the general
+``timeline_figure`` (several series, shaded fault windows and event markers on one time axis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+from reports.render import is_missing, parse_ts
+from router.decision import LEVELS
+
+TimeLike = str | datetime
+
+FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
+INK = "#1f2937"
+MUTED = "#6b7280"
+GRID = "#e5e7eb"
+LIMIT = "#dc2626"
+"""Thresholds, SLAs and breaches are drawn in this red, always dashed."""
+OK = "#16a34a"
+
+LEVEL_ORDER: tuple[str, ...] = tuple(lv.value for lv in LEVELS)
+LEVEL_COLORS: dict[str, str] = {
+    "TRIVIAL": "#a5d8ff",
+    "SIMPLE": "#4dabf7",
+    "MODERATE": "#1c7ed6",
+    "COMPLEX": "#f08c00",
+    "EXPERT": "#c92a2a",
+}
+SEVERITY_COLORS: dict[str, str] = {"info": "#4dabf7", "warning": "#f59f00", "critical": "#e03131"}
+SERIES_COLORS: tuple[str, ...] = (
+    "#1c7ed6",
+    "#f76707",
+    "#2f9e44",
+    "#9c36b5",
+    "#e03131",
+    "#0c8599",
+    "#e8590c",
+    "#5c940d",
+    "#d6336c",
+    "#3b5bdb",
+    "#868e96",
+)
+WINDOW_FILL = "rgba(224, 49, 49, 0.12)"
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def to_utc_naive(value: TimeLike) -> datetime:
+    """Plotly.js ignores UTC offsets, so time axes get naive datetimes that *are* UTC."""
+    return parse_ts(value).replace(tzinfo=None)
+
+
+def _val(value: Any) -> float | None:
+    return None if is_missing(value) else float(value)
+
+
+def _style(
+    fig: go.Figure,
+    *,
+    title: str | None,
+    height: int,
+    ytitle: str | None = None,
+    xtitle: str | None = None,
+    legend: bool = True,
+) -> go.Figure:
+    top = 36 + (34 if title else 0) if legend else (46 if title else 16)
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        margin={"l": 64, "r": 24, "t": top, "b": 44},
+        font={"family": FONT, "size": 12, "color": INK},
+        showlegend=legend,
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.01,
+            "xanchor": "left",
+            "x": 0,
+            "title": {"text": ""},
+        },
+        hoverlabel={"namelength": -1},
+        bargap=0.15,
+    )
+    if title:
+        fig.update_layout(
+            title={"text": title, "x": 0, "xanchor": "left", "y": 0.98, "font": {"size": 15}}
+        )
+    if ytitle is not None:
+        fig.update_yaxes(title_text=ytitle)
+    if xtitle is not None:
+        fig.update_xaxes(title_text=xtitle)
+    fig.update_xaxes(gridcolor=GRID, zeroline=False)
+    fig.update_yaxes(gridcolor=GRID, zeroline=False)
+    return fig
+
+
+def _no_data(fig: go.Figure, message: str) -> go.Figure:
+    fig.add_annotation(
+        text=message,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        showarrow=False,
+        font={"size": 14, "color": MUTED},
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def _limit_line(
+    fig: go.Figure,
+    y: float,
+    label: str,
+    *,
+    row: int | None = None,
+    col: int | None = None,
+    position: str = "top left",
+) -> None:
+    kwargs: dict[str, Any] = {}
+    if row is not None:
+        kwargs = {"row": row, "col": col or 1}
+    fig.add_hline(
+        y=y,
+        line={"color": LIMIT, "dash": "dash", "width": 1.5},
+        annotation_text=label,
+        annotation_position=position,
+        annotation_font={"color": LIMIT, "size": 11},
+        **kwargs,
+    )
+
+
+def _day_axis(fig: go.Figure, **kwargs: Any) -> None:
+    fig.update_xaxes(type="date", tickformat="%a<br>%d %b", dtick=86_400_000, tickangle=0, **kwargs)
+
+
+def _time_axis(fig: go.Figure, xs: Sequence[datetime]) -> None:
+    """Day ticks for a multi-day series (one label per day), clock ticks for a shorter one."""
+    if xs and max(xs) - min(xs) >= timedelta(days=2):
+        first = min(xs).replace(hour=0, minute=0, second=0, microsecond=0)
+        fig.update_xaxes(type="date", tickformat="%a %d %b", dtick=86_400_000, tick0=first)
+    else:
+        fig.update_xaxes(type="date", tickformat="%H:%M<br>%d %b")
+
+
+def _palette(n: int) -> list[str]:
+    return [SERIES_COLORS[i % len(SERIES_COLORS)] for i in range(n)]
+
+
+# ----------------------------------------------------------------------------- pilot figures
+
+
+def traffic_per_hour(
+    hourly: Sequence[Mapping[str, Any]],
+    *,
+    ts_key: str = "bucket",
+    value_key: str = "queries",
+    title: str | None = None,
+) -> go.Figure:
+    """Queries per hour: the traffic shape the week was replayed with (daily and weekly cycle)."""
+    fig = go.Figure()
+    if not hourly:
+        return _style(_no_data(fig, "no hourly metrics"), title=title, height=300, legend=False)
+    x = [to_utc_naive(r[ts_key]) for r in hourly]
+    y = [_val(r.get(value_key)) for r in hourly]
+    fig.add_bar(
+        x=x,
+        y=y,
+        name="queries",
+        marker_color=SERIES_COLORS[0],
+        hovertemplate="%{x|%a %d %b %H:00} UTC<br>%{y:,} queries<extra></extra>",
+    )
+    fig.update_layout(bargap=0.05)
+    _style(fig, title=title, height=320, ytitle="queries per hour", legend=False)
+    _time_axis(fig, x)
+    return fig
+
+
+def mix_per_day(
+    rows: Sequence[Mapping[str, Any]],
+    category: str,
+    *,
+    day_key: str = "day",
+    count_key: str = "count",
+    order: Sequence[str] | None = None,
+    colors: Mapping[str, str] | None = None,
+    top: int | None = None,
+    share: bool = False,
+    title: str | None = None,
+) -> go.Figure:
+    """Stacked bars per day of ``rows`` grouped by ``category`` (e.g. level or model).
+
+    ``order`` fixes the stacking order (otherwise largest total first); with ``top`` the
+    smallest categories are folded into "other" so the legend stays readable; ``share`` plots
+    each day's shares instead of counts.
+    """
+    fig = go.Figure()
+    counts: dict[str, dict[str, float]] = {}
+    totals: dict[str, float] = {}
+    for r in rows:
+        day = str(r[day_key])[:10]
+        cat = str(r[category])
+        value = float(r[count_key] or 0)
+        counts.setdefault(cat, {}).setdefault(day, 0.0)
+        counts[cat][day] += value
+        totals[day] = totals.get(day, 0.0) + value
+    if not counts:
+        return _style(_no_data(fig, f"no {category} data"), title=title, height=320, legend=False)
+    days = sorted(totals)
+    by_total = sorted(counts, key=lambda c: -sum(counts[c].values()))
+    cats = [c for c in order if c in counts] if order else []
+    cats += [c for c in by_total if c not in cats]
+    if top is not None and len(cats) > top:
+        keep, rest = cats[: top - 1], cats[top - 1 :]
+        other = {d: sum(counts[c].get(d, 0.0) for c in rest) for d in days}
+        counts = {c: counts[c] for c in keep} | {"other": other}
+        cats = [*keep, "other"]
+    palette = dict(zip(cats, _palette(len(cats)), strict=True))
+    palette.update(colors or {})
+    palette.setdefault("other", "#adb5bd")
+    for cat in cats:
+        ys = [counts[cat].get(d, 0.0) for d in days]
+        if share:
+            ys = [y / totals[d] if totals[d] else None for y, d in zip(ys, days, strict=True)]
+        fig.add_bar(
+            x=days,
+            y=ys,
+            name=cat,
+            marker_color=palette.get(cat),
+            hovertemplate=f"{cat}: "
+            + ("%{y:.1%}" if share else "%{y:,.0f}")
+            + "<extra>%{x|%a %d %b}</extra>",
+        )
+    fig.update_layout(barmode="stack")
+    _style(
+        fig,
+        title=title,
+        height=360,
+        ytitle="share of queries" if share else "queries per day",
+    )
+    _day_axis(fig)
+    if share:
+        fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    return fig
+
+
+def routing_mix_per_day(rows: Sequence[Mapping[str, Any]], **kwargs: Any) -> go.Figure:
+    """Complexity levels per day, stacked TRIVIAL (bottom) to EXPERT (top)."""
+    return mix_per_day(rows, "level", order=LEVEL_ORDER, colors=LEVEL_COLORS, **kwargs)
+
+
+def model_mix_per_day(rows: Sequence[Mapping[str, Any]], **kwargs: Any) -> go.Figure:
+    """Chosen model per day; the eight busiest models and "other"."""
+    kwargs.setdefault("top", 9)
+    return mix_per_day(rows, "model", **kwargs)
+
+
+def rates_vs_thresholds(
+    points: Sequence[Mapping[str, Any]],
+    thresholds: Mapping[str, float | None],
+    *,
+    labels: Mapping[str, str] | None = None,
+    ts_key: str = "bucket",
+    count_key: str = "queries",
+    min_count: int = 0,
+    daily: Sequence[Mapping[str, Any]] | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """One line per rate (keys of ``thresholds``) over time, each with its threshold dashed.
+
+    Rates are shares (0..1). Points above the threshold are marked so a breach is visible even
+    in a week-long hourly series. Buckets with fewer than ``min_count`` queries (a quiet night
+    hour where 3 of 4 queries is "75 %") are left out of the line and shown as faint dots, the
+    same way the alert rules treat them (their ``min_queries``). ``daily`` rows (same keys,
+    day buckets) add each day's rate as a wide step line: the level a weekly criterion judges.
+    """
+    fig = go.Figure()
+    if not points:
+        return _style(_no_data(fig, "no metrics"), title=title, height=340, legend=False)
+    labels = labels or {}
+    x = [to_utc_naive(p[ts_key]) for p in points]
+    enough = [min_count <= 0 or (_val(p.get(count_key)) or 0) >= min_count for p in points]
+    for color, (key, limit) in zip(_palette(len(thresholds)), thresholds.items(), strict=True):
+        name = labels.get(key, key.replace("_", " "))
+        raw = [_val(p.get(key)) for p in points]
+        y = [v if ok else None for v, ok in zip(raw, enough, strict=True)]
+        fig.add_scatter(
+            x=x,
+            y=y,
+            mode="lines",
+            name=name,
+            line={"color": color, "width": 1.6},
+            hovertemplate=f"{name}: %{{y:.1%}}<extra></extra>",
+        )
+        if daily:
+            days = [to_utc_naive(d[ts_key]) for d in daily]
+            values = [_val(d.get(key)) for d in daily]
+            fig.add_scatter(
+                x=[*days, days[-1] + timedelta(days=1)],
+                y=[*values, values[-1]],
+                mode="lines",
+                name=f"{name}, daily",
+                line={"color": color, "width": 3, "shape": "hv"},
+                opacity=0.45,
+                hovertemplate=f"{name} that day: %{{y:.1%}}<extra></extra>",
+            )
+        quiet = [
+            (xi, v) for xi, v, ok in zip(x, raw, enough, strict=True) if not ok and v is not None
+        ]
+        if quiet:
+            fig.add_scatter(
+                x=[q[0] for q in quiet],
+                y=[q[1] for q in quiet],
+                mode="markers",
+                name=f"{name}, under {min_count} queries",
+                marker={"color": color, "size": 4, "opacity": 0.35},
+                hovertemplate=f"{name}: %{{y:.1%}} (under {min_count} queries)<extra></extra>",
+            )
+        if limit is not None:
+            over = [(xi, yi) for xi, yi in zip(x, y, strict=True) if yi is not None and yi > limit]
+            if over:
+                fig.add_scatter(
+                    x=[o[0] for o in over],
+                    y=[o[1] for o in over],
+                    mode="markers",
+                    name=f"{name} above threshold",
+                    marker={"color": LIMIT, "size": 7, "symbol": "x"},
+                    hovertemplate=f"{name} above threshold: %{{y:.1%}}<extra></extra>",
+                )
+            fig.add_hline(
+                y=limit,
+                line={"color": color, "dash": "dash", "width": 1.5},
+                annotation_text=f"{name} threshold {limit:.0%}",
+                annotation_position="top left",
+                annotation_font={"color": color, "size": 11},
+            )
+    _style(fig, title=title, height=360, ytitle="share of queries")
+    fig.update_layout(hovermode="x unified")
+    _time_axis(fig, x)
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return fig
+
+
+def confidence_distribution(
+    edges: Sequence[float],
+    per_day: Mapping[str, Sequence[float]],
+    *,
+    floor: float | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Overlaid per-day histograms of overall confidence, as step lines of each day's shares
+    (older days lighter), so a shift between days is visible at a glance."""
+    fig = go.Figure()
+    days = sorted(per_day)
+    if not days or len(edges) < 2:
+        return _style(_no_data(fig, "no confidence histogram"), title=title, height=340)
+    centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    xs = [float(e) for e in edges]
+    shades = sample_colorscale(
+        "Blues", [0.35 + 0.65 * i / max(1, len(days) - 1) for i in range(len(days))]
+    )
+    for day, color in zip(days, shades, strict=True):
+        counts = [float(c or 0) for c in per_day[day]]
+        total = sum(counts)
+        try:
+            label = parse_ts(day).strftime("%a %d %b")
+        except ValueError:
+            label = str(day)
+        shares = [c / total if total else None for c in counts]
+        fig.add_scatter(
+            x=xs,
+            y=[*shares, shares[-1]],  # a step per bin, from its lower to its upper edge
+            mode="lines",
+            line={"shape": "hv", "color": color, "width": 2},
+            name=label,
+            hovertemplate=f"{label}: %{{y:.1%}} from %{{x:.2f}}<extra></extra>",
+        )
+    if floor is not None:
+        fig.add_vline(
+            x=floor,
+            line={"color": LIMIT, "dash": "dash", "width": 1.5},
+            annotation_text=f"floor {floor:g}",
+            annotation_position="top left",
+            annotation_font={"color": LIMIT, "size": 11},
+        )
+    # Confidence sits in the upper range; start the axis one bin below the first populated bin.
+    populated = [i for i in range(len(centers)) if any(float(per_day[d][i] or 0) for d in days)]
+    lo = edges[max(0, populated[0] - 1)] if populated else edges[0]
+    _style(fig, title=title, height=360, ytitle="share of the day's decisions")
+    fig.update_xaxes(title_text="overall confidence", range=[lo, edges[-1]])
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return fig
+
+
+def confidence_drift(
+    daily: Sequence[Mapping[str, Any]],
+    *,
+    floor: float | None = None,
+    drop_threshold_pct: float | None = None,
+    ts_key: str = "bucket",
+    title: str | None = None,
+) -> go.Figure:
+    """Top: mean and median confidence per day against the floor. Bottom: day-over-day drop of
+    the mean in percent against the alert threshold (positive = confidence fell)."""
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.55, 0.45], vertical_spacing=0.1
+    )
+    if not daily:
+        return _style(_no_data(fig, "no daily metrics"), title=title, height=420)
+    x = [to_utc_naive(r[ts_key]).date().isoformat() for r in daily]
+    for key, name, color in (
+        ("confidence_mean", "mean confidence", SERIES_COLORS[0]),
+        ("confidence_median", "median confidence", SERIES_COLORS[2]),
+    ):
+        fig.add_scatter(
+            x=x,
+            y=[_val(r.get(key)) for r in daily],
+            mode="lines+markers",
+            name=name,
+            line={"color": color},
+            hovertemplate=f"{name}: %{{y:.3f}}<extra>%{{x|%a %d %b}}</extra>",
+            row=1,
+            col=1,
+        )
+    if floor is not None:
+        _limit_line(fig, floor, f"floor {floor:g}", row=1)
+    drops = [_val(r.get("confidence_drop_pct")) for r in daily]
+    over = [
+        d is not None and drop_threshold_pct is not None and d > drop_threshold_pct for d in drops
+    ]
+    fig.add_bar(
+        x=x,
+        y=drops,
+        name="day-over-day drop of the mean (%)",
+        marker_color=[LIMIT if o else "#91a7ff" for o in over],
+        hovertemplate="drop: %{y:.2f} %<extra>%{x|%a %d %b}</extra>",
+        row=2,
+        col=1,
+    )
+    if drop_threshold_pct is not None:
+        _limit_line(fig, drop_threshold_pct, f"alert above {drop_threshold_pct:g} %", row=2)
+    _style(fig, title=title, height=460)
+    fig.update_yaxes(title_text="confidence", row=1, col=1)
+    fig.update_yaxes(title_text="drop (%)", row=2, col=1, zeroline=True, zerolinecolor=MUTED)
+    _day_axis(fig)
+    return fig
+
+
+def cost_per_day(
+    per_day: Sequence[Mapping[str, Any]],
+    *,
+    baseline_model: str | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Estimated cost per day of the router's choices against sending everything to the
+    largest model, and what production actually served when that is known."""
+    fig = go.Figure()
+    if not per_day:
+        return _style(_no_data(fig, "no cost data"), title=title, height=340)
+    days = [str(r["day"])[:10] for r in per_day]
+    baseline = f"all {baseline_model}" if baseline_model else "all largest model"
+    series = [
+        ("router_usd", "router (estimated)", SERIES_COLORS[0]),
+        ("all_largest_usd", baseline, "#adb5bd"),
+        ("served_usd", "served in production", SERIES_COLORS[1]),
+    ]
+    for key, name, color in series:
+        ys = [_val(r.get(key)) for r in per_day]
+        if all(y is None for y in ys):
+            continue
+        fig.add_bar(
+            x=days,
+            y=ys,
+            name=name,
+            marker_color=color,
+            hovertemplate=f"{name}: $%{{y:,.2f}}<extra>%{{x|%a %d %b}}</extra>",
+        )
+    fig.update_layout(barmode="group")
+    _style(fig, title=title, height=360, ytitle="US$ per day")
+    fig.update_yaxes(tickprefix="$")
+    _day_axis(fig)
+    return fig
+
+
+def latency_p95(
+    points: Sequence[Mapping[str, Any]],
+    *,
+    sla_ms: float | None = 200.0,
+    value_key: str = "latency_estimate_p95_ms",
+    ts_key: str = "bucket",
+    name: str = "p95 latency estimate (interactive tiers)",
+    title: str | None = None,
+) -> go.Figure:
+    """p95 latency per bucket against the SLA; buckets over it are marked red."""
+    fig = go.Figure()
+    if not points:
+        return _style(_no_data(fig, "no latency data"), title=title, height=340)
+    x = [to_utc_naive(p[ts_key]) for p in points]
+    y = [_val(p.get(value_key)) for p in points]
+    fig.add_scatter(
+        x=x,
+        y=y,
+        mode="lines",
+        name=name,
+        line={"color": SERIES_COLORS[0], "width": 1.6},
+        hovertemplate="%{y:,.0f} ms<extra>%{x|%a %d %b %H:%M}</extra>",
+    )
+    if sla_ms is not None:
+        over = [(xi, yi) for xi, yi in zip(x, y, strict=True) if yi is not None and yi > sla_ms]
+        if over:
+            fig.add_scatter(
+                x=[o[0] for o in over],
+                y=[o[1] for o in over],
+                mode="markers",
+                name="above SLA",
+                marker={"color": LIMIT, "size": 7, "symbol": "x"},
+                hovertemplate="above SLA: %{y:,.0f} ms<extra></extra>",
+            )
+        _limit_line(fig, sla_ms, f"SLA {sla_ms:g} ms")
+    _style(fig, title=title, height=340, ytitle="ms")
+    _time_axis(fig, x)
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def alert_timeline(
+    firings: Sequence[Mapping[str, Any]],
+    *,
+    rules: Sequence[str] = (),
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """One row per rule, one bar per firing from ``start`` to ``end`` coloured by severity.
+
+    ``rules`` lists rules to show even when they never fired (a quiet row is evidence too).
+    A firing without an end was still active when the data ended: it runs to ``end`` and its
+    hover says so.
+    """
+    names = list(dict.fromkeys([*rules, *(str(f["rule"]) for f in firings)]))
+    fig = go.Figure()
+    height = max(220, 90 + 30 * len(names))
+    if not names:
+        return _style(_no_data(fig, "no alert rules"), title=title, height=220, legend=False)
+    window_end = to_utc_naive(end) if end is not None else None
+    groups: dict[str, list[tuple[str, datetime, datetime, bool]]] = {}
+    for f in firings:
+        s = to_utc_naive(f["start"])
+        open_ended = is_missing(f.get("end"))
+        e = to_utc_naive(f["end"]) if not open_ended else (window_end or s + timedelta(hours=1))
+        sev = str(f.get("severity") or "warning")
+        groups.setdefault(sev, []).append((str(f["rule"]), s, max(e, s), open_ended))
+    for sev, items in groups.items():
+        fig.add_bar(
+            orientation="h",
+            y=[i[0] for i in items],
+            base=[i[1] for i in items],
+            x=[max((i[2] - i[1]).total_seconds() * 1000, 60_000) for i in items],
+            name=sev,
+            marker_color=SEVERITY_COLORS.get(sev, MUTED),
+            customdata=[
+                [
+                    i[1].strftime("%a %d %b %H:%M"),
+                    i[2].strftime("%a %d %b %H:%M") + (" (still firing)" if i[3] else ""),
+                ]
+                for i in items
+            ],
+            hovertemplate="%{y}<br>%{customdata[0]} → %{customdata[1]} UTC<extra>"
+            + sev
+            + "</extra>",
+        )
+    if not firings:
+        fig.add_annotation(
+            text="no firings in this window",
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+            showarrow=False,
+            font={"size": 13, "color": MUTED},
+        )
+    _style(fig, title=title, height=height)
+    fig.update_layout(barmode="overlay")
+    fig.update_yaxes(
+        type="category", categoryorder="array", categoryarray=names, autorange="reversed"
+    )
+    # A category axis drops rows without data; invisible points keep every rule listed.
+    starts = (
+        [to_utc_naive(start)] if start is not None else [b[1] for g in groups.values() for b in g]
+    )
+    fig.add_scatter(
+        x=[min(starts) if starts else None] * len(names),
+        y=names,
+        mode="markers",
+        marker={"opacity": 0},
+        showlegend=False,
+        hoverinfo="skip",
+    )
+    span = [to_utc_naive(t) for t in (start, end) if t is not None]
+    _time_axis(fig, span + [b[i] for g in groups.values() for b in g for i in (1, 2)])
+    if start is not None and end is not None:
+        fig.update_xaxes(range=[to_utc_naive(start), to_utc_naive(end)])
+    return fig
+
+
+def matrix_heatmap(
+    matrix: Sequence[Sequence[float]],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    *,
+    y_title: str,
+    x_title: str,
+    title: str | None = None,
+) -> go.Figure:
+    """Counts from ``row_labels`` (rows) to ``col_labels`` (columns). Colour is the share of the
+    row, so a small row is as readable as a big one; cells show count and row share, and the
+    diagonal (no change / correct) is outlined."""
+    fig = go.Figure()
+    if not matrix or not any(matrix):
+        return _style(_no_data(fig, "no data"), title=title, height=320, legend=False)
+    rows = [[float(v or 0) for v in row] for row in matrix]
+    shares = [[v / sum(r) if sum(r) else 0.0 for v in r] for r in rows]
+
+    def cell(v: float, share: float) -> str:
+        if not v:
+            return ""
+        return f"{int(v):,}<br>" + ("<1%" if share < 0.005 else f"{share:.0%}")
+
+    text = [
+        [cell(v, s) for v, s in zip(r, sr, strict=True)] for r, sr in zip(rows, shares, strict=True)
+    ]
+    fig.add_heatmap(
+        z=shares,
+        x=list(col_labels),
+        y=list(row_labels),
+        text=text,
+        texttemplate="%{text}",
+        customdata=rows,
+        colorscale="Blues",
+        zmin=0,
+        zmax=1,
+        colorbar={"title": {"text": "row share"}, "tickformat": ".0%"},
+        hovertemplate=f"{y_title}: %{{y}}<br>{x_title}: %{{x}}<br>"
+        "%{customdata:,} (%{z:.1%} of row)<extra></extra>",
+        xgap=2,
+        ygap=2,
+    )
+    for i in range(min(len(row_labels), len(col_labels))):
+        fig.add_shape(
+            type="rect",
+            x0=i - 0.5,
+            x1=i + 0.5,
+            y0=i - 0.5,
+            y1=i + 0.5,
+            line={"color": INK, "width": 1.5},
+        )
+    size = 120 + 64 * len(row_labels)
+    _style(fig, title=title, height=max(320, size), legend=False)
+    fig.update_xaxes(title_text=x_title, side="top", showgrid=False)
+    fig.update_yaxes(title_text=y_title, autorange="reversed", showgrid=False)
+    fig.update_layout(margin={"t": 80 if not title else 110})
+    return fig
+
+
+def confusion_heatmap(confusion: Mapping[str, Any], *, title: str | None = None) -> go.Figure:
+    """Labelled level (rows) against the level the router scored (columns)."""
+    levels = list(confusion["levels"])
+    return matrix_heatmap(
+        confusion["matrix"],
+        levels,
+        levels,
+        y_title="expected level (label)",
+        x_title="scored level (router)",
+        title=title,
+    )
+
+
+def transition_heatmap(transition: Mapping[str, Any], *, title: str | None = None) -> go.Figure:
+    """Level under the current config (rows) against the candidate config (columns)."""
+    levels = list(transition["levels"])
+    return matrix_heatmap(
+        transition["matrix"],
+        levels,
+        levels,
+        y_title="current config",
+        x_title="candidate config",
+        title=title,
+    )
+
+
+# ------------------------------------------------------------------------- general timeline
+
+
+def timeline_figure(
+    series: Mapping[str, Sequence[tuple[TimeLike, float | None]]],
+    windows: Iterable[tuple[TimeLike, TimeLike | None, str]] = (),
+    markers: Iterable[tuple[TimeLike, str]] = (),
+    *,
+    thresholds: Mapping[str, float] | None = None,
+    units: Mapping[str, str] | None = None,
+    title: str | None = None,
+    row_height: int = 150,
+) -> go.Figure:
+    """Several series stacked on ONE shared UTC time axis, with shaded windows and markers.
+
+    Built for incident timelines (the drill postmortem): ``series`` maps a name to
+    ``[(ts, value), …]`` (value None = gap); each series gets its own row, labelled with its
+    name, a y-axis titled ``units[name]`` when given, and a dashed limit line when
+    ``thresholds`` has the name.
+    ``windows`` are ``(start, end, label)`` spans (e.g. a fault being active; ``end`` None runs
+    to the last timestamp) shaded across every row; ``markers`` are ``(ts, label)`` events
+    (alert fired, OUTAGE BEGINS, MITIGATED, …) drawn as vertical lines across every row.
+    """
+    names = list(series)
+    n = max(1, len(names))
+    fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=min(0.06, 0.3 / n))
+    units = units or {}
+    thresholds = thresholds or {}
+    all_x: list[datetime] = []
+    for i, (name, color) in enumerate(zip(names, _palette(len(names)), strict=True), start=1):
+        pts = sorted(((to_utc_naive(t), _val(v)) for t, v in series[name]), key=lambda p: p[0])
+        xs = [p[0] for p in pts]
+        all_x += xs
+        fig.add_scatter(
+            x=xs,
+            y=[p[1] for p in pts],
+            mode="lines+markers" if len(pts) <= 60 else "lines",
+            name=name,
+            line={"color": color, "width": 1.8},
+            marker={"size": 4},
+            hovertemplate=f"{name}: %{{y:,.4g}}<extra>%{{x|%H:%M:%S}}</extra>",
+            row=i,
+            col=1,
+        )
+        if name in units:
+            fig.update_yaxes(title_text=units[name], row=i, col=1)
+        # The series name sits inside its row: rotated y titles of thin rows would overlap.
+        fig.add_annotation(
+            text=f"<b>{name}</b>",
+            x=0.005,
+            y=1,
+            xref="x domain" if i == 1 else f"x{i} domain",
+            yref="y domain" if i == 1 else f"y{i} domain",
+            xanchor="left",
+            yanchor="top",
+            showarrow=False,
+            bgcolor="rgba(255,255,255,0.85)",
+            font={"size": 12, "color": color},
+        )
+        if name in thresholds:
+            _limit_line(
+                fig, thresholds[name], f"limit {thresholds[name]:g}", row=i, position="top right"
+            )
+    last = max(all_x) if all_x else None
+    for start, end, label in windows:
+        x0 = to_utc_naive(start)
+        x1 = to_utc_naive(end) if end is not None else (last or x0)
+        fig.add_shape(
+            type="rect",
+            xref="x",
+            yref="paper",
+            x0=x0,
+            x1=x1,
+            y0=0,
+            y1=1,
+            fillcolor=WINDOW_FILL,
+            line={"width": 0},
+            layer="below",
+        )
+        fig.add_annotation(
+            x=x0,
+            y=0,
+            xref="x",
+            yref="paper",
+            text=label,
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            font={"size": 11, "color": "#c92a2a"},
+        )
+    marker_list = sorted(
+        ((to_utc_naive(t), str(label)) for t, label in markers), key=lambda m: m[0]
+    )
+    for k, (ts, label) in enumerate(marker_list):
+        fig.add_shape(
+            type="line",
+            xref="x",
+            yref="paper",
+            x0=ts,
+            x1=ts,
+            y0=0,
+            y1=1,
+            line={"color": INK, "dash": "dot", "width": 1.2},
+        )
+        fig.add_annotation(
+            x=ts,
+            y=1,
+            xref="x",
+            yref="paper",
+            text=label,
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            yshift=2 + 16 * (k % 3),
+            font={"size": 11, "color": INK},
+        )
+    if not names:
+        _no_data(fig, "no series")
+    top_pad = 20 + 16 * min(3, len(marker_list))
+    _style(fig, title=title, height=80 + row_height * n, legend=False)
+    fig.update_layout(margin={"t": top_pad + (40 if title else 10)}, hovermode="x unified")
+    fig.update_xaxes(type="date", tickformat="%H:%M<br>%d %b")
+    return fig

@@ -1,0 +1,662 @@
+"""The pilot report: one evidence document in, ``report.html`` + ``report.md`` out.
+
+The evidence (``<out>/<run_id>/evidence.json``, written by the pilot flow; the contract is
+/tmp/pilot_evidence_contract.md and ``PilotEvidence`` below) is validated once, up front: a
+missing or malformed key raises ``PilotEvidenceError`` naming the key path and the evidence
+file, and a "go" verdict next to a failed criterion is refused. After that the builder trusts
+its input; templates only lay out the facts computed here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from reports.render import is_missing, parse_ts, render_to, write_atomic
+from router.decision import LEVELS
+
+LEVEL_NAMES = tuple(lv.value for lv in LEVELS)
+
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+EVIDENCE_JSON = "evidence.json"
+
+RATE_MIN_QUERIES = 50
+"""Hours with fewer queries are not judged on their borderline / upscale rate, as in the rate
+alert rules (``min_queries: 50`` in telemetry/alert_rules.yaml): 3 of 4 is not a 75 % trend."""
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class PilotEvidenceError(ValueError):
+    """Evidence that cannot be reported on; the message names the file and every bad key."""
+
+
+# --------------------------------------------------------------------------- evidence schema
+
+
+def _iso(value: str) -> str:
+    parse_ts(value)  # raises ValueError: "Invalid isoformat string"
+    return value
+
+
+def _run_id(value: str) -> str:
+    if not _RUN_ID.match(value):
+        raise ValueError(
+            "must be usable as a folder name: letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        )
+    return value
+
+
+IsoTime = Annotated[str, AfterValidator(_iso)]
+RunId = Annotated[str, AfterValidator(_run_id)]
+Rate = float | None
+"""A measured number; None (JSON null) or NaN means "not measured" and is shown as such."""
+
+
+class _Part(BaseModel):
+    # Extra keys are kept: the flow may add facts before the templates learn to show them.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Window(_Part):
+    start: IsoTime
+    end: IsoTime
+    days: int | None = None
+
+
+class CorpusInfo(_Part):
+    name: str
+    format: str | None = None
+
+
+class RouterInfo(_Part):
+    config_hash: str
+    router_version: str | None = None
+    semantic: bool | None = None
+    decision_schema_version: str | None = None
+
+
+class CriterionRow(_Part):
+    id: str
+    description: str
+    threshold: str
+    measured: str
+    value: Rate = None
+    passed: bool | None  # required key; null = not applicable (optional criterion)
+
+
+class CorpusSummary(_Part):
+    rows: int
+    accepted: int
+    quarantined: int
+    by_reason: dict[str, int]
+    rows_per_day: dict[str, int] = Field(default_factory=dict)
+
+
+class TelemetryInfo(_Part):
+    db: str | None = None
+    rows: int
+    written: int | None = None
+    spooled: int = 0
+    drained: int = 0
+    duplicates: int = 0
+
+
+class MetricsRow(_Part):
+    bucket: IsoTime
+    queries: int
+    borderline_rate: Rate
+    upscale_rate: Rate
+    confidence_mean: Rate
+    confidence_median: Rate
+    confidence_drop_pct: Rate
+    latency_estimate_p95_ms: Rate
+    cost_per_query_usd: Rate
+
+
+class LevelCount(_Part):
+    day: IsoTime
+    level: str
+    count: int
+
+
+class ModelCount(_Part):
+    day: IsoTime
+    model: str
+    count: int
+
+
+class Histogram(_Part):
+    edges: list[float] = Field(min_length=2)
+    per_day: dict[str, list[float]]
+
+    @model_validator(mode="after")
+    def _bins_match_edges(self) -> Histogram:
+        bins = len(self.edges) - 1
+        for day, counts in self.per_day.items():
+            if len(counts) != bins:
+                raise ValueError(
+                    f"per_day[{day!r}] has {len(counts)} counts; {len(self.edges)} edges "
+                    f"need {bins}"
+                )
+        return self
+
+
+class Thresholds(_Part):
+    borderline_rate: float
+    upscale_rate: float
+    confidence_median: float
+    confidence_drop_pct: float
+    latency_p95_ms: float
+
+
+class CostDay(_Part):
+    day: IsoTime
+    router_usd: float
+    all_largest_usd: float
+    served_usd: Rate = None
+
+
+class Cost(_Part):
+    per_day: list[CostDay]
+    total_router_usd: float
+    total_all_largest_usd: float
+    total_served_usd: Rate = None
+    baseline_model: str
+
+
+class BacktestRow(_Part):
+    """One rule of the back-test. Also accepts the column names of
+    ``telemetry.alerts.backtest`` (first_firing, min, median, p95, max, condition)."""
+
+    rule: str
+    metric: str | None = None
+    comparator: str | None = None
+    threshold: Rate = None
+    condition: str | None = None
+    severity: str | None = None
+    firings: int
+    first_fired: IsoTime | None = Field(
+        default=None, validation_alias=AliasChoices("first_fired", "first_firing")
+    )
+    last_fired: IsoTime | None = Field(
+        default=None, validation_alias=AliasChoices("last_fired", "last_firing")
+    )
+    noisy: bool
+    slack: bool
+    suggested_threshold: Rate = None
+    observed_min: Rate = Field(default=None, validation_alias=AliasChoices("observed_min", "min"))
+    observed_median: Rate = Field(
+        default=None, validation_alias=AliasChoices("observed_median", "median")
+    )
+    observed_p95: Rate = Field(default=None, validation_alias=AliasChoices("observed_p95", "p95"))
+    observed_max: Rate = Field(default=None, validation_alias=AliasChoices("observed_max", "max"))
+
+    @property
+    def rule_condition(self) -> str:
+        """ "metric > threshold" for people, from whichever fields the flow provided."""
+        if self.comparator and not is_missing(self.threshold):
+            return f"{self.metric or ''} {self.comparator} {self.threshold:g}".strip()
+        return self.condition or ""
+
+
+class Firing(_Part):
+    rule: str
+    severity: str | None = None
+    start: IsoTime
+    end: IsoTime | None = None
+
+
+class Alerts(_Part):
+    backtest: list[BacktestRow]
+    firings: list[Firing]
+
+
+class QualityDay(_Part):
+    day: IsoTime
+    success: bool
+    evaluated: int
+    successful: int
+    failed: list[Any] = Field(default_factory=list)
+    data_docs: str | None = None
+
+
+class Determinism(_Part):
+    sample: int
+    matched: int
+    mismatched: int
+    rate: Rate
+
+
+class Matrix(_Part):
+    levels: list[str]
+    matrix: list[list[float]]
+
+    @model_validator(mode="after")
+    def _square(self) -> Matrix:
+        n = len(self.levels)
+        if self.matrix and (len(self.matrix) != n or any(len(r) != n for r in self.matrix)):
+            raise ValueError(f"matrix must be {n} x {n} (one row and column per level) or empty")
+        return self
+
+
+class Comparison(_Part):
+    candidate_config_hash: str
+    matched: int
+    mismatched: int
+    transition: Matrix
+    cost_delta_usd: float
+    latency_delta_ms_mean: float
+    mismatch_reasons: dict[str, int] = Field(default_factory=dict)
+    mismatch_by_field: dict[str, int] = Field(default_factory=dict)
+
+
+class Served(_Part):
+    router_usd: float
+    served_usd: float
+
+
+class Labelled(_Part):
+    rows: int
+    confusion: Matrix
+    level_accuracy: Rate
+    downgrade_rate: Rate
+    overpay_rate: Rate = None
+    per_domain_accuracy: dict[str, float] = Field(default_factory=dict)
+    domain_accuracy: Rate = None
+    served: Served | None = None
+
+
+class PilotEvidence(_Part):
+    """The pilot flow's evidence document. Required keys have no default."""
+
+    kind: Literal["pilot"] = "pilot"
+    run_id: RunId
+    created_at: IsoTime
+    corpus: CorpusInfo
+    window: Window
+    router: RouterInfo
+    verdict: Literal["go", "no-go"]
+    criteria: list[CriterionRow] = Field(min_length=1)
+    corpus_summary: CorpusSummary
+    telemetry: TelemetryInfo
+    metrics_hourly: list[MetricsRow]
+    metrics_daily: list[MetricsRow]
+    routing_mix: list[LevelCount]
+    model_mix: list[ModelCount]
+    confidence_histogram: Histogram
+    thresholds: Thresholds
+    cost: Cost
+    alerts: Alerts
+    quality: list[QualityDay]
+    determinism: Determinism
+    comparison: Comparison | None = None
+    labelled: Labelled | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _verdict_agrees_with_criteria(self) -> PilotEvidence:
+        failed = [c.id for c in self.criteria if c.passed is False]
+        if self.verdict == "go" and failed:
+            raise ValueError(f"verdict is 'go' but criteria failed: {', '.join(failed)}")
+        if self.verdict == "no-go" and not failed:
+            raise ValueError("verdict is 'no-go' but no criterion failed")
+        return self
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+def validate_evidence(data: Any, source: str = "evidence") -> PilotEvidence:
+    """Check the whole document at once and list every problem with its key path."""
+    if not isinstance(data, Mapping):
+        raise PilotEvidenceError(f"pilot evidence {source}: expected a JSON object at the top")
+    try:
+        return PilotEvidence.model_validate(dict(data))
+    except ValidationError as exc:
+        lines = [f"pilot evidence {source} is not a valid evidence document:"]
+        for err in exc.errors()[:20]:
+            key = _key_path(err["loc"])
+            if err["type"] == "missing":
+                lines.append(f"  - missing key '{key}'")
+            else:
+                got = repr(err.get("input"))
+                got = got if len(got) <= 60 else got[:57] + "..."
+                lines.append(f"  - key '{key}': {err['msg']} (got {got})")
+        if len(exc.errors()) > 20:
+            lines.append(f"  - … and {len(exc.errors()) - 20} more")
+        raise PilotEvidenceError("\n".join(lines)) from None
+
+
+def load_evidence(evidence: Mapping[str, Any] | Path | str) -> tuple[PilotEvidence, str]:
+    """Read (when a path) and validate; returns the evidence and a label naming its source."""
+    if isinstance(evidence, Mapping):
+        source = f"(in-memory document, run_id={evidence.get('run_id')!r})"
+        return validate_evidence(evidence, source), source
+    path = Path(evidence)
+    source = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PilotEvidenceError(f"pilot evidence {source}: file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PilotEvidenceError(f"pilot evidence {source}: not valid JSON ({exc})") from None
+    return validate_evidence(data, source), source
+
+
+# ----------------------------------------------------------------------------- derived facts
+
+
+def _weighted(rows: list[MetricsRow], key: str) -> float | None:
+    pairs = [(getattr(r, key), r.queries) for r in rows if not is_missing(getattr(r, key))]
+    total = sum(q for _, q in pairs)
+    return sum(v * q for v, q in pairs) / total if total else None
+
+
+def _measured(rows: list[MetricsRow], key: str) -> list[tuple[MetricsRow, float]]:
+    return [(r, float(getattr(r, key))) for r in rows if not is_missing(getattr(r, key))]
+
+
+def _share(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+def _redact_url(url: str | None) -> str | None:
+    """Never print a database password that might sit in a store URL."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url) if url else url
+
+
+def _safe_link(link: str | None, base: Path) -> dict[str, Any] | None:
+    """A relative link that stays inside the site (no scheme, no absolute path)."""
+    if not link:
+        return None
+    parts = urlsplit(link)
+    if parts.scheme or parts.netloc or link.startswith(("/", "\\")) or "\\" in link:
+        return {"href": None, "text": link, "exists": False}
+    return {"href": link, "text": link, "exists": (base / parts.path).exists()}
+
+
+def _quality_failure_text(item: Any) -> str:
+    if isinstance(item, Mapping):
+        head = str(item.get("expectation") or item.get("expectation_type") or "expectation")
+        col = item.get("column")
+        extra = [f"{k}={item[k]}" for k in ("unexpected_count", "observed_value") if k in item]
+        return " ".join([head, f"on {col}" if col else "", *extra]).replace("  ", " ").strip()
+    return str(item)
+
+
+def _day(value: str) -> str:
+    return parse_ts(value).date().isoformat()
+
+
+def summarise(ev: PilotEvidence, run_dir: Path) -> dict[str, Any]:
+    """The numbers quoted next to each chart, computed once so HTML and Markdown agree."""
+    t = ev.thresholds
+    hourly, daily = ev.metrics_hourly, ev.metrics_daily
+    crit = {
+        "passed": sum(c.passed is True for c in ev.criteria),
+        "failed": [c for c in ev.criteria if c.passed is False],
+        "na": sum(c.passed is None for c in ev.criteria),
+        "total": len(ev.criteria),
+    }
+    busy = max(hourly, key=lambda r: r.queries, default=None)
+    busy_day = max(daily, key=lambda r: r.queries, default=None)
+    traffic = {
+        "total": sum(r.queries for r in hourly),
+        "hours": len(hourly),
+        "empty_hours": sum(r.queries == 0 for r in hourly),
+        "peak": busy,
+        "busiest_day": busy_day,
+        "mean_per_hour": (sum(r.queries for r in hourly) / len(hourly)) if hourly else None,
+    }
+    levels_total: dict[str, int] = {}
+    for row in ev.routing_mix:
+        levels_total[row.level] = levels_total.get(row.level, 0) + row.count
+    rank = {lv: i for i, lv in enumerate(LEVEL_NAMES)}
+    levels_total = dict(sorted(levels_total.items(), key=lambda kv: (rank.get(kv[0], 99), kv[0])))
+    models_total: dict[str, int] = {}
+    for row in ev.model_mix:
+        models_total[row.model] = models_total.get(row.model, 0) + row.count
+    mix_days = sorted({_day(r.day) for r in ev.routing_mix})
+    mix_table = {d: {lv: 0 for lv in levels_total} for d in mix_days}
+    for row in ev.routing_mix:
+        mix_table[_day(row.day)][row.level] += row.count
+    routed = sum(levels_total.values())
+    rates = {}
+    busy_hours = [r for r in hourly if r.queries >= RATE_MIN_QUERIES]
+    for key, limit in (("borderline_rate", t.borderline_rate), ("upscale_rate", t.upscale_rate)):
+        measured = _measured(busy_hours, key)
+        worst = max(measured, key=lambda p: p[1], default=None)
+        rates[key] = {
+            "week": _weighted(daily, key),
+            "threshold": limit,
+            "hours_over": sum(v > limit for _, v in measured),
+            "hours_measured": len(measured),
+            "worst": worst,
+        }
+    drops = _measured(daily, "confidence_drop_pct")
+    medians = _measured(daily, "confidence_median")
+    confidence = {
+        "mean": _weighted(daily, "confidence_mean"),
+        "lowest_median": min(medians, key=lambda p: p[1], default=None),
+        "largest_drop": max(drops, key=lambda p: p[1], default=None),
+        "days_over": sum(v > t.confidence_drop_pct for _, v in drops),
+    }
+    c = ev.cost
+    cost = {
+        "savings_usd": c.total_all_largest_usd - c.total_router_usd,
+        "savings_share": _share(
+            c.total_all_largest_usd - c.total_router_usd, c.total_all_largest_usd
+        ),
+        "per_query": _share(c.total_router_usd, traffic["total"]),
+        "served": not is_missing(c.total_served_usd)
+        or any(not is_missing(d.served_usd) for d in c.per_day),
+        "vs_served_usd": None
+        if is_missing(c.total_served_usd)
+        else c.total_served_usd - c.total_router_usd,
+    }
+    lat = _measured(hourly, "latency_estimate_p95_ms")
+    latency = {
+        "hours_measured": len(lat),
+        "hours_over": sum(v > t.latency_p95_ms for _, v in lat),
+        "worst": max(lat, key=lambda p: p[1], default=None),
+        "median": sorted(v for _, v in lat)[len(lat) // 2] if lat else None,
+    }
+    fired = [b for b in ev.alerts.backtest if b.firings]
+    alerts = {
+        "firings": len(ev.alerts.firings),
+        "rules_fired": len({f.rule for f in ev.alerts.firings} | {b.rule for b in fired}),
+        "rules": len(ev.alerts.backtest),
+        "noisy": [b.rule for b in ev.alerts.backtest if b.noisy],
+        "slack": [b.rule for b in ev.alerts.backtest if b.slack],
+    }
+    quality_rows = [
+        {
+            "q": q,
+            "docs": _safe_link(q.data_docs, run_dir),
+            "failures": [_quality_failure_text(f) for f in q.failed],
+        }
+        for q in ev.quality
+    ]
+    docs_links = [r["docs"] for r in quality_rows if r["docs"] and r["docs"]["href"]]
+    quality = {
+        "days": len(ev.quality),
+        "passed": sum(q.success for q in ev.quality),
+        "rows": quality_rows,
+        "docs": docs_links[0] if docs_links and len({d["href"] for d in docs_links}) == 1 else None,
+    }
+    cs = ev.corpus_summary
+    quarantine = {
+        "share": _share(cs.quarantined, cs.rows),
+        "reasons": sorted(cs.by_reason.items(), key=lambda kv: (-kv[1], kv[0])),
+        "reason_total": sum(cs.by_reason.values()),
+    }
+    d = ev.determinism
+    determinism = {"ok": d.mismatched == 0 and d.sample > 0 and d.matched == d.sample}
+    comparison = None
+    if ev.comparison is not None:
+        cmp_ = ev.comparison
+        comparison = {
+            "total": cmp_.matched + cmp_.mismatched,
+            "match_rate": _share(cmp_.matched, cmp_.matched + cmp_.mismatched),
+            "reasons": sorted(cmp_.mismatch_reasons.items(), key=lambda kv: (-kv[1], kv[0])),
+        }
+    labelled = None
+    if ev.labelled is not None:
+        lab = ev.labelled
+        labelled = {
+            "domains": sorted(lab.per_domain_accuracy.items(), key=lambda kv: (kv[1], kv[0])),
+            "no_downgrade": None if is_missing(lab.downgrade_rate) else 1 - lab.downgrade_rate,
+            "has_confusion": bool(lab.confusion.matrix)
+            and any(any(r) for r in lab.confusion.matrix),
+        }
+    return {
+        "rate_min_queries": RATE_MIN_QUERIES,
+        "criteria": crit,
+        "traffic": traffic,
+        "levels_total": levels_total,
+        "models_total": sorted(models_total.items(), key=lambda kv: (-kv[1], kv[0])),
+        "routed": routed,
+        "mix_table": mix_table,
+        "rates": rates,
+        "confidence": confidence,
+        "cost": cost,
+        "latency": latency,
+        "alerts": alerts,
+        "quality": quality,
+        "quarantine": quarantine,
+        "determinism": determinism,
+        "comparison": comparison,
+        "labelled": labelled,
+        "telemetry_db": _redact_url(ev.telemetry.db),
+    }
+
+
+# ---------------------------------------------------------------------------------- figures
+
+
+def build_figures(ev: PilotEvidence) -> dict[str, Any]:
+    """Every chart of the report as an HTML fragment (plotly.js is loaded once by the page)."""
+    from reports import figures as f
+    from reports.assets import figure_html
+
+    t = ev.thresholds
+    hourly = [r.model_dump() for r in ev.metrics_hourly]
+    daily = [r.model_dump() for r in ev.metrics_daily]
+    window_end = parse_ts(ev.window.end)
+    if len(ev.window.end) <= 10:  # a date: the window runs to the end of that day
+        window_end = window_end.replace(hour=23, minute=59, second=59)
+    figs = {
+        "traffic": f.traffic_per_hour(hourly),
+        "levels": f.routing_mix_per_day([r.model_dump() for r in ev.routing_mix]),
+        "models": f.model_mix_per_day([r.model_dump() for r in ev.model_mix]),
+        "rates": f.rates_vs_thresholds(
+            hourly,
+            {"borderline_rate": t.borderline_rate, "upscale_rate": t.upscale_rate},
+            labels={"borderline_rate": "borderline", "upscale_rate": "upscaled"},
+            min_count=RATE_MIN_QUERIES,
+            daily=daily,
+        ),
+        "confidence_hist": f.confidence_distribution(
+            ev.confidence_histogram.edges,
+            ev.confidence_histogram.per_day,
+            floor=t.confidence_median,
+        ),
+        "confidence_drift": f.confidence_drift(
+            daily, floor=t.confidence_median, drop_threshold_pct=t.confidence_drop_pct
+        ),
+        "cost": f.cost_per_day(
+            [r.model_dump() for r in ev.cost.per_day], baseline_model=ev.cost.baseline_model
+        ),
+        "latency": f.latency_p95(hourly, sla_ms=t.latency_p95_ms),
+        "alerts": f.alert_timeline(
+            [r.model_dump() for r in ev.alerts.firings],
+            rules=[b.rule for b in ev.alerts.backtest],
+            start=ev.window.start,
+            end=window_end,
+        ),
+    }
+    if ev.comparison is not None:
+        figs["transition"] = f.transition_heatmap(ev.comparison.transition.model_dump())
+    if ev.labelled is not None and ev.labelled.confusion.matrix:
+        figs["confusion"] = f.confusion_heatmap(ev.labelled.confusion.model_dump())
+    return {name: figure_html(fig, f"fig-{name}") for name, fig in figs.items()}
+
+
+# ---------------------------------------------------------------------------------- builder
+
+
+@dataclass(frozen=True)
+class PilotReportPaths:
+    html: Path
+    markdown: Path
+    plotly_js: Path
+    evidence: Path
+
+
+def build_pilot_report(
+    evidence: Mapping[str, Any] | Path | str,
+    out_root: Path,
+    *,
+    generated_at: datetime | None = None,
+) -> PilotReportPaths:
+    """Write ``<out_root>/<run_id>/report.html`` and ``report.md`` from one evidence document.
+
+    The run folder also gets ``evidence.json`` when it has none (the site index lists runs by
+    it), and the site root gets its one shared ``assets/plotly.min.js``.
+    """
+    from reports.assets import ensure_plotly_js, plotly_src, relative_root
+
+    ev, source = load_evidence(evidence)
+    out_root = Path(out_root)
+    run_dir = out_root / ev.run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    evidence_path = run_dir / EVIDENCE_JSON
+    if not evidence_path.exists():
+        if isinstance(evidence, Mapping):
+            write_atomic(evidence_path, json.dumps(dict(evidence), indent=2, default=str) + "\n")
+        else:
+            write_atomic(evidence_path, Path(evidence).read_text(encoding="utf-8"))
+    plotly_js = ensure_plotly_js(out_root)
+    html_path, md_path = run_dir / REPORT_HTML, run_dir / REPORT_MD
+    generated = (generated_at or datetime.now(UTC)).astimezone(UTC)
+    ctx = {
+        "ev": ev,
+        "s": summarise(ev, run_dir),
+        "generated_at": generated.isoformat(timespec="seconds"),
+        "source": source,
+        "root": relative_root(html_path, out_root),
+    }
+    render_to(
+        html_path,
+        "pilot.html.j2",
+        figs=build_figures(ev),
+        plotly_src=plotly_src(html_path, out_root),
+        **ctx,
+    )
+    render_to(md_path, "pilot.md.j2", **ctx)
+    return PilotReportPaths(
+        html=html_path, markdown=md_path, plotly_js=plotly_js, evidence=evidence_path
+    )

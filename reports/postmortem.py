@@ -1,0 +1,1050 @@
+"""The drill postmortem: one drill journal in, ``postmortem.html`` + ``postmortem.md`` out.
+
+Laid out like a Google SRE postmortem (summary, impact, root cause, trigger, detection,
+resolution, action items, lessons learned, timeline), and stamped as a DRILL everywhere so
+nobody mistakes an exercise for an incident. The journal (contract:
+/tmp/drill_journal_contract.md, written by ``drills/journal.py``) is validated once, up front: a
+missing or malformed key raises ``DrillJournalError`` naming the key path and the file. Every
+sentence after that is derived from the journal's guarantees, events and metrics — action items
+come from failed or weak guarantees, lessons from what the drill observed, never boilerplate.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from reports.render import is_missing, parse_ts, render_to, write_atomic
+
+POSTMORTEM_HTML = "postmortem.html"
+POSTMORTEM_MD = "postmortem.md"
+JOURNAL_JSON = "journal.json"
+DRILLS_DIR = "drills"
+
+MITIGATION_EVENTS = ("breaker_open", "fallback", "spool", "rollback")
+"""Event kinds that mean "the system (or a rollback) contained the fault"."""
+
+WEAK_SHARE = 0.5
+"""A guarantee that passed but used more than this share of its allowance (e.g. detection
+that took more than half its allowed window) gets a follow-up action item."""
+
+VALID_TOGGLE_VALUES = ("decision-only", "execution-enabled")
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class DrillJournalError(ValueError):
+    """A journal that cannot be reported on; the message names the file and every bad key."""
+
+
+# ---------------------------------------------------------------------------- journal schema
+
+
+def _iso(value: str) -> str:
+    parse_ts(value)
+    return value
+
+
+def _run_id(value: str) -> str:
+    if not _RUN_ID.match(value):
+        raise ValueError(
+            "must be usable as a folder name: letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        )
+    return value
+
+
+def _schema_version(value: str) -> str:
+    if not str(value).startswith("1."):
+        raise ValueError("this report understands drill journal schema 1.x")
+    return value
+
+
+IsoTime = Annotated[str, AfterValidator(_iso)]
+Number = float | None
+
+
+class _Part(BaseModel):
+    # Extra keys are kept: the drill engine may record facts before the report shows them.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Event(_Part):
+    ts: IsoTime
+    kind: str
+    offset_s: Number = None
+    detail: Any = None
+
+
+class Fault(_Part):
+    type: str
+    start: IsoTime
+    end: IsoTime | None = None
+    target: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    probability: Number = None
+
+
+class MetricRow(_Part):
+    ts: IsoTime
+    queries: Number = None
+    executed: Number = None
+    ok: Number = None
+    fallback: Number = None
+    rejected: Number = None
+    errors: Number = None
+    error_rate: Number = None
+    actual_latency_p95_ms: Number = None
+    cost_per_query_usd: Number = None
+    telemetry_write_failures: Number = None
+    spooled_rows: Number = None
+    upstream_calls: Number = None
+    misconfigured_toggle_count: Number = None
+
+
+class Impact(_Part):
+    queries: Number = None
+    decisions: Number = None
+    executed: Number = None
+    errors: Number = None
+    rejected: Number = None
+    fallbacks: Number = None
+    extra_cost_usd: Number = None
+    latency_p95_ms_before: Number = None
+    latency_p95_ms_during: Number = None
+    latency_p95_ms_after: Number = None
+    telemetry_rows: Number = None
+    spooled_rows: Number = None
+    upstream_calls: Number = None
+    rows_lost: Number = None
+
+
+class Detection(_Part):
+    alert: str | None = None
+    fired_at: IsoTime | None = None
+    time_to_detect_s: Number = None
+
+
+class Mitigation(_Part):
+    mitigated_at: IsoTime | None = None
+    time_to_mitigate_s: Number = None
+    how: str | None = None
+
+
+class Guarantee(_Part):
+    id: str
+    verdict: Literal["passed", "failed", "error"]
+    check: str | None = None
+    params: dict[str, Any] | None = None
+    expected: Any = None
+    expected_text: str | None = None
+    actual: Any = None
+    actual_text: str | None = None
+    weight: float | None = 1.0
+    evidence: Any = None
+
+
+class Probe(_Part):
+    probe: str
+    ok: bool | None = None
+    window: str | None = None
+    tolerance: dict[str, Any] | None = None
+    value: Any = None
+    samples: Number = None
+    violations: Number = None
+    worst: Any = None
+
+
+class SteadyState(_Part):
+    before: list[Probe] = Field(default_factory=list)
+    during: list[Probe] = Field(default_factory=list)
+    after: list[Probe] = Field(default_factory=list)
+
+
+class Rollback(_Part):
+    type: str
+    ts: IsoTime | None = None
+    ok: bool | None = None
+    detail: str | None = None
+
+
+class Traffic(_Part):
+    qps: Number = None
+    seed: int | None = None
+    queries: Number = None
+    source: str | None = None
+
+
+class DrillJournal(_Part):
+    kind: Literal["drill"]
+    schema_version: Annotated[str, AfterValidator(_schema_version)]
+    run_id: Annotated[str, AfterValidator(_run_id)]
+    name: str
+    title: str
+    started_at: IsoTime
+    ended_at: IsoTime | None
+    status: Literal["completed", "failed", "aborted", "interrupted"]
+    faults: list[Fault]
+    events: list[Event]
+    metrics: list[MetricRow]
+    impact: Impact
+    guarantees: list[Guarantee]
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    scenario_file: str | None = None
+    scenario_hash: str | None = None
+    created_at: str | None = None
+    recorded_at: str | None = None
+    timeline_markers: dict[str, Any] | None = None
+    wall_seconds: Number = None
+    execution_mode: str | None = None
+    traffic: Traffic | None = None
+    deviated: bool = False
+    resilience_score: Number = None
+    steady_state: SteadyState = Field(default_factory=SteadyState)
+    detection: Detection | None = None
+    mitigation: Mitigation | None = None
+    rollbacks: list[Rollback] = Field(default_factory=list)
+    telemetry: dict[str, Any] | None = None
+    error: Any = None
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+def validate_journal(data: Any, source: str = "journal") -> DrillJournal:
+    """Check the whole journal at once and list every problem with its key path."""
+    if not isinstance(data, Mapping):
+        raise DrillJournalError(f"drill journal {source}: expected a JSON object at the top")
+    try:
+        return DrillJournal.model_validate(dict(data))
+    except ValidationError as exc:
+        lines = [f"drill journal {source} is not a valid journal (schema 1.x):"]
+        for err in exc.errors()[:20]:
+            key = _key_path(err["loc"])
+            if err["type"] == "missing":
+                lines.append(f"  - missing key '{key}'")
+            else:
+                got = repr(err.get("input"))
+                got = got if len(got) <= 60 else got[:57] + "..."
+                lines.append(f"  - key '{key}': {err['msg']} (got {got})")
+        if len(exc.errors()) > 20:
+            lines.append(f"  - … and {len(exc.errors()) - 20} more")
+        raise DrillJournalError("\n".join(lines)) from None
+
+
+def load_journal(journal: Mapping[str, Any] | Path | str) -> tuple[DrillJournal, str]:
+    """Read (when a path) and validate; returns the journal and a label naming its source."""
+    if isinstance(journal, Mapping):
+        source = f"(in-memory journal, run_id={journal.get('run_id')!r})"
+        return validate_journal(journal, source), source
+    path = Path(journal)
+    source = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DrillJournalError(f"drill journal {source}: file not found") from None
+    except IsADirectoryError:
+        raise DrillJournalError(f"drill journal {source}: is a folder, not a file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DrillJournalError(f"drill journal {source}: not valid JSON ({exc})") from None
+    return validate_journal(data, source), source
+
+
+# ------------------------------------------------------------------------------ small helpers
+
+
+def parse_duration(value: Any) -> float | None:
+    """ "2m" / "90s" / "1h30m" / 120 -> seconds; None when it is not a duration."""
+    if is_missing(value) or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip().lower()
+    parts = _DURATION.findall(text)
+    if not parts or _DURATION.sub("", text).strip():
+        return None
+    return sum(float(n) * _UNIT_S[u] for n, u in parts)
+
+
+def human_duration(seconds: Any) -> str:
+    """45 -> "45 s", 150 -> "2 min 30 s", 3900 -> "1 h 5 min"; missing -> "—"."""
+    if is_missing(seconds):
+        return "—"
+    s = float(seconds)
+    sign, s = ("-" if s < 0 else ""), abs(s)
+    if s < 60:
+        return f"{sign}{s:.0f} s" if s >= 1 or s == 0 else f"{sign}{s:.1f} s"
+    if s < 3600:
+        m, r = divmod(round(s), 60)
+        return f"{sign}{m} min" + (f" {r} s" if r else "")
+    h, r = divmod(round(s), 3600)
+    return f"{sign}{h} h" + (f" {r // 60} min" if r // 60 else "")
+
+
+def offset_label(seconds: float) -> str:
+    """Seconds since drill start as "T+05:00" (or "T+1:05:00" past an hour)."""
+    sign = "-" if seconds < 0 else "+"
+    s = round(abs(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"T{sign}{h}:{m:02d}:{sec:02d}" if h else f"T{sign}{m:02d}:{sec:02d}"
+
+
+def _compact(value: Any, limit: int = 160) -> str:
+    """A dict / list / scalar as one short readable line (for tables, not for parsing)."""
+    if is_missing(value):
+        return ""
+    if isinstance(value, Mapping):
+        text = ", ".join(f"{k}: {_inner(v)}" for k, v in value.items() if not is_missing(v))
+    elif isinstance(value, list | tuple):
+        text = ", ".join(_inner(v) for v in value)
+    elif isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, str) and (value != value.strip() or not value):
+        text = repr(value)  # a toggle value with a stray space must be visible as such
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _inner(value: Any) -> str:
+    """A nested value inside a one-line summary: mappings as "k=v k=v", lists comma-joined."""
+    if isinstance(value, Mapping):
+        return " ".join(f"{k}={_inner(v)}" for k, v in value.items() if not is_missing(v))
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_inner(v) for v in value) + "]"
+    return _compact(value, 80)
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _num(value: Any) -> float | None:
+    if is_missing(value) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+EVENT_LABELS: dict[str, str] = {
+    "drill_started": "Drill started",
+    "steady_state_before": "Steady state checked (before)",
+    "fault_on": "Fault injected",
+    "fault_off": "Fault removed",
+    "first_error": "First error",
+    "alert_fired": "Alert fired",
+    "alert_resolved": "Alert resolved",
+    "breaker_open": "Circuit breaker opened",
+    "breaker_half_open": "Circuit breaker half-open (probing)",
+    "breaker_closed": "Circuit breaker closed",
+    "fallback": "Fallback serving",
+    "toggle_changed": "Execution toggle changed",
+    "spool": "Telemetry spooled locally",
+    "drain": "Spool drained to the store",
+    "rollback": "Rollback",
+    "steady_state_after": "Steady state checked (after)",
+    "drill_finished": "Drill finished",
+}
+EVENT_CLASS: dict[str, str] = {
+    "fault_on": "ev-fault",
+    "fault_off": "ev-recover",
+    "first_error": "ev-fault",
+    "alert_fired": "ev-alert",
+    "alert_resolved": "ev-recover",
+    "breaker_open": "ev-mitigate",
+    "fallback": "ev-mitigate",
+    "spool": "ev-mitigate",
+    "rollback": "ev-mitigate",
+    "drain": "ev-recover",
+    "breaker_closed": "ev-recover",
+}
+
+
+def _detail_text(event: Event) -> str:
+    d = event.detail
+    if isinstance(d, Mapping):
+        return _compact(d, 220)
+    return _compact(d, 220)
+
+
+def _alert_name(event: Event) -> str:
+    d = event.detail if isinstance(event.detail, Mapping) else {}
+    return str(d.get("rule") or d.get("alert") or d.get("name") or "alert")
+
+
+def fault_text(f: Fault) -> str:
+    """One fault as a sentence fragment: "upstream_latency on tier=large (add_ms=4000)"."""
+    text = f.type
+    if f.target:
+        text += " on " + ", ".join(f"{k}={v}" for k, v in f.target.items())
+    if f.params:
+        text += " (" + ", ".join(f"{k}={_compact(v, 60)}" for k, v in f.params.items()) + ")"
+    if f.probability is not None and f.probability < 1:
+        text += f", hitting {f.probability:.0%} of calls"
+    return text
+
+
+# ---------------------------------------------------------------------------- derived facts
+
+
+@dataclass(frozen=True)
+class Markers:
+    """The three moments every postmortem timeline is read against (None: did not happen)."""
+
+    begins: datetime | None
+    mitigated: datetime | None
+    ends: datetime | None
+    mitigated_by: str | None
+
+
+def _soft_ts(value: Any) -> datetime | None:
+    """A timestamp from an optional, additive key: unparseable means absent, not fatal."""
+    if is_missing(value) or value == "":
+        return None
+    try:
+        return parse_ts(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _toggle_invalid(j: DrillJournal) -> bool:
+    return j.execution_mode is not None and j.execution_mode not in VALID_TOGGLE_VALUES
+
+
+def find_markers(j: DrillJournal) -> Markers:
+    """OUTAGE BEGINS = first fault_on; MITIGATED = the journal's mitigation time, else the first
+    breaker_open / fallback / spool / rollback after the fault; OUTAGE ENDS = the last fault_off
+    once every fault is off, else the first rollback after the last fault_on. Markers the drill
+    engine recorded itself (``timeline_markers``) win over these derivations. A scenario whose
+    own toggle value is invalid is misconfigured from the first minute: that is when it begins."""
+    events = sorted(j.events, key=lambda e: parse_ts(e.ts))
+    ons = [parse_ts(e.ts) for e in events if e.kind == "fault_on"]
+    offs = [parse_ts(e.ts) for e in events if e.kind == "fault_off"]
+    rollbacks = [parse_ts(e.ts) for e in events if e.kind == "rollback"]
+    begins = ons[0] if ons else (min(parse_ts(f.start) for f in j.faults) if j.faults else None)
+    if begins is None and _toggle_invalid(j):
+        begins = parse_ts(j.started_at)
+
+    mitigated, by = None, None
+    if j.mitigation is not None and j.mitigation.mitigated_at:
+        mitigated, by = parse_ts(j.mitigation.mitigated_at), j.mitigation.how
+    elif begins is not None:
+        for e in events:
+            if e.kind in MITIGATION_EVENTS and parse_ts(e.ts) >= begins:
+                mitigated, by = parse_ts(e.ts), EVENT_LABELS.get(e.kind, e.kind)
+                break
+
+    ends = None
+    if ons and offs and len(offs) >= len(ons):
+        ends = offs[-1]
+    elif ons:
+        after = [t for t in rollbacks if t >= ons[-1]]
+        ends = after[0] if after else None
+    elif j.faults and all(f.end for f in j.faults):
+        ends = max(parse_ts(f.end) for f in j.faults if f.end)
+    elif begins is not None:
+        after = [t for t in rollbacks if t >= begins]
+        ends = after[0] if after else None
+    recorded = j.timeline_markers or {}
+    begins = _soft_ts(recorded.get("outage_begins", recorded.get("begins"))) or begins
+    ends = _soft_ts(recorded.get("outage_ends", recorded.get("ends"))) or ends
+    engine_mitigated = _soft_ts(recorded.get("mitigated"))
+    if engine_mitigated is not None:
+        mitigated = engine_mitigated
+    return Markers(begins, mitigated, ends, by)
+
+
+def _within_allowance(g: Guarantee) -> tuple[float, float, str] | None:
+    """(used, allowed, unit) for a guarantee with a time window or a ceiling, else None."""
+    expected = g.expected if isinstance(g.expected, Mapping) else {}
+    actual = g.actual if isinstance(g.actual, Mapping) else {}
+    if "within" in expected:
+        allowed = parse_duration(expected["within"])
+        used = None
+        for key in ("fired_after_s", "after_s", "seconds", "value"):
+            used = _num(actual.get(key))
+            if used is not None:
+                break
+        if used is None:
+            used = next(
+                (_num(v) for k, v in actual.items() if k.endswith("_s") and _num(v) is not None),
+                None,
+            )
+        if allowed and used is not None:
+            return used, allowed, "s"
+    if "max" in expected:
+        allowed = _num(expected["max"])
+        used = _num(actual.get("value")) if actual else _num(g.actual)
+        if allowed and allowed > 0 and used is not None:
+            return used, allowed, ""
+    return None
+
+
+def _fmt_amount(value: float, unit: str) -> str:
+    return human_duration(value) if unit == "s" else f"{value:,.4g}"
+
+
+def assess_guarantee(g: Guarantee) -> dict[str, Any]:
+    """The guarantee as a table row, with "weak" set when it passed using most of its margin."""
+    expected_text = g.expected_text or _compact(g.expected) or "—"
+    actual_text = g.actual_text or _compact(g.actual) or "—"
+    weak = None
+    margin = _within_allowance(g)
+    if g.verdict == "passed" and margin is not None:
+        used, allowed, unit = margin
+        if used > WEAK_SHARE * allowed:
+            weak = (
+                f"used {_fmt_amount(used, unit)} of its {_fmt_amount(allowed, unit)} allowance "
+                f"({used / allowed:.0%}, more than {WEAK_SHARE:.0%})"
+            )
+    return {
+        "id": g.id,
+        "check": g.check or "",
+        "expected_text": expected_text,
+        "actual_text": actual_text,
+        "verdict": g.verdict,
+        "weight": g.weight,
+        "evidence": _compact(g.evidence, 300),
+        "weak": weak,
+    }
+
+
+def drill_verdict(j: DrillJournal) -> str:
+    """ "passed" only when the drill completed, steady state came back and every guarantee held;
+    "inconclusive" when it checked no guarantee at all (no evidence is not a pass)."""
+    if j.status == "completed" and not j.guarantees:
+        return "inconclusive"
+    ok = j.status == "completed" and not j.deviated
+    return "passed" if ok and all(g.verdict == "passed" for g in j.guarantees) else "failed"
+
+
+def action_items(
+    j: DrillJournal, rows: Sequence[Mapping[str, Any]], alerts: Sequence[str]
+) -> list[dict[str, str]]:
+    """Action items from what the drill proved missing: failed and unevaluable guarantees,
+    weak passes, an unfinished drill, a steady state that did not come back, a silent fault."""
+    items: list[dict[str, str]] = []
+    if j.status != "completed":
+        items.append(
+            {
+                "priority": "P1",
+                "type": "repair",
+                "guarantee": "",
+                "text": f"The drill itself ended '{j.status}'"
+                + (f": {j.error}" if j.error else "")
+                + ". Fix the cause and rerun it: guarantees it did not reach are unproven.",
+            }
+        )
+    for g in rows:
+        if g["verdict"] == "failed":
+            items.append(
+                {
+                    "priority": "P1",
+                    "type": "fix",
+                    "guarantee": g["id"],
+                    "text": f"Close the gap in guarantee '{g['id']}': expected "
+                    f"{g['expected_text']}; actual {g['actual_text']}.",
+                }
+            )
+        elif g["verdict"] == "error":
+            items.append(
+                {
+                    "priority": "P1",
+                    "type": "investigate",
+                    "guarantee": g["id"],
+                    "text": f"Guarantee '{g['id']}' could not be evaluated"
+                    + (f" by check '{g['check']}'" if g["check"] else "")
+                    + f" ({g['actual_text']}). A promise that cannot be measured is not evidence: "
+                    "repair the check and rerun the drill.",
+                }
+            )
+    if j.deviated:
+        failed_after = [p.probe for p in j.steady_state.after if p.ok is False]
+        items.append(
+            {
+                "priority": "P2",
+                "type": "investigate",
+                "guarantee": "",
+                "text": "Steady state was not restored after the drill"
+                + (f" (probes failing: {', '.join(failed_after)})" if failed_after else "")
+                + ": find what stayed broken after the faults were cleared.",
+            }
+        )
+    for g in rows:
+        if g["weak"]:
+            items.append(
+                {
+                    "priority": "P3",
+                    "type": "follow-up",
+                    "guarantee": g["id"],
+                    "text": f"Guarantee '{g['id']}' held with little margin: {g['weak']}. "
+                    "Tighten it before it becomes a miss (alert window, threshold or timeout).",
+                }
+            )
+    if j.faults and not alerts and not any(g["check"] == "alert_fired" for g in rows):
+        items.append(
+            {
+                "priority": "P2",
+                "type": "detect",
+                "guarantee": "",
+                "text": "No alert fired during the fault: an operator would not have been told. "
+                "Add or tune an alert rule for this failure mode and a guarantee that checks it.",
+            }
+        )
+    return items
+
+
+def lessons(
+    j: DrillJournal,
+    rows: Sequence[Mapping[str, Any]],
+    markers: Markers,
+    detected_at: datetime | None,
+) -> dict[str, list[str]]:
+    """What went well / wrong / where we got lucky, each line traceable to a guarantee, event
+    or measured number in the journal."""
+    well: list[str] = []
+    wrong: list[str] = []
+    lucky: list[str] = []
+    imp = j.impact
+    for g in rows:
+        if g["verdict"] == "passed" and not g["weak"]:
+            well.append(f"{_cap(g['expected_text'])}: {g['actual_text']} ({g['id']}).")
+        elif g["verdict"] == "passed":
+            lucky.append(
+                f"Guarantee {g['id']} passed, but {g['weak']}: a slightly worse day misses it."
+            )
+        elif g["verdict"] == "failed":
+            wrong.append(
+                f"Guarantee {g['id']} failed: expected {g['expected_text']}; actual {g['actual_text']}."
+            )
+        else:
+            wrong.append(f"Guarantee {g['id']} could not be evaluated: {g['actual_text']}.")
+    if markers.begins and markers.mitigated:
+        delay = (markers.mitigated - markers.begins).total_seconds()
+        if markers.mitigated_by:
+            when = (
+                f"{human_duration(delay)} after it began" if delay >= 1 else "the moment it began"
+            )
+            well.append(f"The fault was contained automatically ({markers.mitigated_by}) {when}.")
+    elif markers.begins:
+        wrong.append(
+            "No containment was recorded: no breaker, fallback, spool or rollback event, and "
+            "the journal names no mitigation."
+        )
+    if detected_at and markers.mitigated and markers.mitigated < detected_at:
+        lead = human_duration((detected_at - markers.mitigated).total_seconds())
+        lucky.append(
+            f"The automatic response contained the fault {lead} before any alert fired: had it "
+            "not, nobody would have known until then."
+        )
+    for f in j.faults:
+        if f.probability is not None and f.probability < 1:
+            lucky.append(
+                f"The {f.type} fault hit only {f.probability:.0%} of calls; a full outage of that "
+                "kind is harsher than what was drilled."
+            )
+    if j.status != "completed":
+        wrong.append(f"The drill ended '{j.status}'" + (f": {j.error}" if j.error else "") + ".")
+    for p in j.steady_state.during:
+        if p.violations:
+            wrong.append(
+                f"Steady-state probe {p.probe} was violated during the fault in "
+                f"{p.violations:.0f} of {p.samples or 0:.0f} samples (worst {_compact(p.worst)})."
+            )
+    after = j.steady_state.after
+    if after and all(p.ok for p in after):
+        well.append(
+            f"Steady state came back after the drill ({', '.join(p.probe for p in after)})."
+        )
+    elif j.deviated:
+        wrong.append("Steady state did not come back after the drill.")
+    for r in j.rollbacks:
+        if r.ok is False:
+            wrong.append(f"Rollback {r.type} failed" + (f": {r.detail}" if r.detail else "") + ".")
+    errors = _num(imp.errors)
+    if errors:
+        wrong.append(f"{errors:,.0f} executed queries ended in error.")
+    elif errors == 0 and (_num(imp.executed) or 0) > 0:
+        well.append("No executed query ended in error.")
+    lost = rows_lost(j)
+    if lost:
+        wrong.append(f"{lost:,.0f} decision rows are missing from telemetry.")
+    return {"well": well, "wrong": wrong, "lucky": lucky}
+
+
+def rows_lost(j: DrillJournal) -> float | None:
+    """Decisions minus rows that reached telemetry (after any drain); the journal's own count
+    wins when it records one."""
+    if j.impact.rows_lost is not None:
+        return j.impact.rows_lost
+    d, t = _num(j.impact.decisions), _num(j.impact.telemetry_rows)
+    return None if d is None or t is None else max(0.0, d - t)
+
+
+def _alert_windows(j: DrillJournal) -> list[tuple[str, datetime, datetime | None]]:
+    """(rule, fired, resolved or None) for every firing in the journal."""
+    open_: dict[str, datetime] = {}
+    out: list[tuple[str, datetime, datetime | None]] = []
+    for e in sorted(j.events, key=lambda e: parse_ts(e.ts)):
+        if e.kind == "alert_fired":
+            open_.setdefault(_alert_name(e), parse_ts(e.ts))
+        elif e.kind == "alert_resolved":
+            name = _alert_name(e)
+            if name in open_:
+                out.append((name, open_.pop(name), parse_ts(e.ts)))
+    out += [(name, start, None) for name, start in open_.items()]
+    return sorted(out, key=lambda w: w[1])
+
+
+def timeline_rows(j: DrillJournal, markers: Markers) -> list[dict[str, Any]]:
+    """Every event in time order, with the OUTAGE BEGINS / MITIGATED / OUTAGE ENDS markers
+    placed just before the event at their instant."""
+    start = parse_ts(j.started_at)
+    entries: list[tuple[datetime, int, dict[str, Any]]] = []
+    for i, e in enumerate(j.events):
+        ts = parse_ts(e.ts)
+        entries.append(
+            (
+                ts,
+                10 + i,
+                {
+                    "ts": ts,
+                    "offset": offset_label(
+                        e.offset_s if e.offset_s is not None else (ts - start).total_seconds()
+                    ),
+                    "kind": e.kind,
+                    "label": EVENT_LABELS.get(e.kind, e.kind.replace("_", " ").capitalize()),
+                    "detail": _detail_text(e),
+                    "cls": EVENT_CLASS.get(e.kind, ""),
+                    "marker": None,
+                },
+            )
+        )
+    for order, (ts, name) in enumerate(
+        (
+            (markers.begins, "OUTAGE BEGINS"),
+            (markers.mitigated, "MITIGATED"),
+            (markers.ends, "OUTAGE ENDS"),
+        )
+    ):
+        if ts is not None:
+            entries.append(
+                (
+                    ts,
+                    order,
+                    {
+                        "ts": ts,
+                        "offset": offset_label((ts - start).total_seconds()),
+                        "kind": "marker",
+                        "label": name,
+                        "detail": "",
+                        "cls": "marker",
+                        "marker": name,
+                    },
+                )
+            )
+    entries.sort(key=lambda x: (x[0], x[1]))
+    return [row for _, _, row in entries]
+
+
+def summarise(j: DrillJournal, source: str) -> dict[str, Any]:
+    """Every fact the templates show, computed once here."""
+    markers = find_markers(j)
+    rows = [assess_guarantee(g) for g in j.guarantees]
+    firings = _alert_windows(j)
+    start = parse_ts(j.started_at)
+    end = parse_ts(j.ended_at) if j.ended_at else None
+
+    det = j.detection
+    detected_at = parse_ts(det.fired_at) if det and det.fired_at else None
+    detect_alert = det.alert if det and det.alert else None
+    if detected_at is None and firings and markers.begins:
+        after = [f for f in firings if f[1] >= markers.begins]
+        if after:
+            detect_alert, detected_at = after[0][0], after[0][1]
+    ttd = det.time_to_detect_s if det and det.time_to_detect_s is not None else None
+    if ttd is None and detected_at and markers.begins:
+        ttd = (detected_at - markers.begins).total_seconds()
+    detect_allowed = None
+    for g in j.guarantees:
+        if g.check == "alert_fired" and isinstance(g.expected, Mapping):
+            detect_allowed = parse_duration(g.expected.get("within"))
+            break
+    mit = j.mitigation
+    ttm = mit.time_to_mitigate_s if mit and mit.time_to_mitigate_s is not None else None
+    if ttm is None and markers.mitigated and markers.begins:
+        ttm = (markers.mitigated - markers.begins).total_seconds()
+    outage_s = (
+        (markers.ends - markers.begins).total_seconds() if markers.begins and markers.ends else None
+    )
+
+    verdict = drill_verdict(j)
+    passed = [g for g in rows if g["verdict"] == "passed"]
+    failed = [g for g in rows if g["verdict"] != "passed"]
+    alerts = sorted({f[0] for f in firings})
+    items = action_items(j, rows, alerts)
+
+    summary = [
+        f"The {j.name} drill injected "
+        + (
+            "; ".join(
+                f"{fault_text(f)} from {offset_label((parse_ts(f.start) - start).total_seconds())}"
+                + (
+                    f" to {offset_label((parse_ts(f.end) - start).total_seconds())}"
+                    if f.end
+                    else " until the end"
+                )
+                for f in j.faults
+            )
+            if j.faults
+            else "no fault"
+        )
+        + " (virtual clock)."
+    ]
+    if _toggle_invalid(j):
+        summary.append(
+            f"The scenario itself set AMAIMA_EXECUTION_MODE={j.execution_mode!r}, an invalid "
+            "value, from the first minute."
+        )
+    summary.append(
+        f"{len(passed)} of {len(rows)} guarantees held"
+        + (f"; not held: {', '.join(g['id'] for g in failed)}" if failed else "")
+        + (f"; the drill ended '{j.status}'" if j.status != "completed" else "")
+        + "."
+    )
+    if detected_at and ttd is not None:
+        summary.append(f"Alert {detect_alert} fired {human_duration(ttd)} after the fault began.")
+    elif j.faults:
+        summary.append("No alert fired for the fault.")
+    if markers.mitigated and ttm is not None:
+        summary.append(
+            f"Contained {human_duration(ttm)} after it began"
+            + (f" ({markers.mitigated_by})" if markers.mitigated_by else "")
+            + "."
+        )
+
+    mode = j.execution_mode
+    toggle_note = None
+    if _toggle_invalid(j):
+        toggle_note = (
+            f"The scenario set AMAIMA_EXECUTION_MODE to {mode!r}, which is not one of "
+            f"{' or '.join(VALID_TOGGLE_VALUES)}: the router must fail closed to decision-only."
+        )
+
+    return {
+        "verdict": verdict,
+        "passed": len(passed),
+        "total": len(rows),
+        "guarantees": rows,
+        "failed_guarantees": failed,
+        "summary": summary,
+        "markers": markers,
+        "timeline": timeline_rows(j, markers),
+        "firings": [
+            {
+                "rule": name,
+                "fired": s,
+                "resolved": e,
+                "offset": offset_label((s - start).total_seconds()),
+            }
+            for name, s, e in firings
+        ],
+        "detection": {
+            "alert": detect_alert,
+            "at": detected_at,
+            "ttd": ttd,
+            "ttd_text": human_duration(ttd),
+            "allowed": detect_allowed,
+            "allowed_text": human_duration(detect_allowed) if detect_allowed else None,
+        },
+        "mitigation": {
+            "at": markers.mitigated,
+            "how": markers.mitigated_by,
+            "ttm": ttm,
+            "ttm_text": human_duration(ttm),
+            "breaker_events": [
+                r
+                for r in timeline_rows(j, Markers(None, None, None, None))
+                if r["kind"].startswith("breaker_")
+                or r["kind"] in ("fallback", "spool", "drain", "toggle_changed")
+            ],
+        },
+        "outage_text": human_duration(outage_s) if outage_s is not None else None,
+        "faults": [
+            {
+                "type": f.type,
+                "text": fault_text(f),
+                "start": parse_ts(f.start),
+                "end": parse_ts(f.end) if f.end else None,
+                "start_offset": offset_label((parse_ts(f.start) - start).total_seconds()),
+                "end_offset": offset_label((parse_ts(f.end) - start).total_seconds())
+                if f.end
+                else None,
+                "target": _compact(f.target),
+                "params": _compact(f.params),
+                "probability": f.probability,
+            }
+            for f in j.faults
+        ],
+        "toggle_note": toggle_note,
+        "action_items": items,
+        "lessons": lessons(j, rows, markers, detected_at),
+        "rows_lost": rows_lost(j),
+        "start": start,
+        "end": end,
+        "duration_text": human_duration((end - start).total_seconds()) if end else None,
+        "source": source,
+    }
+
+
+# ----------------------------------------------------------------------------------- figure
+
+
+def build_figure(j: DrillJournal, s: Mapping[str, Any]) -> Any:
+    """Latency p95, error rate, alerts firing (and any other signal that moved) on one UTC time
+    axis, with the fault windows shaded and the outage markers drawn."""
+    from reports.figures import timeline_figure
+
+    metrics = sorted(j.metrics, key=lambda m: parse_ts(m.ts))
+    firings = s["firings"]
+
+    def column(key: str, scale: float = 1.0) -> list[tuple[datetime, float | None]]:
+        out = []
+        for m in metrics:
+            v = _num(getattr(m, key, None))
+            out.append((parse_ts(m.ts), None if v is None else v * scale))
+        return out
+
+    def firing_count(ts: datetime) -> float:
+        end = ts.timestamp() + 60
+        return float(
+            sum(
+                1
+                for f in firings
+                if f["fired"].timestamp() < end
+                and (f["resolved"] is None or f["resolved"].timestamp() > ts.timestamp())
+            )
+        )
+
+    series: dict[str, list[tuple[datetime, float | None]]] = {
+        "p95 latency": column("actual_latency_p95_ms"),
+        "error rate": column("error_rate", 100.0),
+        "alerts firing": [(parse_ts(m.ts), firing_count(parse_ts(m.ts))) for m in metrics],
+    }
+    units = {"p95 latency": "p95 (ms)", "error rate": "errors (%)", "alerts firing": "alerts"}
+    # Further rows only when that signal is part of the story: a count that left zero, a cost
+    # that spiked, upstream calls that stopped while queries kept coming (the kill switch).
+    extra = [(parse_ts(m.ts), (_num(m.fallback) or 0) + (_num(m.rejected) or 0)) for m in metrics]
+    if any(v for _, v in extra):
+        series["fallback + rejected"], units["fallback + rejected"] = extra, "fallbk+rej"
+    for key, name, unit in (
+        ("telemetry_write_failures", "store write failures", "write fails"),
+        ("spooled_rows", "rows spooled", "spooled"),
+        ("misconfigured_toggle_count", "invalid-toggle decisions", "bad toggle"),
+    ):
+        values = column(key)
+        if any(v for _, v in values):
+            series[name], units[name] = values, unit
+    cost = sorted(v for _, v in column("cost_per_query_usd") if v is not None)
+    if cost and cost[0] >= 0 and cost[-1] > 1.5 * cost[len(cost) // 2]:
+        series["cost per query"], units["cost per query"] = column("cost_per_query_usd"), "$/query"
+    calls = [(_num(m.upstream_calls), _num(m.queries) or 0) for m in metrics]
+    if any(c == 0 and q > 0 for c, q in calls) and any(c for c, _ in calls):
+        series["upstream calls"], units["upstream calls"] = column("upstream_calls"), "upstream"
+    windows = [(f.start, f.end, f"fault: {f.type}") for f in j.faults]
+    m = s["markers"]
+    marks: list[tuple[datetime, str]] = []
+    for ts, label in (
+        (m.begins, "OUTAGE BEGINS"),
+        (m.mitigated, "MITIGATED"),
+        (m.ends, "OUTAGE ENDS"),
+    ):
+        if ts is not None:
+            marks.append((ts, label))
+    seen: set[str] = set()
+    for f in firings:
+        if f["rule"] not in seen:
+            seen.add(f["rule"])
+            marks.append((f["fired"], f"alert {f['rule']}"))
+    fig = timeline_figure(series, windows, marks, units=units, row_height=120)
+    # Metrics are per-minute buckets: draw each value held over its minute, not interpolated.
+    fig.update_traces(line_shape="hv", selector={"type": "scatter"})
+    return fig
+
+
+# ---------------------------------------------------------------------------------- builder
+
+
+@dataclass(frozen=True)
+class PostmortemPaths:
+    html: Path
+    markdown: Path
+    journal: Path
+    plotly_js: Path
+
+
+def build_postmortem(
+    journal: Mapping[str, Any] | Path | str,
+    out_root: Path,
+    *,
+    generated_at: datetime | None = None,
+) -> PostmortemPaths:
+    """Write ``<out_root>/drills/<run_id>/postmortem.html`` and ``postmortem.md``.
+
+    The run folder also gets a copy of the journal when it has none (the Failure Modes page and
+    the site index find drills by it), and the site root its one shared ``assets/plotly.min.js``.
+    """
+    from reports.assets import ensure_plotly_js, figure_html, plotly_src, relative_root
+
+    j, source = load_journal(journal)
+    out_root = Path(out_root)
+    run_dir = out_root / DRILLS_DIR / j.run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    journal_path = run_dir / JOURNAL_JSON
+    if isinstance(journal, Mapping):
+        if not journal_path.exists():
+            write_atomic(journal_path, json.dumps(dict(journal), indent=2, default=str) + "\n")
+    elif not journal_path.exists() or not journal_path.resolve().samefile(Path(journal).resolve()):
+        write_atomic(journal_path, Path(journal).read_text(encoding="utf-8"))
+    plotly_js = ensure_plotly_js(out_root)
+    html_path, md_path = run_dir / POSTMORTEM_HTML, run_dir / POSTMORTEM_MD
+    generated = (generated_at or datetime.now(UTC)).astimezone(UTC)
+    s = summarise(j, source)
+    ctx = {
+        "j": j,
+        "s": s,
+        "generated_at": generated.isoformat(timespec="seconds"),
+        "root": relative_root(html_path, out_root),
+        "journal_href": JOURNAL_JSON,
+    }
+    figure = figure_html(build_figure(j, s), "drill-timeline")
+    render_to(
+        html_path,
+        "postmortem.html.j2",
+        figure=figure,
+        plotly_src=plotly_src(html_path, out_root),
+        **ctx,
+    )
+    render_to(md_path, "postmortem.md.j2", **ctx)
+    return PostmortemPaths(
+        html=html_path, markdown=md_path, journal=journal_path, plotly_js=plotly_js
+    )

@@ -1,0 +1,259 @@
+"""The pilot week as a real Prefect flow, on SQLite and PostgreSQL, with a privacy canary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from data.generate import generate_corpus, write_corpus
+
+CANARY = "CANARY-zebra-7f3a-quartz"
+
+
+def _corpus(path: Path, n: int = 600, days: int = 3, seed: int = 5) -> tuple[Path, str]:
+    """A small labelled corpus with every kind of bad row and one canary query (in a clean row,
+    so it is routed); returns the path and the canary row's query_id."""
+    import pyarrow.compute as pc
+
+    from router.decision import DOMAINS, LEVELS
+
+    table = generate_corpus(n, seed=seed, days=days, start="2026-11-16", bad_rows=0.03)
+    raw = pc.cast(table.column("text"), pa.binary()).to_pylist()
+    ids = table.column("query_id").to_pylist()
+    ts = [str(t) for t in table.column("ts").to_pylist()]
+    levels, domains = (
+        table.column("expected_level").to_pylist(),
+        table.column("expected_domain").to_pylist(),
+    )
+    ok_levels, ok_domains = {lv.value for lv in LEVELS}, {d.value for d in DOMAINS}
+    pick = next(
+        i
+        for i, b in enumerate(raw)
+        if b
+        and b.strip()
+        and len(b) < 1000
+        and ids.count(ids[i]) == 1
+        and ts[i].startswith("2026-11")
+        and levels[i] in ok_levels
+        and domains[i] in ok_domains
+        and _utf8(b)
+    )
+    mask = pa.array([i == pick for i in range(table.num_rows)])
+    canary_text = pa.scalar(f"{CANARY} please explain how binary search works", pa.binary())
+    text = pc.if_else(mask, canary_text, pc.cast(table.column("text"), pa.binary()))
+    table = table.set_column(
+        table.column_names.index("text"),
+        "text",
+        pc.cast(text, table.schema.field("text").type, safe=False),
+    )
+    return write_corpus(table, path), ids[pick]
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def corpus_and_canary(tmp_path_factory) -> tuple[Path, str]:
+    return _corpus(tmp_path_factory.mktemp("corpus") / "week.parquet")
+
+
+@pytest.fixture(scope="module")
+def corpus_file(corpus_and_canary) -> Path:
+    return corpus_and_canary[0]
+
+
+def _run(corpus_file: Path, out: Path, db: str, **kwargs) -> dict:
+    from flows.pilot import pilot_week
+
+    return pilot_week(
+        corpus=str(corpus_file), days=3, out=str(out), db=db, semantic=False, **kwargs
+    )
+
+
+def _all_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_pilot_week_runs_end_to_end_and_never_writes_the_canary(
+    prefect_harness, corpus_and_canary, tmp_path, backend, request, monkeypatch
+):
+    corpus_file, canary_id = corpus_and_canary
+    monkeypatch.chdir(tmp_path)  # the embedding cache and spool land under the test folder
+    db = (
+        f"sqlite:///{tmp_path / 'telemetry.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    out = tmp_path / "out"
+    outcome = _run(corpus_file, out, db)
+    evidence = json.loads(Path(outcome["evidence"]).read_text())
+
+    # Nothing lost: every accepted row is a stored decision; every bad row is quarantined.
+    cs = evidence["corpus_summary"]
+    assert cs["accepted"] + cs["quarantined"] == cs["rows"]
+    assert evidence["telemetry"]["rows"] == cs["in_window"] == evidence["telemetry"]["routed"]
+    assert set(cs["by_reason"]) >= {
+        "missing_text",
+        "empty_text",
+        "unparseable_ts",
+        "duplicate_query_id",
+        "text_too_long",
+        "invalid_encoding",
+        "invalid_label",
+    }
+    # Every day passed the GX suite and the replay matched bit for bit.
+    assert [q["success"] for q in evidence["quality"]] == [True] * 3
+    assert evidence["determinism"]["rate"] == 1.0 and evidence["determinism"]["sample"] >= 600 * 0.9
+    assert (out / outcome["run_id"] / evidence["quality"][0]["data_docs"]).exists()
+    # The verdict follows the criteria, and the report exists.
+    assert outcome["verdict"] == (
+        "go" if all(c["passed"] is not False for c in outcome["criteria"]) else "no-go"
+    )
+    assert Path(outcome["report_html"]).exists() and Path(outcome["report_md"]).exists()
+    assert (out / "index.html").exists()
+    assert evidence["labelled"] is not None and evidence["labelled"]["downgrade_rate"] is not None
+
+    # The canary is in no file the run wrote (reports, evidence, quarantine, Data Docs, caches)...
+    for f in _all_files(tmp_path):
+        if f.name == corpus_file.name:
+            continue
+        assert CANARY.encode() not in f.read_bytes(), f"canary leaked into {f}"
+    # ...and not in the database.
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select * from decision_telemetry")).fetchall()
+        runs = conn.execute(sa.text("select * from runs")).fetchall()
+    engine.dispose()
+    assert rows and CANARY not in repr(rows) and CANARY not in repr(runs)
+    assert canary_id in {r._mapping["query_id"] for r in rows}  # the canary query was routed
+
+
+def test_rerunning_a_pilot_is_idempotent(prefect_harness, corpus_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    first = _run(corpus_file, tmp_path / "out", db)
+    second = _run(corpus_file, tmp_path / "out", db)
+    e1 = json.loads(Path(first["evidence"]).read_text())
+    e2 = json.loads(Path(second["evidence"]).read_text())
+    assert first["run_id"] == second["run_id"]
+    assert e2["telemetry"]["rows"] == e1["telemetry"]["rows"]
+    assert e2["telemetry"]["duplicates"] == e1["telemetry"]["rows"]  # all already stored
+
+
+def test_comparing_the_config_with_itself_is_the_zero_noise_baseline(
+    prefect_harness, corpus_file, tmp_path, monkeypatch
+):
+    from router.config import default_config_path
+
+    monkeypatch.chdir(tmp_path)
+    outcome = _run(
+        corpus_file,
+        tmp_path / "out",
+        f"sqlite:///{tmp_path / 't.db'}",
+        compare_config=str(default_config_path()),
+    )
+    comparison = json.loads(Path(outcome["evidence"]).read_text())["comparison"]
+    assert comparison["mismatched"] == 0 and comparison["matched"] > 0
+
+
+def test_report_rebuilds_from_stored_telemetry(prefect_harness, corpus_file, tmp_path, monkeypatch):
+    from flows.pilot_report import rebuild_pilot_report
+
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    outcome = _run(corpus_file, tmp_path / "out", db)
+    original = json.loads(Path(outcome["evidence"]).read_text())
+    rebuilt = rebuild_pilot_report(outcome["run_id"], out=tmp_path / "again", db=db)
+    again = json.loads(Path(rebuilt["evidence"]).read_text())
+    assert rebuilt["verdict"] == outcome["verdict"]
+    assert again["metrics_daily"] == original["metrics_daily"]
+    # Labels are not stored, so only the label-based criterion differs (n/a after a rebuild).
+    unlabelled = [c for c in original["criteria"] if c["id"] != "downgrade_rate"]
+    assert [c for c in again["criteria"] if c["id"] != "downgrade_rate"] == unlabelled
+    assert {c["id"]: c for c in again["criteria"]}["downgrade_rate"]["passed"] is None
+    with pytest.raises(LookupError, match="no run"):
+        rebuild_pilot_report("nope", out=tmp_path / "x", db=db)
+
+
+def test_a_store_that_is_down_spools_everything_and_says_no_go(
+    prefect_harness, corpus_file, tmp_path, monkeypatch
+):
+    """PostgreSQL refusing connections for the whole run: every decision is spooled, nothing is
+    lost, quality cannot be measured, and the verdict says no-go with the reason."""
+    from telemetry.store import TelemetryStore
+
+    monkeypatch.chdir(tmp_path)
+    dead = "postgresql+psycopg://postgres@127.0.0.1:1/test"  # nothing listens on port 1
+    outcome = _run(corpus_file, tmp_path / "out", dead)
+    evidence = json.loads(Path(outcome["evidence"]).read_text())
+    accepted = evidence["corpus_summary"]["in_window"]
+    assert outcome["verdict"] == "no-go"
+    assert evidence["telemetry"]["spooled"] == accepted and evidence["telemetry"]["written"] == 0
+    assert TelemetryStore(dead).spool.rows_pending() == accepted
+    assert any("spool" in w for w in evidence["warnings"])
+    quality = {c["id"]: c for c in evidence["criteria"]}["data_quality"]
+    assert quality["passed"] is False
+
+
+def test_cli_exit_code_matches_the_verdict(corpus_file, tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "pilot",
+            "run",
+            "--corpus",
+            str(corpus_file),
+            "--days",
+            "3",
+            "--rule-only",
+            "--out",
+            str(tmp_path / "out"),
+            "--db",
+            f"sqlite:///{tmp_path / 't.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+    assert proc.returncode in (0, 2), proc.stderr[-2000:]
+    evidence = json.loads(next((tmp_path / "out").glob("*/evidence.json")).read_text())
+    assert proc.returncode == (0 if evidence["verdict"] == "go" else 2)
+    assert CANARY not in proc.stdout + proc.stderr
+
+
+def test_cli_reports_a_missing_corpus_clearly(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "pilot",
+            "run",
+            "--corpus",
+            str(tmp_path / "nope.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+    assert proc.returncode == 1
+    assert "nope.parquet" in proc.stderr and "not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
