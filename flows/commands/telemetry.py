@@ -1,7 +1,166 @@
-"""`harness telemetry ...` commands."""
+"""`harness telemetry ...`: drain the spool, prune by retention, export a run, list runs.
+
+The store (SQLAlchemy, pyarrow, pandas) is imported inside each command so `harness --help` stays
+fast. Every failure is a one-line message and exit code 1, never a traceback.
+"""
 
 from __future__ import annotations
 
-import typer
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
-app = typer.Typer(help="telemetry commands", no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from telemetry.store import TelemetryStore
+
+app = typer.Typer(
+    help="Telemetry store: drain the local spool, prune, export a run, list runs.",
+    no_args_is_help=True,
+)
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Store URL (sqlite:///path.db or postgresql+psycopg://user@host/db). "
+        "Default: $AMAIMA_TELEMETRY_URL, else sqlite:///.harness/telemetry.db.",
+        show_default=False,
+    ),
+]
+SpoolOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--spool-dir",
+        help="Spool folder (default: $AMAIMA_TELEMETRY_SPOOL_DIR, else the store's own folder "
+        "under .harness/spool/).",
+        show_default=False,
+    ),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+@contextmanager
+def _store(db: str | None, spool_dir: Path | None = None) -> Iterator[TelemetryStore]:
+    """Open the store; any telemetry error becomes a clear message and exit code 1."""
+    from telemetry.errors import TelemetryError
+    from telemetry.store import TelemetryStore
+
+    try:
+        store = TelemetryStore(db, spool_dir=spool_dir)
+    except TelemetryError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        yield store
+    except TelemetryError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        store.close()
+
+
+@app.command()
+def drain(db: DbOption = None, spool_dir: SpoolOption = None) -> None:
+    """Write spooled decision batches into the store (idempotent; files deleted after commit)."""
+    with _store(db, spool_dir) as store:
+        result = store.drain()
+        console.print(
+            f"drained {result.files_drained} file(s) into {store.safe_url}: "
+            f"{result.rows_written} rows written, {result.duplicates} already stored",
+            highlight=False,
+        )
+        for path in result.corrupt_files:
+            err_console.print(f"[yellow]unreadable spool file kept aside:[/yellow] {path}")
+        if not result.complete:
+            raise _fail(
+                f"{result.files_remaining} file(s) / {result.rows_remaining} rows still spooled "
+                f"in {store.spool.directory}: store refused them (kind={result.error_kind}); "
+                "run `harness telemetry drain` again when it is back"
+            )
+        if result.corrupt_files:
+            raise typer.Exit(code=1)
+
+
+@app.command()
+def prune(
+    days: Annotated[
+        int, typer.Option("--days", min=1, help="Keep decisions of the last DAYS days.")
+    ] = 90,
+    db: DbOption = None,
+) -> None:
+    """Delete decisions older than the retention window (run records are kept)."""
+    with _store(db) as store:
+        deleted = store.prune(retention_days=days)
+        console.print(
+            f"pruned {deleted} decision rows older than {days} days from {store.safe_url}",
+            highlight=False,
+        )
+
+
+@app.command()
+def export(
+    run: Annotated[str, typer.Option("--run", help="Run id to export.")],
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    db: DbOption = None,
+) -> None:
+    """Export one run's decisions to a parquet file."""
+    if out.suffix != ".parquet":
+        raise _fail(f"--out {out} must end in .parquet")
+    with _store(db) as store:
+        rows = store.export_parquet(run, out)
+        console.print(f"exported {rows} decisions of run {run!r} to {out}", highlight=False)
+
+
+@app.command()
+def runs(db: DbOption = None) -> None:
+    """List recorded runs, oldest first, with their decision counts."""
+    with _store(db) as store:
+        frame = store.list_runs()
+        if frame.empty:
+            console.print(f"no runs in {store.safe_url}", highlight=False)
+            return
+        table = Table(title=f"runs in {store.safe_url}")
+        for col in ("run_id", "kind", "status", "started_at", "finished_at", "decisions"):
+            table.add_column(col, justify="right" if col == "decisions" else "left", no_wrap=True)
+        for row in frame.itertuples(index=False):
+            table.add_row(
+                row.run_id,
+                row.kind,
+                row.status,
+                _when(row.started_at),
+                _when(row.finished_at),
+                str(row.decisions),
+            )
+        console.print(table)
+
+
+@app.command()
+def status(db: DbOption = None, spool_dir: SpoolOption = None) -> None:
+    """Stored decisions and what is still waiting in the spool."""
+    with _store(db, spool_dir) as store:
+        pending = store.spool.pending()
+        console.print(f"store: {store.safe_url}", highlight=False)
+        console.print(f"decisions stored: {store.count()}", highlight=False)
+        console.print(
+            f"spool: {len(pending)} file(s), {store.spool.rows_pending()} rows "
+            f"in {store.spool.directory}",
+            highlight=False,
+        )
+
+
+def _when(value: object) -> str:
+    """UTC timestamp for the table; '-' for a run still running (NaT / None)."""
+    try:
+        return value.strftime("%Y-%m-%d %H:%M:%SZ")  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return "-"

@@ -1,0 +1,1017 @@
+"""The telemetry store: bulk, idempotent decision writes that never lose a decision.
+
+Writes are ``INSERT ... ON CONFLICT (decision_id) DO NOTHING`` on SQLite and PostgreSQL, so a rerun
+or a drained spool never stores a decision twice. A write the database refuses (down, locked,
+read-only, disk full) is retried briefly and then kept in a local parquet spool; ``drain()`` writes
+it back later. The caller carries on either way and learns what happened from ``WriteResult``.
+
+Speed: SQLite takes one ``executemany`` in one transaction (WAL, ``synchronous=NORMAL``);
+PostgreSQL takes a CSV ``COPY`` into a temporary table and one ``INSERT ... SELECT ... ON CONFLICT
+DO NOTHING`` (see ``benchmarks/bench_telemetry.py``).
+
+Fault injection for drills: set ``store.write_failure_hook`` to a callable returning an exception
+or ``None``. It is consulted before every decision-write attempt (``write`` and ``drain``, each
+retry included); a returned exception is raised inside the attempt and takes exactly the path a
+real database error takes (classification, retry, spool). ``telemetry.errors.make_store_fault``
+builds real ``OperationalError`` instances of a chosen kind. Run metadata calls
+(``start_run``/``finish_run``) are not hooked.
+
+The store never sees query text and never logs database exception text (it can hold bound
+parameters): failures are logged by kind, exception class and password-free URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from router.decision import DECISION_ARROW_SCHEMA, DECISION_COLUMNS, TS_TYPE
+from telemetry.errors import (
+    POISON_KINDS,
+    TRANSIENT_KINDS,
+    SpoolError,
+    StoreUnavailableError,
+    StoreVersionError,
+    TelemetryError,
+    TelemetrySchemaError,
+    UnknownRunError,
+    classify_error,
+)
+from telemetry.schema import (
+    META_VERSION_KEY,
+    RUN_COLUMNS,
+    STORE_SCHEMA_VERSION,
+    SUPPORTED_DECISION_VERSIONS,
+    decision_telemetry,
+    harness_meta,
+    metadata,
+    runs,
+    to_epoch_us,
+)
+from telemetry.spool import Spool
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+ENV_URL = "AMAIMA_TELEMETRY_URL"
+ENV_SPOOL_DIR = "AMAIMA_TELEMETRY_SPOOL_DIR"
+HARNESS_DIR = ".harness"
+DEFAULT_DB_NAME = "telemetry.db"
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "aborted", "interrupted")
+
+_LOAD_TABLE = "_telemetry_load"
+
+try:  # psycopg raises its own errors from the raw COPY cursor (not wrapped by SQLAlchemy).
+    import psycopg as _psycopg
+
+    _DB_ERRORS: tuple[type[BaseException], ...] = (
+        sa.exc.SQLAlchemyError,
+        sqlite3.Error,
+        _psycopg.Error,
+        OSError,
+    )
+except ImportError:  # pragma: no cover - psycopg is a declared dependency
+    _DB_ERRORS = (sa.exc.SQLAlchemyError, sqlite3.Error, OSError)
+
+
+class WriteFaultPolicy(Protocol):
+    """Consulted before each decision-write attempt; return an exception to make it fail."""
+
+    def __call__(self) -> Exception | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What happened to one batch. Always ``written + duplicates + spooled == rows``."""
+
+    rows: int
+    written: int
+    duplicates: int
+    spooled: int
+    attempts: int
+    error_kind: str | None = None
+    error_type: str | None = None
+    spool_file: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the batch is in the database (nothing waiting in the spool)."""
+        return self.spooled == 0
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """What one drain moved from the spool into the database, and what is still waiting."""
+
+    files_drained: int
+    rows_written: int
+    duplicates: int
+    files_remaining: int
+    rows_remaining: int
+    error_kind: str | None = None
+    error_type: str | None = None
+    corrupt_files: tuple[Path, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return self.files_remaining == 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One row of ``runs``, with the JSON columns parsed."""
+
+    run_id: str
+    kind: str
+    parameters: dict[str, Any]
+    config_hash: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    counts: dict[str, Any] | None
+
+
+def default_url(cwd: str | Path | None = None) -> str:
+    """``$AMAIMA_TELEMETRY_URL`` or the SQLite file ``<cwd>/.harness/telemetry.db``."""
+    env = os.environ.get(ENV_URL, "").strip()
+    if env:
+        return env
+    return f"sqlite:///{Path(cwd or Path.cwd()).resolve() / HARNESS_DIR / DEFAULT_DB_NAME}"
+
+
+def safe_url(url: str | sa.URL) -> str:
+    """The URL as it may appear in logs and messages: password hidden."""
+    try:
+        parsed = sa.make_url(url) if isinstance(url, str) else url
+    except sa.exc.ArgumentError:
+        return "<unparseable URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def _parse_url(url: str) -> sa.URL:
+    """Parse and check a store URL; plain ``postgresql://`` means the psycopg 3 driver."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise TelemetryError(
+            f"telemetry URL {safe_url(url)} is not a database URL; expected "
+            "sqlite:///path/to/telemetry.db or postgresql+psycopg://user@host:5432/db"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_DIALECTS:
+        raise TelemetryError(
+            f"telemetry URL {safe_url(parsed)} uses {backend!r}; supported: "
+            "sqlite:///path.db or postgresql+psycopg://user@host:5432/db"
+        )
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        elif parsed.get_driver_name() != "psycopg":
+            raise TelemetryError(
+                f"telemetry URL {safe_url(parsed)} uses driver {parsed.get_driver_name()!r}; "
+                "the store needs psycopg 3: postgresql+psycopg://user@host:5432/db"
+            )
+    return parsed
+
+
+def _require_aware(value: datetime | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None:
+        raise ValueError(f"{name}={value.isoformat()} is naive; pass a tz-aware (UTC) datetime")
+    return value.astimezone(UTC)
+
+
+def conform_decisions(table: pa.Table | pa.RecordBatch) -> pa.Table:
+    """Check and cast a batch to the schema-1.0.0 decision table, or say exactly what is wrong."""
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    if not isinstance(table, pa.Table):
+        raise TelemetrySchemaError(
+            f"expected a pyarrow.Table of decisions, got {type(table).__name__}"
+        )
+    names = set(table.column_names)
+    missing = [c for c in DECISION_COLUMNS if c not in names]
+    extra = sorted(names - set(DECISION_COLUMNS))
+    if missing or extra:
+        raise TelemetrySchemaError(
+            f"decision table columns do not match schema 1.0.0: missing {missing or 'none'}, "
+            f"unexpected {extra or 'none'}; valid columns are router.decision.DECISION_COLUMNS"
+        )
+    if len(set(table.column_names)) != len(table.column_names):
+        raise TelemetrySchemaError("decision table has duplicate column names")
+    ts_type = table.schema.field("ts").type
+    if pa.types.is_timestamp(ts_type) and ts_type.tz is None:
+        raise TelemetrySchemaError(
+            f"column 'ts' is {ts_type} without a time zone; expected {TS_TYPE} (tz-aware UTC)"
+        )
+    arrays = []
+    for field in DECISION_ARROW_SCHEMA:
+        col = table.column(field.name)
+        if col.type != field.type:
+            try:
+                col = col.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise TelemetrySchemaError(
+                    f"column {field.name!r} has type {col.type}, not castable to {field.type}: "
+                    f"{exc}"
+                ) from None
+        if not field.nullable and col.null_count:
+            raise TelemetrySchemaError(
+                f"column {field.name!r} has {col.null_count} null value(s); it is required"
+            )
+        if pa.types.is_string(field.type) and pc.any(pc.match_substring(col, "\x00")).as_py():
+            row = pc.index(pc.fill_null(pc.match_substring(col, "\x00"), False), True).as_py()
+            raise TelemetrySchemaError(
+                f"column {field.name!r} row {row} contains a NUL character, which PostgreSQL "
+                "text cannot store; strip it before writing"
+            )
+        arrays.append(col)
+    out = pa.Table.from_arrays(arrays, schema=DECISION_ARROW_SCHEMA)
+    if out.num_rows:
+        versions = set(pc.unique(out.column("decision_schema_version")).to_pylist())
+        bad = sorted(versions - SUPPORTED_DECISION_VERSIONS)
+        if bad:
+            raise TelemetrySchemaError(
+                f"column 'decision_schema_version' has {bad}; this store holds "
+                f"{sorted(SUPPORTED_DECISION_VERSIONS)}"
+            )
+    return out
+
+
+class TelemetryStore:
+    """Decision telemetry on a SQLite file or PostgreSQL, with a local spool when it is down.
+
+    ``url``: a SQLAlchemy URL (``sqlite:///path.db``, ``postgresql+psycopg://user@host/db``,
+    optionally ``?options=-csearch_path%3D<schema>``); default ``$AMAIMA_TELEMETRY_URL`` or
+    ``sqlite:///<cwd>/.harness/telemetry.db``. ``spool_dir``: where refused batches wait; default
+    ``$AMAIMA_TELEMETRY_SPOOL_DIR`` or ``<cwd>/.harness/spool/<dialect>-<hash of URL>`` (one spool
+    per database, so a drain can never push one database's decisions into another).
+
+    Construction tries the database once: a database of another store version raises
+    ``StoreVersionError``; an unreachable one is only logged (writes spool until it is back).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        spool_dir: str | Path | None = None,
+        retries: int = 1,
+        retry_delay_s: float = 0.05,
+        connect_timeout_s: float = 3.0,
+        lock_timeout_s: float = 2.0,
+        chunk_rows: int = 50_000,
+        write_failure_hook: WriteFaultPolicy | Callable[[], Exception | None] | None = None,
+    ) -> None:
+        if retries < 0 or retry_delay_s < 0 or chunk_rows < 1:
+            raise ValueError("retries and retry_delay_s must be >= 0 and chunk_rows >= 1")
+        using_default = url is None
+        parsed = _parse_url(default_url() if using_default else url)
+        #: The URL without its password: the only form the store ever shows or logs.
+        self.safe_url = safe_url(parsed)
+        self.url = self.safe_url
+        self.dialect = parsed.get_backend_name()
+        if using_default and self.dialect == "sqlite" and parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+        self.retries = retries
+        self.retry_delay_s = retry_delay_s
+        self.chunk_rows = chunk_rows
+        self.write_failure_hook = write_failure_hook
+        self.spool = Spool(self._spool_dir(spool_dir))
+
+        if self.dialect == "sqlite":
+            self.engine = sa.create_engine(parsed, connect_args={"timeout": lock_timeout_s})
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = sa.create_engine(
+                parsed,
+                connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
+                pool_pre_ping=True,
+            )
+        self._ready = False
+        self._lock = threading.Lock()
+        try:
+            self._ensure_ready()
+        except StoreVersionError:
+            self.engine.dispose()
+            raise
+        except _DB_ERRORS as exc:
+            log.warning(
+                "telemetry store %s not reachable at start (kind=%s, %s); writes will spool "
+                "until it is back",
+                self.safe_url,
+                classify_error(exc),
+                type(exc).__name__,
+            )
+
+    def __repr__(self) -> str:
+        return f"TelemetryStore({self.safe_url!r}, spool={str(self.spool.directory)!r})"
+
+    def __enter__(self) -> TelemetryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release pooled connections (the store can still be used; it reconnects)."""
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ setup
+
+    def _spool_dir(self, spool_dir: str | Path | None) -> Path:
+        if spool_dir is not None:
+            return Path(spool_dir)
+        env = os.environ.get(ENV_SPOOL_DIR, "").strip()
+        if env:
+            return Path(env)
+        slug = hashlib.sha256(self.safe_url.encode()).hexdigest()[:12]
+        return Path.cwd().resolve() / HARNESS_DIR / "spool" / f"{self.dialect}-{slug}"
+
+    def _ensure_ready(self) -> None:
+        """Create the tables on first contact, or refuse a database of another store version."""
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            with self.engine.begin() as conn:
+                insp = sa.inspect(conn)
+                found = None
+                if insp.has_table(harness_meta.name):
+                    found = conn.execute(
+                        sa.select(harness_meta.c.value).where(
+                            harness_meta.c.key == META_VERSION_KEY
+                        )
+                    ).scalar()
+                elif insp.has_table(decision_telemetry.name):
+                    found = "unknown (no harness_meta table)"
+                if found is not None and found != STORE_SCHEMA_VERSION:
+                    raise StoreVersionError(
+                        f"telemetry database {self.safe_url} has store schema version {found}; "
+                        f"this harness uses version {STORE_SCHEMA_VERSION}. Point "
+                        f"{ENV_URL} (or --db) at a database of version {STORE_SCHEMA_VERSION}, "
+                        "or migrate/export this one with the harness that created it."
+                    )
+                metadata.create_all(conn, checkfirst=True)
+                if found is None:
+                    conn.execute(
+                        self._dialect_insert(harness_meta)
+                        .values(key=META_VERSION_KEY, value=STORE_SCHEMA_VERSION)
+                        .on_conflict_do_nothing(index_elements=["key"])
+                    )
+            self._ready = True
+
+    def _dialect_insert(self, table: sa.Table) -> Any:
+        mod = sqlite_dialect if self.dialect == "sqlite" else pg_dialect
+        return mod.insert(table)
+
+    # ------------------------------------------------------------------ writes
+
+    def write(self, table: pa.Table | pa.RecordBatch) -> WriteResult:
+        """Store a batch of decisions idempotently; spool it if the database refuses.
+
+        Raises ``TelemetrySchemaError`` for a malformed batch (retrying cannot fix it) and
+        ``SpoolError`` only if the database *and* the local spool both fail.
+        """
+        table = conform_decisions(table)
+        n = table.num_rows
+        if n == 0:
+            return WriteResult(rows=0, written=0, duplicates=0, spooled=0, attempts=0)
+        written, attempts, exc = self._write_with_retries(table)
+        if exc is None:
+            return WriteResult(
+                rows=n, written=written, duplicates=n - written, spooled=0, attempts=attempts
+            )
+        kind = classify_error(exc)
+        try:
+            path = self.spool.put(
+                table,
+                metadata={"harness.store_url": self.safe_url, "harness.error_kind": kind},
+            )
+        except SpoolError as spool_exc:
+            raise SpoolError(
+                f"telemetry write to {self.safe_url} failed (kind={kind}, {type(exc).__name__}) "
+                f"and {spool_exc}"
+            ) from spool_exc
+        log.warning(
+            "telemetry write to %s failed (kind=%s, %s) after %d attempt(s); %d rows spooled to %s",
+            self.safe_url,
+            kind,
+            type(exc).__name__,
+            attempts,
+            n,
+            path.name,
+        )
+        return WriteResult(
+            rows=n,
+            written=0,
+            duplicates=0,
+            spooled=n,
+            attempts=attempts,
+            error_kind=kind,
+            error_type=type(exc).__name__,
+            spool_file=path,
+        )
+
+    def _write_with_retries(self, table: pa.Table) -> tuple[int, int, Exception | None]:
+        """(rows written, attempts, last error or None). Only database-type errors are caught."""
+        attempts = 0
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            attempts += 1
+            injected = self.write_failure_hook() if self.write_failure_hook else None
+            try:
+                if injected is not None:
+                    raise injected
+                return self._write_once(table), attempts, None
+            except StoreVersionError as exc:
+                return 0, attempts, exc
+            except Exception as exc:
+                if exc is not injected and not isinstance(exc, _DB_ERRORS):
+                    raise
+                last = exc
+                if classify_error(exc) not in TRANSIENT_KINDS:
+                    break
+                if attempt < self.retries and self.retry_delay_s:
+                    time.sleep(self.retry_delay_s * (attempt + 1))
+        return 0, attempts, last
+
+    def _write_once(self, table: pa.Table) -> int:
+        self._ensure_ready()
+        with self.engine.begin() as conn:
+            if self.dialect == "sqlite":
+                return self._insert_sqlite(conn, table)
+            return self._insert_postgres(conn, table)
+
+    def _insert_sqlite(self, conn: sa.Connection, table: pa.Table) -> int:
+        """executemany of single-row statements in one transaction.
+
+        Binding parameters is most of the cost, so each chunk's constant columns (run id,
+        versions, config hash, ...: usually a third of the row) are written into the statement as
+        literals and only the varying ones are bound. Each statement binds at most 34 variables,
+        far below SQLite's limit whatever the batch size; chunks only bound the tuples in memory.
+        """
+        cursor = conn.connection.driver_connection.cursor()
+        written = 0
+        try:
+            for chunk in table.to_batches(max_chunksize=self.chunk_rows):
+                literals = {
+                    name: lit
+                    for name in DECISION_COLUMNS[1:]  # decision_id always varies: keep it bound
+                    if (lit := _sqlite_constant_literal(chunk.column(name))) is not None
+                }
+                stmt = (
+                    sqlite_dialect.insert(decision_telemetry)
+                    .values(
+                        {
+                            name: sa.literal_column(literals[name])
+                            if name in literals
+                            else sa.bindparam(name)
+                            for name in DECISION_COLUMNS
+                        }
+                    )
+                    .on_conflict_do_nothing(index_elements=["decision_id"])
+                )
+                compiled = stmt.compile(dialect=conn.dialect)
+                cols = [_sqlite_values(chunk.column(name)) for name in compiled.positiontup or ()]
+                cursor.executemany(str(compiled), zip(*cols, strict=True))
+                written += max(cursor.rowcount, 0)
+        finally:
+            cursor.close()
+        return written
+
+    def _insert_postgres(self, conn: sa.Connection, table: pa.Table) -> int:
+        """CSV COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
+        col_list = ", ".join(DECISION_COLUMNS)
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {_LOAD_TABLE} (LIKE {decision_telemetry.name}) ON COMMIT DROP"
+        )
+        options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {_LOAD_TABLE} ({col_list}) FROM STDIN (FORMAT csv)") as copy:
+                for chunk in table.to_batches(max_chunksize=self.chunk_rows):
+                    buf = io.BytesIO()
+                    pa_csv.write_csv(chunk, buf, options)
+                    copy.write(buf.getbuffer())
+        load = sa.table(_LOAD_TABLE, *(sa.column(c) for c in DECISION_COLUMNS))
+        stmt = (
+            pg_dialect.insert(decision_telemetry)
+            .from_select(list(DECISION_COLUMNS), sa.select(*load.c))
+            .on_conflict_do_nothing(index_elements=["decision_id"])
+        )
+        return conn.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+
+    def drain(self) -> DrainResult:
+        """Write spooled batches back, oldest first; a file is deleted only after its commit.
+
+        Stops at the first batch the database refuses (it is still down); that batch and the ones
+        after it stay in the spool for the next drain. Unreadable files, and batches a working
+        database rejects as invalid data, are moved to ``corrupt/`` inside the spool and
+        reported, never deleted.
+        """
+        drained = written = duplicates = 0
+        corrupt: list[Path] = []
+        error: Exception | None = None
+        for path in self.spool.pending():
+            try:
+                table = conform_decisions(self.spool.read(path))
+            except FileNotFoundError:
+                continue  # a parallel drain took it
+            except (OSError, pa.ArrowException, TelemetrySchemaError, KeyError):
+                corrupt.append(self.spool.quarantine(path))
+                log.error("spool file %s is unreadable; moved to %s", path.name, corrupt[-1])
+                continue
+            n, _, exc = self._write_with_retries(table)
+            if exc is not None and classify_error(exc) in POISON_KINDS:
+                # The database is up but refuses these rows: retrying cannot help, and waiting
+                # would block every batch behind this one. Keep it aside for a person.
+                corrupt.append(self.spool.quarantine(path))
+                log.error(
+                    "spool file %s refused by %s (kind=%s, %s); moved to %s",
+                    path.name,
+                    self.safe_url,
+                    classify_error(exc),
+                    type(exc).__name__,
+                    corrupt[-1],
+                )
+                continue
+            if exc is not None:
+                error = exc
+                log.warning(
+                    "telemetry drain into %s stopped (kind=%s, %s); %s kept",
+                    self.safe_url,
+                    classify_error(exc),
+                    type(exc).__name__,
+                    path.name,
+                )
+                break
+            self.spool.remove(path)
+            drained += 1
+            written += n
+            duplicates += table.num_rows - n
+        remaining = self.spool.pending()
+        return DrainResult(
+            files_drained=drained,
+            rows_written=written,
+            duplicates=duplicates,
+            files_remaining=len(remaining),
+            rows_remaining=self.spool.rows_pending() if remaining else 0,
+            error_kind=classify_error(error) if error is not None else None,
+            error_type=type(error).__name__ if error is not None else None,
+            corrupt_files=tuple(corrupt),
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    @contextlib.contextmanager
+    def _connect(self, *, write: bool = False) -> Iterator[sa.Connection]:
+        """A connection for reads and run metadata; database errors become StoreUnavailableError."""
+        try:
+            self._ensure_ready()
+            with self.engine.begin() if write else self.engine.connect() as conn:
+                yield conn
+        except StoreVersionError:
+            raise
+        except _DB_ERRORS as exc:
+            kind = classify_error(exc)
+            raise StoreUnavailableError(
+                f"telemetry database {self.safe_url} unavailable (kind={kind}, "
+                f"{type(exc).__name__})",
+                kind,
+            ) from None
+
+    def _where(
+        self, run_id: str | None, start: datetime | None, end: datetime | None
+    ) -> list[sa.ColumnElement[bool]]:
+        """Filters bound as plain driver values (no SQLAlchemy type processing), because reads
+        run the compiled SQL on the raw driver cursor: on SQLite ``ts`` is compared as the
+        stored integer microseconds."""
+        start = _require_aware(start, "start")
+        end = _require_aware(end, "end")
+        ts: sa.ColumnElement[Any] = decision_telemetry.c.ts
+        if self.dialect == "sqlite":
+            ts = sa.type_coerce(ts, sa.BigInteger())
+            start = to_epoch_us(start) if start else None
+            end = to_epoch_us(end) if end else None
+        clauses: list[sa.ColumnElement[bool]] = []
+        if run_id is not None:
+            clauses.append(sa.type_coerce(decision_telemetry.c.run_id, sa.String()) == run_id)
+        if start is not None:
+            clauses.append(ts >= sa.literal(start, type_=ts.type))
+        if end is not None:
+            clauses.append(ts < sa.literal(end, type_=ts.type))
+        return clauses
+
+    def iter_arrow(
+        self,
+        run_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        columns: Sequence[str] | None = None,
+        *,
+        batch_rows: int = 100_000,
+    ) -> Iterator[pa.Table]:
+        """Decisions in ``[start, end)`` as Arrow tables of bounded size, ordered by
+        (ts, decision_id), so memory stays bounded however large the window.
+
+        Fast paths: PostgreSQL streams ``COPY (SELECT ...) TO STDOUT`` CSV into Arrow's CSV
+        reader; SQLite reads tuples from the raw cursor and builds columns. Both skip per-row
+        SQLAlchemy processing, which would dominate the cost.
+        """
+        cols = list(columns) if columns is not None else list(DECISION_COLUMNS)
+        unknown = [c for c in cols if c not in DECISION_COLUMNS]
+        if unknown or not cols:
+            raise TelemetrySchemaError(
+                f"unknown column(s) {unknown or '(none given)'}; valid: {', '.join(DECISION_COLUMNS)}"
+            )
+        if batch_rows < 1:
+            raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+        schema = _read_schema(cols)
+        selected: list[sa.ColumnElement[Any]] = []
+        for c in cols:
+            col: sa.ColumnElement[Any] = decision_telemetry.c[c]
+            if c == "ts":
+                if self.dialect == "sqlite":
+                    col = sa.type_coerce(col, sa.BigInteger())
+                else:  # exact integer microseconds: no time-zone text to parse
+                    col = sa.cast(sa.extract("epoch", col) * 1_000_000, sa.BigInteger)
+            selected.append(sa.type_coerce(col, col.type).label(c))
+        stmt = (
+            sa.select(*selected)
+            .where(*self._where(run_id, start, end))
+            .order_by(decision_telemetry.c.ts, decision_telemetry.c.decision_id)
+        )
+        with self._connect() as conn:
+            compiled = stmt.compile(dialect=conn.dialect)
+            raw = conn.connection.driver_connection
+            if self.dialect == "sqlite":
+                params = [compiled.params[name] for name in compiled.positiontup or ()]
+                yield from _sqlite_batches(raw, str(compiled), params, schema, batch_rows)
+            else:
+                yield from _postgres_batches(
+                    raw, str(compiled), compiled.params, schema, batch_rows
+                )
+
+    def read_arrow(
+        self,
+        run_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """Decisions of a run and/or time window ``[start, end)``, typed like the record schema."""
+        parts = list(self.iter_arrow(run_id, start, end, columns))
+        if not parts:
+            return _read_schema(list(columns or DECISION_COLUMNS)).empty_table()
+        return pa.concat_tables(parts)
+
+    def read(
+        self,
+        run_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """``read_arrow`` as a pandas DataFrame (``ts`` is ``datetime64[us, UTC]``)."""
+        return self.read_arrow(run_id, start, end, columns).to_pandas()
+
+    def count(self, run_id: str | None = None) -> int:
+        """Stored decisions, all or of one run (spooled ones are not counted: see ``spool``)."""
+        stmt = sa.select(sa.func.count()).select_from(decision_telemetry)
+        if run_id is not None:
+            stmt = stmt.where(decision_telemetry.c.run_id == run_id)
+        with self._connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def prune(self, retention_days: int = 90, now: datetime | None = None) -> int:
+        """Delete decisions with ``ts`` older than ``now - retention_days``; returns rows deleted.
+
+        Only decision rows are pruned; run records are kept as the index of what happened.
+        """
+        if isinstance(retention_days, bool) or not isinstance(retention_days, int):
+            raise TypeError(f"retention_days must be an int, got {type(retention_days).__name__}")
+        if retention_days < 0:
+            raise ValueError(f"retention_days must be >= 0, got {retention_days}")
+        now = _require_aware(now, "now") or datetime.now(UTC)
+        cutoff = now - timedelta(days=retention_days)
+        stmt = sa.delete(decision_telemetry).where(decision_telemetry.c.ts < cutoff)
+        with self._connect(write=True) as conn:
+            deleted = conn.execute(stmt).rowcount
+        log.info("pruned %d decision rows older than %s from %s", deleted, cutoff, self.safe_url)
+        return deleted
+
+    def export_parquet(self, run_id: str, path: str | Path) -> int:
+        """Write one run's decisions to a parquet file (atomically); returns the row count.
+
+        Raises ``UnknownRunError`` when neither a run record nor any decision has this id.
+        """
+        if self.get_run(run_id) is None and self.count(run_id) == 0:
+            known = self._known_run_ids(limit=10)
+            raise UnknownRunError(
+                f"no run {run_id!r} in {self.safe_url}; known runs: "
+                f"{', '.join(known) if known else '(none)'} (see `harness telemetry runs`)"
+            )
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        rows = 0
+        try:
+            with pq.ParquetWriter(partial, DECISION_ARROW_SCHEMA, compression="zstd") as writer:
+                for part in self.iter_arrow(run_id=run_id):
+                    writer.write_table(part)
+                    rows += part.num_rows
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return rows
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(
+        self,
+        run_id: str,
+        kind: str,
+        parameters: Mapping[str, Any] | None = None,
+        config_hash: str | None = None,
+        *,
+        started_at: datetime | None = None,
+    ) -> RunRecord:
+        """Record (or restart: decision ids are per run, so reruns are idempotent) a run."""
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
+        if not isinstance(kind, str) or not kind.strip():
+            raise ValueError(f"kind must be a non-empty string such as 'pilot', got {kind!r}")
+        params = dict(parameters or {})
+        values = {
+            "run_id": run_id,
+            "kind": kind,
+            "parameters": json.dumps(params, sort_keys=True, default=str),
+            "config_hash": config_hash,
+            "started_at": _require_aware(started_at, "started_at") or datetime.now(UTC),
+            "finished_at": None,
+            "status": "running",
+            "counts": None,
+        }
+        stmt = self._dialect_insert(runs).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id"],
+            set_={k: stmt.excluded[k] for k in values if k != "run_id"},
+        )
+        with self._connect(write=True) as conn:
+            conn.execute(stmt)
+        record = self.get_run(run_id)
+        assert record is not None
+        return record
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        counts: Mapping[str, Any] | None = None,
+        *,
+        finished_at: datetime | None = None,
+    ) -> RunRecord:
+        """Close a run with its final status and counts. Raises ``UnknownRunError`` if not started."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
+        stmt = (
+            sa.update(runs)
+            .where(runs.c.run_id == run_id)
+            .values(
+                status=status,
+                counts=json.dumps(dict(counts or {}), sort_keys=True, default=str),
+                finished_at=_require_aware(finished_at, "finished_at") or datetime.now(UTC),
+            )
+        )
+        with self._connect(write=True) as conn:
+            updated = conn.execute(stmt).rowcount
+        if not updated:
+            raise UnknownRunError(
+                f"cannot finish run {run_id!r}: not started in {self.safe_url} (call start_run)"
+            )
+        record = self.get_run(run_id)
+        assert record is not None
+        return record
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run record, or None when no run has this id."""
+        with self._connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
+        return _run_record(row) if row is not None else None
+
+    def list_runs(self) -> pd.DataFrame:
+        """All runs, oldest first, with parsed ``parameters``/``counts`` and a ``decisions`` count."""
+        import pandas as pd
+
+        per_run = (
+            sa.select(decision_telemetry.c.run_id, sa.func.count().label("decisions")).group_by(
+                decision_telemetry.c.run_id
+            )
+        ).subquery()
+        stmt = (
+            sa.select(runs, sa.func.coalesce(per_run.c.decisions, 0).label("decisions"))
+            .select_from(runs.outerjoin(per_run, per_run.c.run_id == runs.c.run_id))
+            .order_by(runs.c.started_at, runs.c.run_id)
+        )
+        with self._connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        records = []
+        for row in rows:
+            rec = _run_record(row)
+            records.append(
+                {
+                    **{c: getattr(rec, c) for c in RUN_COLUMNS},
+                    "decisions": int(row["decisions"]),
+                }
+            )
+        frame = pd.DataFrame(records, columns=[*RUN_COLUMNS, "decisions"])
+        for col in ("started_at", "finished_at"):
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+        return frame
+
+    def _known_run_ids(self, limit: int) -> list[str]:
+        stmt = sa.select(runs.c.run_id).order_by(runs.c.started_at.desc()).limit(limit)
+        with self._connect() as conn:
+            return list(conn.execute(stmt).scalars())
+
+
+def _sqlite_constant_literal(values: pa.Array) -> str | None:
+    """A SQL literal when every value of this chunk is the same non-null string, bool or int.
+
+    Strings are quoted the SQLite way (the only escape is a doubled single quote; backslashes
+    mean nothing), and strings holding NUL are left to binding.
+    """
+    if len(values) == 0 or values.null_count:
+        return None
+    kind = values.type
+    if not (pa.types.is_string(kind) or pa.types.is_boolean(kind) or pa.types.is_integer(kind)):
+        return None
+    first = values[0]
+    if not pc.all(pc.equal(values, first)).as_py():
+        return None
+    value = first.as_py()
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if "\x00" in value:
+        return None
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sqlite_values(values: pa.Array) -> list[Any]:
+    """Python values as sqlite3 binds them fastest: timestamps as epoch microseconds (the
+    stored form) and bools as 0/1 ints (sqlite3 binds exact ints directly but looks up an
+    adapter for every bool, ~25 % slower)."""
+    if pa.types.is_timestamp(values.type):
+        values = values.cast(pa.int64())
+    elif pa.types.is_boolean(values.type):
+        values = values.cast(pa.int8())
+    return values.to_pylist()
+
+
+def _read_schema(columns: Sequence[str]) -> pa.Schema:
+    """The record schema narrowed to ``columns``, keeping its version metadata."""
+    return pa.schema(
+        [DECISION_ARROW_SCHEMA.field(c) for c in columns], metadata=DECISION_ARROW_SCHEMA.metadata
+    )
+
+
+def _sqlite_batches(
+    raw: sqlite3.Connection, sql: str, params: list[Any], schema: pa.Schema, batch_rows: int
+) -> Iterator[pa.Table]:
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(batch_rows):
+            arrays = []
+            for field, values in zip(schema, zip(*rows, strict=True), strict=True):
+                if pa.types.is_timestamp(field.type):
+                    arr = pa.array(values, pa.int64()).cast(field.type)
+                elif pa.types.is_boolean(field.type):
+                    arr = pa.array(values, pa.int8()).cast(pa.bool_())
+                else:
+                    arr = pa.array(values, field.type)
+                arrays.append(arr)
+            yield pa.Table.from_arrays(arrays, schema=schema)
+    finally:
+        cursor.close()
+
+
+class _CopyStream(io.RawIOBase):
+    """A read-only file over a psycopg COPY TO STDOUT, for Arrow's streaming CSV reader."""
+
+    def __init__(self, copy: Any) -> None:
+        self._copy = copy
+        self._buf = memoryview(b"")
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        """Fill ``target`` as far as the stream allows: psycopg hands out one row per ``read()``,
+        and Arrow asks for whole blocks, so short reads would cost one Python call per row."""
+        view = memoryview(target).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not self._buf:
+                chunk = self._copy.read()
+                if not chunk:
+                    break
+                self._buf = memoryview(chunk)
+            n = min(len(view) - filled, len(self._buf))
+            view[filled : filled + n] = self._buf[:n]
+            self._buf = self._buf[n:]
+            filled += n
+        self.bytes_read += filled
+        return filled
+
+
+def _postgres_batches(
+    raw: Any, sql: str, params: Mapping[str, Any], schema: pa.Schema, batch_rows: int
+) -> Iterator[pa.Table]:
+    """Stream ``COPY (query) TO STDOUT`` CSV into Arrow. PostgreSQL writes NULL as an unquoted
+    empty field and an empty string as ``""``: the convert options keep the two apart."""
+    read_types = {f.name: pa.int64() if pa.types.is_timestamp(f.type) else f.type for f in schema}
+    convert = pa_csv.ConvertOptions(
+        column_types=read_types,
+        null_values=[""],  # never "NULL"/"NaN"/"N/A": those are real strings (or float NaN)
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
+    )
+    # ~400 bytes per decision row: a block of this size holds about ``batch_rows`` rows.
+    read = pa_csv.ReadOptions(
+        column_names=schema.names, use_threads=False, block_size=max(1 << 16, batch_rows * 400)
+    )
+    with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
+        stream = _CopyStream(copy)
+        try:
+            reader = pa_csv.open_csv(stream, read_options=read, convert_options=convert)
+        except pa.ArrowInvalid:
+            if stream.bytes_read == 0:  # no rows: Arrow calls an empty CSV invalid
+                return
+            raise
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            for i, f in enumerate(schema):
+                if pa.types.is_timestamp(f.type):
+                    table = table.set_column(i, f, table.column(i).cast(f.type))
+            yield table.cast(schema)
+
+
+def _run_record(row: Mapping[str, Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"],
+        kind=row["kind"],
+        parameters=json.loads(row["parameters"]) if row["parameters"] else {},
+        config_hash=row["config_hash"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=row["status"],
+        counts=json.loads(row["counts"]) if row["counts"] is not None else None,
+    )
+
+
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    """WAL lets readers run beside the writer; NORMAL sync is durable at WAL checkpoints and
+    several times faster than FULL. A read-only or broken file refuses the pragma: the write that
+    follows then fails with the real error, which is the one worth reporting."""
+    cursor = dbapi_conn.cursor()
+    try:
+        for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"):
+            with contextlib.suppress(sqlite3.DatabaseError):
+                cursor.execute(pragma)
+    finally:
+        cursor.close()
