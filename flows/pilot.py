@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,8 @@ class DayResult:
     slim: pd.DataFrame
     candidate: pd.DataFrame | None = None
     labels: pd.DataFrame | None = None
+    route_s: float = 0.0
+    write_s: float = 0.0
 
 
 @dataclass
@@ -117,12 +120,15 @@ def route_day(router, candidate, store, day: date, table, run_id: str) -> DayRes
         tenants=table.column("tenant").to_pylist(),
     )
     unrouted = 0
+    t0 = time.perf_counter()
     try:
         decisions = router.route_batch(texts, **kwargs)
     except BatchInputError as exc:  # the corpus validator should have quarantined these
         decisions, unrouted = exc.table, len(exc.errors)
         _logger().error("%s: %d rows could not be routed: %s", day, unrouted, exc)
+    t1 = time.perf_counter()
     w = store.write(decisions)
+    t2 = time.perf_counter()
     if w.spooled:
         _logger().warning(
             "%s: telemetry store unavailable (%s); %d decisions spooled for drain",
@@ -152,6 +158,8 @@ def route_day(router, candidate, store, day: date, table, run_id: str) -> DayRes
         slim=slim(decisions),
         candidate=cand,
         labels=labels,
+        route_s=t1 - t0,
+        write_s=t2 - t1,
     )
 
 
@@ -306,12 +314,15 @@ def pilot_week(
     if compare_config:
         candidate = Router(load_config(compare_config), semantic=use_semantic, toggle=forced)
 
+    timings: dict[str, float] = {}
+    t_stage = time.perf_counter()
     out_root = Path(out)
     staging = out_root / ".staging"
     prepared = validate_corpus(
         corpus, format, start, days, staging / "work", staging / "quarantine.parquet"
     )
     summary = prepared.summary
+    timings["load_validate_s"] = time.perf_counter() - t_stage
     if not prepared.days:
         prepared.close()
         raise ValueError(
@@ -351,7 +362,11 @@ def pilot_week(
         for i, (day, table) in enumerate(prepared.iter_days()):
             results.append(route_day(router, candidate, store, day, table, run_id))
             report("route + write telemetry", i + 1, total_days)
+        timings["route_s"] = sum(r.route_s for r in results)
+        timings["write_s"] = sum(r.write_s for r in results)
+        t_stage = time.perf_counter()
         drained = store.drain()
+        timings["drain_s"] = time.perf_counter() - t_stage
         if not drained.complete:
             warnings.append(
                 f"{drained.rows_remaining} decisions are still in the spool ({drained.error_kind}); "
@@ -359,6 +374,7 @@ def pilot_week(
             )
 
         # 3-4. Data quality per day (Great Expectations) and deterministic replay.
+        t_stage = time.perf_counter()
         validator = default_validator()
         replay_router = Router(cfg, semantic=use_semantic, toggle=forced)
         sample_min = math.ceil(1000 / total_days)
@@ -382,6 +398,8 @@ def pilot_week(
             det_parts.append(d)
             report("quality + determinism", i + 1, total_days)
         determinism = _merge_determinism(det_parts)
+        timings["quality_determinism_s"] = time.perf_counter() - t_stage
+        t_stage = time.perf_counter()
 
         # 5-8. Metrics, alert back-test, comparison, labels, verdict.
         report("metrics + alerts + verdict", 0, 1)
@@ -427,12 +445,18 @@ def pilot_week(
             warnings=warnings,
         )
         report("metrics + alerts + verdict", 1, 1)
+        timings["metrics_alerts_verdict_s"] = time.perf_counter() - t_stage
+        evidence["timings"] = {k: round(v, 3) for k, v in timings.items()}
         evidence_path = ev.write_evidence(evidence, run_dir)
 
         # 9. Report, index and Prefect artifacts.
         report("report", 0, 1)
+        t_stage = time.perf_counter()
         paths = build_pilot_report(evidence, out_root)
         build_index(out_root)
+        timings["report_s"] = time.perf_counter() - t_stage
+        evidence["timings"]["report_s"] = round(timings["report_s"], 3)
+        ev.write_evidence(evidence, run_dir)
         report("report", 1, 1)
         _publish_artifacts(evidence, paths)
         _finish_run(

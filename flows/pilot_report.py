@@ -13,9 +13,8 @@ from pathlib import Path
 def rebuild_pilot_report(
     run_id: str, *, out: Path, db: str | None = None, config: str | None = None
 ) -> dict:
-    from reports.site import build_index
-
     from reports.pilot import build_pilot_report
+    from reports.site import build_index
     from router.config import load_config
     from telemetry import pilot_evidence as ev
     from telemetry.store import TelemetryStore, safe_url

@@ -1,7 +1,125 @@
-"""`harness alerts ...` commands."""
+"""`harness alerts ...`: list the alert rules, run their promtool-style unit tests, export them to
+Grafana. ``telemetry.alerts`` (pandas, pydantic) is imported inside the commands so that
+``harness --help`` stays fast."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Annotated
 
-app = typer.Typer(help="alerts commands", no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Alert rules: list them, run their unit tests, export them to Grafana.",
+    no_args_is_help=True,
+)
+
+RulesOption = Annotated[
+    Path | None,
+    typer.Option("--rules", help="Rules file (default: the packaged telemetry/alert_rules.yaml)."),
+]
+ContextOption = Annotated[
+    str,
+    typer.Option("--context", help="pilot (hourly/daily buckets) or drill (minute buckets)."),
+]
+
+
+def _fail(console: Console, exc: Exception, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _check_context(context: str) -> None:
+    if context not in ("pilot", "drill"):
+        raise typer.BadParameter(f"{context!r}; valid: pilot, drill", param_hint="--context")
+
+
+@app.command("list")
+def list_rules(rules: RulesOption = None, context: ContextOption = "pilot") -> None:
+    """Print the alert rules as they apply in one context."""
+    from telemetry.alerts import AlertRulesError, format_duration, load_rules
+
+    _check_context(context)
+    console = Console()
+    try:
+        loaded = load_rules(rules)
+    except AlertRulesError as exc:
+        raise _fail(console, exc) from None
+    table = Table(title=f"alert rules ({context})")
+    table.add_column("name", no_wrap=True)
+    for col in ("condition", "window", "for", "min queries", "severity", "summary"):
+        table.add_column(col, overflow="fold")
+    for r in loaded:
+        if not r.applies(context):
+            table.add_row(r.name, r.condition, "-", "-", "-", r.severity, f"(not in {context})")
+            continue
+        table.add_row(
+            r.name,
+            r.condition,
+            format_duration(r.window_for(context)),
+            format_duration(r.for_duration(context)),
+            str(r.min_queries or ""),
+            r.severity,
+            r.summary,
+        )
+    console.print(table)
+
+
+@app.command("test")
+def test_rules(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Rule-test YAML files or directories (default: the packaged tests)."),
+    ] = None,
+) -> None:
+    """Run promtool-style alert rule tests; exit 0 when all pass, 1 otherwise."""
+    from telemetry.alerts import AlertRulesError, RuleTestReport, run_rule_tests
+
+    console = Console()
+    report = RuleTestReport([])
+    try:
+        for p in paths or [None]:
+            report.cases += run_rule_tests(p).cases
+    except AlertRulesError as exc:
+        raise _fail(console, exc, code=1) from None
+    table = Table(title="alert rule tests")
+    for col in ("", "test", "alert", "at", "context", "expected", "got"):
+        table.add_column(col, overflow="fold")
+    for c in report.cases:
+        mark = "[green]pass[/green]" if c.passed else "[red]FAIL[/red]"
+        table.add_row(mark, c.test, c.alertname, c.eval_time, c.context, c.expected, c.actual)
+    console.print(table)
+    failed = len(report.failures)
+    console.print(f"{len(report.cases) - failed} passed, {failed} failed")
+    raise typer.Exit(0 if report.passed else 1)
+
+
+@app.command("export")
+def export(
+    grafana: Annotated[
+        Path,
+        typer.Option("--grafana", help="Write Grafana alert-rule provisioning YAML to this file."),
+    ],
+    rules: RulesOption = None,
+    context: ContextOption = "pilot",
+    datasource_uid: Annotated[
+        str, typer.Option("--datasource-uid", help="UID of the PostgreSQL datasource in Grafana.")
+    ] = "amaima-postgres",
+    folder: Annotated[str, typer.Option("--folder", help="Grafana folder title.")] = "AMAIMA",
+) -> None:
+    """Export the rules as Grafana file-provisioning YAML (SQL over decision_telemetry)."""
+    from telemetry.alerts import AlertRulesError, export_grafana, load_rules
+
+    _check_context(context)
+    console = Console()
+    try:
+        loaded = load_rules(rules)
+    except AlertRulesError as exc:
+        raise _fail(console, exc) from None
+    path = export_grafana(
+        grafana, loaded, context=context, datasource_uid=datasource_uid, folder=folder
+    )
+    n = sum(r.applies(context) for r in loaded)
+    console.print(f"wrote {n} Grafana alert rules ({context}) to {path}")
