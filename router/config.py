@@ -66,6 +66,8 @@ class SemanticConfig(_Strict):
     max_chars: int = Field(default=2000, gt=0)
     top_k: int = Field(default=3, ge=1)
     batch_size: int = Field(default=128, ge=1)
+    max_tokens: int = Field(default=128, ge=8, le=512)
+    quantize_int8: bool = False
 
 
 class LimitsConfig(_Strict):

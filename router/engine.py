@@ -100,6 +100,19 @@ def _fast_uuid5(names: Sequence[str]) -> list[str]:
     return out
 
 
+def _gather(scored: dict, inverse: np.ndarray) -> dict:
+    """Per-distinct-text score arrays expanded back to one row per input (rows = first axis)."""
+    out = {}
+    for k, v in scored.items():
+        if isinstance(v, np.ndarray):
+            out[k] = v[inverse]
+        elif isinstance(v, dict):
+            out[k] = {name: arr[inverse] for name, arr in v.items()}
+        else:
+            out[k] = v
+    return out
+
+
 def _clean(text: str) -> str:
     """Valid UTF-8 for Arrow: lone surrogates become U+FFFD (the hash still sees the original)."""
     try:
@@ -157,6 +170,8 @@ class Router:
                 batch_size=sc.batch_size,
                 max_chars=sc.max_chars,
                 top_k=sc.top_k,
+                max_tokens=sc.max_tokens,
+                quantize_int8=sc.quantize_int8,
             )
 
     # --- construction -------------------------------------------------------------------
@@ -271,13 +286,23 @@ class Router:
 
     # --- internals ------------------------------------------------------------------------
     def _hashes(self, texts: list) -> list[str]:
+        """One HMAC per distinct text (repeats are common in real traffic)."""
         key = self.hash_key
+        memo: dict[str, str] = {}
         out = []
         for t in texts:
-            data = t.encode("utf-8", "surrogatepass") if isinstance(t, str) else b""
-            out.append(
-                hmac.digest(key, data, "sha256").hex() if key else hashlib.sha256(data).hexdigest()
-            )
+            if not isinstance(t, str):
+                t = ""
+            h = memo.get(t)
+            if h is None:
+                data = t.encode("utf-8", "surrogatepass")
+                h = (
+                    hmac.digest(key, data, "sha256").hex()
+                    if key
+                    else hashlib.sha256(data).hexdigest()
+                )
+                memo[t] = h
+            out.append(h)
         return out
 
     @staticmethod
@@ -428,12 +453,14 @@ class Router:
         n = len(texts)
         if n == 0:
             return DECISION_ARROW_SCHEMA.empty_table()
-        cleaned = [_clean(t) for t in texts]
-        full_chars = np.array([len(t) for t in texts], dtype=np.float64)
-        bounded = [self._bounded(t) for t in cleaned]
-        scored_texts = [b[0] for b in bounded]
-        truncated = np.array([b[1] for b in bounded], dtype=bool)
-        s = self._score(scored_texts)
+        # Score each distinct text once, then gather: repeats of popular queries cost nothing.
+        positions: dict[str, int] = {}
+        inverse = np.fromiter((positions.setdefault(t, len(positions)) for t in texts), np.int64, n)
+        distinct = list(positions)
+        bounded = [self._bounded(_clean(t)) for t in distinct]
+        full_chars = np.array([len(t) for t in distinct], dtype=np.float64)[inverse]
+        truncated = np.array([b[1] for b in bounded], dtype=bool)[inverse]
+        s = _gather(self._score([b[0] for b in bounded]), inverse)
         score = np.round(s["score"], 6)
 
         # --- complexity level, borderline band, upscale ---------------------------------

@@ -6,6 +6,8 @@ routing cannot drift apart. Patterns are RE2 (Arrow's regex engine), matched cas
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,35 +153,75 @@ def _match(col: pa.Array, pattern: str) -> np.ndarray:
     )
 
 
+# name -> (kernel, pattern). Each is one pass of an Arrow regex kernel over the column.
+_KERNELS: dict[str, tuple[str, str]] = {
+    "words": ("count", r"\S+"),
+    "code_block": ("match", CODE_BLOCK),
+    "code_terms": ("count", CODE_TERMS),
+    "math": ("count", MATH),
+    "questions": ("count", QUESTION),
+    "steps": ("count", ENUMERATION),
+    "constraints": ("count", CONSTRAINTS),
+    "depth": ("count", DEPTH),
+    "expert": ("count", EXPERT),
+    "trivial": ("match", TRIVIAL),
+    "numbers": ("count", NUMBERS),
+    "word_problem": ("count", WORD_PROBLEM),
+    "formal": ("count", FORMAL),
+    "privacy": ("match", PRIVACY),
+    "image_intent": ("match", IMAGE_GEN_INTENT),
+    "speech_intent": ("match", SPEECH_INTENT),
+    **{f"domain:{name}": ("count", pat) for name, pat in DOMAIN_PATTERNS.items()},
+}
+_POOL: ThreadPoolExecutor | None = None
+PARALLEL_MIN_ROWS = 20_000  # below this, threads cost more than they save
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="features")
+    return _POOL
+
+
+def _run_kernels(col: pa.Array) -> dict[str, np.ndarray]:
+    """Every regex kernel over the column; on big columns in parallel (Arrow releases the GIL).
+    Each kernel is row-wise, so the result does not depend on how the work is split."""
+
+    def one(item: tuple[str, tuple[str, str]]) -> tuple[str, np.ndarray]:
+        name, (kind, pattern) = item
+        return name, (_count(col, pattern) if kind == "count" else _match(col, pattern))
+
+    if len(col) >= PARALLEL_MIN_ROWS:
+        return dict(_pool().map(one, _KERNELS.items()))
+    return dict(map(one, _KERNELS.items()))
+
+
 def extract(col: pa.Array) -> RuleFeatures:
     """Rule features for a column of (already bounded, valid UTF-8) texts."""
+    k = _run_kernels(col)
     chars = pc.utf8_length(col).to_numpy(zero_copy_only=False).astype(np.float64)
-    words = _count(col, r"\S+")
-    code_block = _match(col, CODE_BLOCK)
-    code_terms = _count(col, CODE_TERMS)
-    code = np.minimum(1.0, code_block * 0.6 + np.minimum(code_terms, 3.0) * 0.25)
-    math = np.minimum(1.0, _count(col, MATH) / 3.0)
-    domain_hits_math_extra = np.minimum(_count(col, WORD_PROBLEM), 2.0) * (
-        _count(col, NUMBERS) >= 2
-    )
-    domain_hits = {name: _count(col, pat) for name, pat in DOMAIN_PATTERNS.items()}
-    domain_hits["math"] = domain_hits["math"] + domain_hits_math_extra
+    code = np.minimum(1.0, k["code_block"] * 0.6 + np.minimum(k["code_terms"], 3.0) * 0.25)
+    math = np.minimum(1.0, k["math"] / 3.0)
+    domain_hits = {name: k[f"domain:{name}"] for name in DOMAIN_PATTERNS}
+    word_problems = np.minimum(k["word_problem"], 2.0) * (k["numbers"] >= 2)
+    domain_hits["math"] = domain_hits["math"] + word_problems
     return RuleFeatures(
         chars=chars,
-        words=words,
+        words=k["words"],
         code=code,
         math=math,
-        questions=_count(col, QUESTION),
-        steps=_count(col, ENUMERATION),
-        constraints=_count(col, CONSTRAINTS),
-        depth=_count(col, DEPTH),
-        expert=_count(col, EXPERT),
-        trivial=_match(col, TRIVIAL),
-        numbers=_count(col, NUMBERS),
-        word_problem=_count(col, WORD_PROBLEM),
-        formal=_count(col, FORMAL),
-        privacy=_match(col, PRIVACY),
-        image_intent=_match(col, IMAGE_GEN_INTENT),
-        speech_intent=_match(col, SPEECH_INTENT),
+        questions=k["questions"],
+        steps=k["steps"],
+        constraints=k["constraints"],
+        depth=k["depth"],
+        expert=k["expert"],
+        trivial=k["trivial"],
+        numbers=k["numbers"],
+        word_problem=k["word_problem"],
+        formal=k["formal"],
+        privacy=k["privacy"],
+        image_intent=k["image_intent"],
+        speech_intent=k["speech_intent"],
         domain_hits=domain_hits,
     )

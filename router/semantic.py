@@ -44,10 +44,23 @@ _MODEL_LOCK = threading.Lock()
 _MODELS: dict[str, object] = {}
 
 
-def load_encoder(model_name: str):
+def _quantize(model):
+    """int8 dynamic quantisation of the Linear layers: ~3x faster on CPU; measured routing quality
+    on the dev set unchanged (tests/data/dev_queries.yaml, README: calibration)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def load_encoder(model_name: str, *, max_tokens: int = 128, quantize_int8: bool = False):
     """The SentenceTransformer, loaded once per process from the installed package (never a hub)."""
+    key = f"{model_name}|{max_tokens}|{quantize_int8}"
     with _MODEL_LOCK:
-        if model_name not in _MODELS:
+        if key not in _MODELS:
             if model_name != "all-MiniLM-L6-v2":
                 raise ValueError(
                     f"semantic.model {model_name!r} is not available offline; the harness ships "
@@ -59,9 +72,11 @@ def load_encoder(model_name: str):
             hf_logging.disable_progress_bar()
 
             model = SentenceTransformer(_model_path(), device="cpu")
-            model.max_seq_length = 128
-            _MODELS[model_name] = model
-        return _MODELS[model_name]
+            model.max_seq_length = max_tokens
+            if quantize_int8:
+                model = _quantize(model)
+            _MODELS[key] = model
+        return _MODELS[key]
 
 
 class EmbeddingStore:
@@ -158,12 +173,18 @@ class SemanticScorer:
         batch_size: int = 128,
         max_chars: int = 2000,
         top_k: int = 3,
+        max_tokens: int = 128,
+        quantize_int8: bool = False,
     ) -> None:
         self.model_name = model_name
+        self.max_tokens = max_tokens
+        self.quantize_int8 = quantize_int8
         self.batch_size = batch_size
         self.max_chars = max_chars
         self.top_k = top_k
-        self.store = EmbeddingStore(cache_path, model_name, key)
+        # The store key names the encoder variant: a vector from another variant is never reused.
+        variant = f"{model_name}|{max_tokens}|{'int8' if quantize_int8 else 'fp32'}"
+        self.store = EmbeddingStore(cache_path, variant, key)
         self.level_names = list(level_exemplars)
         self.domain_names = list(domain_exemplars)
         self._level_ex = level_exemplars
@@ -188,7 +209,9 @@ class SemanticScorer:
         have = self.store.get_many(list(unique))
         todo = [(k, t) for k, t in unique.items() if k not in have]
         if todo:
-            model = load_encoder(self.model_name)
+            model = load_encoder(
+                self.model_name, max_tokens=self.max_tokens, quantize_int8=self.quantize_int8
+            )
             vecs = model.encode(
                 [t for _, t in todo],
                 batch_size=self.batch_size,
