@@ -101,6 +101,7 @@ class RuleWeights(_Strict):
     trivial: float = 0.25
     word_problem: float = 0.10
     formal: float = 0.15
+    code_task: float = 0.0
     length_tokens_full: int = 80
     base: float = 0.10
 

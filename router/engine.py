@@ -372,6 +372,7 @@ class Router:
             + w.expert * expert
             + w.word_problem * word_problem
             + w.formal * formal
+            + w.code_task * f.code_task
             - w.trivial * trivial
         )
         rule = np.clip(rule, 0.0, 1.0)
@@ -397,6 +398,7 @@ class Router:
                 "trivial": trivial,
                 "word_problem": word_problem,
                 "formal": formal,
+                "code_task": f.code_task,
             },
             "privacy": f.privacy > 0,
             "image_intent": f.image_intent > 0,

@@ -52,6 +52,15 @@ TRIVIAL = (
     r"open|add .* to (my )?(list|cart|calendar)|volume|what time|what'?s the (time|weather|date)|"
     r"weather|who are you|are you)\b"
 )
+ARITHMETIC = (
+    r"\d\s*(times|divided by|multiplied by|minus|plus|over|x|squared|cubed)\s*\d|\d\s*%|"
+    r"\b(percent|percentage|sum|product|quotient|square root|average|mean|median)\b"
+)
+CODE_TASK = (
+    r"\b(write|implement|create|build|code|convert|translate|refactor|debug|fix|optimi[sz]e|port|"
+    r"rewrite)\b.{0,60}\b(function|class|script|program|regex|query|code|method|api|endpoint|"
+    r"component|unit tests?|algorithm|module|cli|parser|decorator|hook)s?\b"
+)
 NUMBERS = r"\b\d+(?:[.,]\d+)?\b"
 WORD_PROBLEM = r"\bhow (many|much|long|far|old)\b|\baltogether\b|\bin total\b|\beach\b|\bper (hour|day|week|month|year)\b|\btimes as (many|much)\b|\bhalf (as|of)\b|\btwice\b"
 FORMAL = (
@@ -129,6 +138,8 @@ class RuleFeatures:
     numbers: np.ndarray
     word_problem: np.ndarray
     formal: np.ndarray
+    arithmetic: np.ndarray
+    code_task: np.ndarray
     privacy: np.ndarray
     image_intent: np.ndarray
     speech_intent: np.ndarray
@@ -166,6 +177,8 @@ _KERNELS: dict[str, tuple[str, str]] = {
     "expert": ("count", EXPERT),
     "trivial": ("match", TRIVIAL),
     "numbers": ("count", NUMBERS),
+    "arithmetic": ("count", ARITHMETIC),
+    "code_task": ("match", CODE_TASK),
     "word_problem": ("count", WORD_PROBLEM),
     "formal": ("count", FORMAL),
     "privacy": ("match", PRIVACY),
@@ -205,7 +218,8 @@ def extract(col: pa.Array) -> RuleFeatures:
     math = np.minimum(1.0, k["math"] / 3.0)
     domain_hits = {name: k[f"domain:{name}"] for name in DOMAIN_PATTERNS}
     word_problems = np.minimum(k["word_problem"], 2.0) * (k["numbers"] >= 2)
-    domain_hits["math"] = domain_hits["math"] + word_problems
+    arithmetic = np.minimum(k["arithmetic"], 2.0) * (k["numbers"] >= 1)
+    domain_hits["math"] = domain_hits["math"] + word_problems + arithmetic
     return RuleFeatures(
         chars=chars,
         words=k["words"],
@@ -220,6 +234,8 @@ def extract(col: pa.Array) -> RuleFeatures:
         numbers=k["numbers"],
         word_problem=k["word_problem"],
         formal=k["formal"],
+        arithmetic=k["arithmetic"],
+        code_task=k["code_task"],
         privacy=k["privacy"],
         image_intent=k["image_intent"],
         speech_intent=k["speech_intent"],
