@@ -124,7 +124,9 @@ def _drill_entry(path: Path) -> DrillEntry:
     try:
         data = _read_json(path)
         _require(data, "name", "status", "started_at")
-        entry.sort_key = parse_ts(data["started_at"])
+        # started_at is on the drill's virtual clock (the same for every run by default); the
+        # real time the journal was written orders runs.
+        entry.sort_key = parse_ts(data.get("created_at") or data["started_at"])
         entry.name = str(data["name"])
         entry.title = str(data["title"]) if data.get("title") else None
         entry.run_id = str(data["run_id"]) if data.get("run_id") else None

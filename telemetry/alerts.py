@@ -1106,6 +1106,10 @@ def _decision_aggregate(metric: str, tiers: Sequence[str]) -> str:
         "actual_latency_p95_ms": (
             f"percentile_cont(0.95) WITHIN GROUP (ORDER BY actual_latency_ms) FILTER (WHERE {_CALLED})"
         ),
+        "actual_latency_p95_interactive_ms": (
+            "percentile_cont(0.95) WITHIN GROUP (ORDER BY actual_latency_ms) "
+            f"FILTER (WHERE {_CALLED} AND model_tier IN ({tier_list}))"
+        ),
         "cost_per_query_usd": (
             f"avg(CASE WHEN {_EXECUTED} AND actual_cost_usd IS NOT NULL "
             "THEN actual_cost_usd ELSE cost_estimate_usd END)"

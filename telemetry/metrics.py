@@ -17,6 +17,8 @@ Definitions (the alert rules and the Grafana SQL in ``telemetry.alerts`` follow 
   slow tier is visible here even when it is a few per cent of traffic, or when its breakers
   have opened and only the half-open trial calls still reach it (a +4 s spike on the large tier
   leaves the overall p95 nearly flat).
+- ``actual_latency_p95_interactive_ms``: the same p95 over the interactive tiers only — what
+  the 200 ms SLA is about, and where a slow creep shows first.
 - ``executed_rate``, ``borderline_rate``, ``upscale_rate`` and the ``level_*`` / ``domain_*``
   mix are shares of all rows in the bucket.
 - Percentiles use linear interpolation (PostgreSQL ``percentile_cont``).
@@ -99,6 +101,7 @@ BASE_METRICS: tuple[str, ...] = (
     "latency_estimate_p95_ms",
     "actual_latency_p95_ms",
     "actual_latency_p95_worst_tier_ms",
+    "actual_latency_p95_interactive_ms",
     "cost_per_query_usd",
     "error_rate",
     "rejected_rate",
@@ -276,6 +279,7 @@ def _aggregate(df: pd.DataFrame, bucket: pd.Series, tiers: tuple[str, ...]) -> p
             "fallback": share_of_executed((outcome == Outcome.FALLBACK).to_numpy()),
             "lat_est": np.where(interactive, df["latency_estimate_ms"].to_numpy(float), nan),
             "lat_act": np.where(called, actual_latency, nan),
+            "lat_act_int": np.where(called & interactive, actual_latency, nan),
             "cost": np.where(use_actual_cost, actual_cost, df["cost_estimate_usd"].to_numpy(float)),
             "misconf": df["reason_codes"]
             .astype("str")
@@ -303,6 +307,7 @@ def _aggregate(df: pd.DataFrame, bucket: pd.Series, tiers: tuple[str, ...]) -> p
     )
     out["latency_estimate_p95_ms"] = g["lat_est"].quantile(0.95)
     out["actual_latency_p95_ms"] = g["lat_act"].quantile(0.95)
+    out["actual_latency_p95_interactive_ms"] = g["lat_act_int"].quantile(0.95)
     per_tier = (
         pd.DataFrame(
             {

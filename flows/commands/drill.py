@@ -1,7 +1,318 @@
-"""`harness drill ...` commands."""
+"""`harness drill ...`: list the built-in fire drills, run one, run the suite.
+
+``run`` and ``suite`` call the drill runner in-process by default: a drill takes a few seconds,
+and Prefect's temporary API server would add 11–20 s of start-up to every command (measured on
+the 2-core dev box; see the drill engine notes). ``--prefect`` runs the same work through the
+``drill`` / ``drill-suite`` flows instead (instant when ``PREFECT_API_URL`` points at a running
+server). Exit codes: 0 every guarantee held, 2 a guarantee failed (or the drill aborted because
+the system was not steady to begin with), 1 an error.
+"""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Annotated, Any
 
-app = typer.Typer(help="drill commands", no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Incident fire drills: faults on a virtual clock, guarantees checked, journal written.",
+    no_args_is_help=True,
+)
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Telemetry store URL (sqlite:///path.db or postgresql+psycopg://user@host/db). "
+        "Default: $AMAIMA_TELEMETRY_URL, else sqlite:///.harness/telemetry.db.",
+        show_default=False,
+    ),
+]
+OutOption = Annotated[
+    Path, typer.Option("--out", help="Report root: journals go to <out>/drills/<run_id>/.")
+]
+QpsOption = Annotated[
+    float | None,
+    typer.Option("--qps", help="Override the scenario's queries per second.", show_default=False),
+]
+PrefectOption = Annotated[
+    bool,
+    typer.Option(
+        "--prefect",
+        help="Run through the Prefect flow (a temporary API server starts unless "
+        "PREFECT_API_URL is set: +11-20 s).",
+    ),
+]
+
+VERDICT_STYLE = {"passed": "green", "failed": "red", "error": "yellow"}
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+@app.command("list")
+def list_drills() -> None:
+    """The built-in scenarios: name, title, faults and guarantees."""
+    from drills.scenario import ScenarioError, builtin_scenarios, load_scenario
+
+    table = Table(title="built-in drills")
+    table.add_column("name", no_wrap=True)
+    table.add_column("title", overflow="fold")
+    table.add_column("faults", overflow="fold")
+    table.add_column("guarantees", overflow="fold")
+    for name in builtin_scenarios():
+        try:
+            sc = load_scenario(name)
+        except ScenarioError as exc:
+            table.add_row(name, f"[red]invalid:[/red] {exc.problems[0]}", "", "")
+            continue
+        faults = [
+            f"{w.type}" + (f" ({w.target.describe()})" if w.target.to_dict() else "")
+            for w in sc.timeline()
+        ]
+        table.add_row(
+            sc.name,
+            sc.title,
+            ", ".join(dict.fromkeys(faults)) or "-",
+            ", ".join(g.id for g in sc.guarantees),
+        )
+    console.print(table)
+
+
+@app.command("run")
+def run(
+    scenario: Annotated[str, typer.Argument(help="A built-in name (see `drill list`) or a path.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and print the plan; send no traffic.")
+    ] = False,
+    db: DbOption = None,
+    out: OutOption = Path("reports/out"),
+    semantic: Annotated[
+        bool, typer.Option("--semantic", help="Hybrid router (loads MiniLM); default rule-only.")
+    ] = False,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="Virtual start time (ISO-8601 UTC).", show_default=False),
+    ] = None,
+    qps: QpsOption = None,
+    prefect: PrefectOption = False,
+    no_reports: Annotated[
+        bool, typer.Option("--no-reports", help="Write the journal only, no postmortem.")
+    ] = False,
+) -> None:
+    """Run one drill; print expected vs actual for every guarantee and the journal path."""
+    from drills.scenario import ScenarioError, load_scenario
+
+    try:
+        sc = load_scenario(scenario)
+    except ScenarioError as exc:
+        raise _fail("invalid scenario:\n  " + "\n  ".join(exc.problems)) from None
+    if dry_run:
+        _print_plan(sc, qps)
+        return
+    if prefect:
+        from drills.journal import read_journal
+        from flows.drill import run_drill
+
+        summary = run_drill(scenario, db=db, out=str(out), semantic=semantic, start=start, qps=qps)
+        _print_result(read_journal(summary["journal_path"]), summary["journal_path"])
+        if summary.get("postmortem"):
+            console.print(f"postmortem: {summary['postmortem']}")
+        raise typer.Exit(summary["exit_code"])
+    result = _run_with_progress(sc, db, out, semantic, start, qps)
+    _print_result(result.journal.to_dict(), result.journal_path)
+    if not no_reports:
+        _reports(result, out, site=True)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("suite")
+def suite(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Drills to run (default: every built-in).", show_default=False),
+    ] = None,
+    db: DbOption = None,
+    out: OutOption = Path("reports/out"),
+    qps: QpsOption = None,
+    prefect: PrefectOption = False,
+) -> None:
+    """Run the built-in drills one after another; then the Failure Modes page and the index."""
+    from drills.scenario import ScenarioError, builtin_scenarios, load_scenario
+
+    names = list(names) if names else list(builtin_scenarios())
+    if prefect:
+        from flows.drill import drill_suite
+
+        result = drill_suite(names, db=db, out=str(out), qps=qps)
+        rows = result["drills"]
+    else:
+        rows = []
+        for name in names:
+            try:
+                sc = load_scenario(name)
+            except ScenarioError as exc:
+                err_console.print(f"[red]invalid scenario[/red] {name}: {exc}")
+                rows.append({"name": name, "status": "error", "passed": False, "exit_code": 1})
+                continue
+            res = _run_with_progress(sc, db, out, False, None, qps)
+            _reports(res, out, site=False)
+            rows.append(res.summary())
+        _site(out)
+    table = Table(title="drill suite")
+    for col in ("drill", "status", "guarantees", "score", "wall s", "journal"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        ok = r.get("passed")
+        table.add_row(
+            r.get("name", "?"),
+            f"[{'green' if ok else 'red'}]{r.get('status')}[/]",
+            f"{r.get('guarantees_passed', '-')}/{r.get('guarantees', '-')}",
+            f"{r['resilience_score']:.2f}" if "resilience_score" in r else "-",
+            f"{r['wall_seconds']:.1f}" if "wall_seconds" in r else "-",
+            str(r.get("journal_path", r.get("error", ""))),
+        )
+    console.print(table)
+    codes = [r.get("exit_code", 1) for r in rows]
+    raise typer.Exit(1 if 1 in codes else (2 if 2 in codes else 0))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _run_with_progress(
+    sc: Any, db: str | None, out: Path, semantic: bool, start: str | None, qps: float | None
+) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from drills.runner import run_scenario
+    from telemetry.errors import TelemetryError
+
+    minutes = int(sc.duration // 60)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} virtual min"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"drill {sc.name}", total=minutes)
+        try:
+            return run_scenario(
+                sc,
+                db=db,
+                out=out,
+                semantic=True if semantic else None,
+                start=start,
+                qps=qps,
+                progress=lambda done, total: progress.update(task, completed=done / 60),
+            )
+        except (TelemetryError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+
+
+def _print_plan(sc: Any, qps: float | None) -> None:
+    from drills.clock import format_duration
+
+    rate = qps or sc.traffic.qps
+    console.print(
+        f"[bold]{sc.name}[/bold] — {sc.title}\n"
+        f"{format_duration(sc.duration)} virtual at {rate:g} qps "
+        f"({int(round(rate * sc.duration)):,} queries), toggle {sc.execution_mode!r}, "
+        f"scenario hash {sc.scenario_hash()}  [dim](dry run: no traffic sent)[/dim]"
+    )
+    plan = Table(title="plan (virtual time)")
+    plan.add_column("at", justify="right", no_wrap=True)
+    plan.add_column("what", no_wrap=True)
+    plan.add_column("detail", overflow="fold")
+    for offset, kind, text in sc.plan():
+        plan.add_row(f"+{format_duration(offset)}", kind, text)
+    console.print(plan)
+    rules = {r.name: r.condition for r in sc.inline_rules}
+    if rules:
+        console.print("scenario alert rules: " + "; ".join(f"{k} ({v})" for k, v in rules.items()))
+    g = Table(title="guarantees")
+    for col in ("id", "check", "params", "expect", "weight"):
+        g.add_column(col, overflow="fold")
+    for spec in sc.guarantees:
+        g.add_row(
+            spec.id,
+            spec.check,
+            _kv(spec.params),
+            _kv(spec.expect),
+            f"{spec.weight:g}",
+        )
+    console.print(g)
+
+
+def _kv(d: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in d.items()) or "-"
+
+
+def _print_result(j: dict, journal_path: Any) -> None:
+    """Expected vs actual for every guarantee, from the journal (the same for both paths)."""
+    table = Table(title=f"drill {j['name']} — {j['title']}")
+    table.add_column("guarantee", no_wrap=True)
+    table.add_column("expected", overflow="fold")
+    table.add_column("actual", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    for g in j["guarantees"]:
+        style = VERDICT_STYLE.get(g["verdict"], "")
+        table.add_row(g["id"], g["expected_text"], g["actual_text"], f"[{style}]{g['verdict']}[/]")
+    console.print(table)
+    held = sum(g["verdict"] == "passed" for g in j["guarantees"])
+    passed = j["status"] == "completed" and held == len(j["guarantees"])
+    impact = j["impact"]
+    console.print(
+        f"[{'green' if passed else 'red'}]{j['status']}[/]: {held}/{len(j['guarantees'])} "
+        f"guarantees held, resilience score {j['resilience_score']:.2f}"
+        + (", steady state NOT restored (deviated)" if j["deviated"] else "")
+        + f"; {impact['decisions']:,} decisions, {impact['telemetry_rows']:,} telemetry rows; "
+        f"{j['wall_seconds']:.1f} s wall for {j['started_at']} → {j['ended_at']} virtual"
+    )
+    if j.get("error"):
+        console.print(f"[red]error:[/red] {j['error']}")
+    det, mit = j["detection"], j["mitigation"]
+    if det.get("alert"):
+        console.print(
+            f"detection: {det['alert']} at {det['fired_at']} "
+            f"({det['time_to_detect_s']:.0f} s after the fault)"
+        )
+    if mit.get("how"):
+        console.print(f"mitigation: {mit['how']} ({mit['time_to_mitigate_s']:.1f} s)")
+    console.print(f"journal: {journal_path}")
+
+
+def _reports(result: Any, out: Path, *, site: bool) -> None:
+    from drills.journal import build_postmortem
+
+    try:
+        page = build_postmortem(result.journal_path, out)
+    except Exception as exc:  # noqa: BLE001 - the journal is written; a report bug is reported
+        err_console.print(f"[yellow]postmortem not built:[/yellow] {type(exc).__name__}: {exc}")
+        return
+    if page:
+        console.print(f"postmortem: {page}")
+    if site:
+        _site(out)
+
+
+def _site(out: Path) -> None:
+    from drills.journal import build_site
+
+    try:
+        built = build_site(out)
+    except Exception as exc:  # noqa: BLE001
+        err_console.print(f"[yellow]site not rebuilt:[/yellow] {type(exc).__name__}: {exc}")
+        return
+    for page in built:
+        console.print(f"report: {page}")
