@@ -37,6 +37,9 @@ def _setup(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # No network but the package registries: Prefect's server analytics would only log errors.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     if not verbose:
         # Prefect's per-task INFO lines drown the progress bars; --verbose brings them back.
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

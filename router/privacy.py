@@ -17,12 +17,18 @@ UNKEYED_WARNING = (
 )
 
 
+_warned = False
+
+
 def hash_key_from_env(environ: dict[str, str] | None = None, *, warn: bool = True) -> bytes | None:
+    """The HMAC key, or None (with the dictionary-attack warning, once per process)."""
+    global _warned
     env = os.environ if environ is None else environ
     key = env.get(HASH_KEY_ENV)
     if key:
         return key.encode("utf-8")
-    if warn:
+    if warn and not _warned:
+        _warned = True
         log.warning(UNKEYED_WARNING)
     return None
 

@@ -13,6 +13,7 @@ ephemeral context is reused for every day validated in the process (``QualityVal
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import Callable, Collection
@@ -307,6 +308,10 @@ class QualityValidator:
             from great_expectations.data_context.types.base import ProgressBarsConfig
 
             context = gx.get_context(mode="ephemeral")
+            # GX pins one of its module loggers to INFO at import; its temp-dir chatter is noise.
+            logging.getLogger("great_expectations.data_context.types.base").setLevel(
+                logging.WARNING
+            )
             context.variables.progress_bars = ProgressBarsConfig(globally=False)
             source = context.data_sources.add_or_update_pandas(name=DATASOURCE_NAME)
             asset = source.add_dataframe_asset(name=ASSET_NAME)

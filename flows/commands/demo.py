@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.commands.common import console, fail
+from flows.commands.common import console, fail, quiet_injected_faults
 
 
 def demo(
@@ -50,18 +50,22 @@ def demo(
     )
 
     if drills:
-        console.print("[bold]2. drill suite[/bold] (virtual clock, SQLite telemetry)")
+        console.print(
+            "[bold]2. drill suite[/bold] (virtual clock, execution-enabled against a simulated upstream)"
+        )
         try:
             from flows.drill import drill_suite
 
-            suite = drill_suite(out=str(out))
+            with rich_progress(console), quiet_injected_faults():
+                suite = drill_suite(out=str(out))
         except Exception as exc:  # noqa: BLE001
             fail(f"drill suite failed: {type(exc).__name__}: {exc}")
-        for row in suite.get("drills", []):
-            console.print(
-                f"   {row.get('name')}: {row.get('status')} "
-                f"(score {row.get('resilience_score')}) -> {row.get('postmortem') or row.get('journal')}"
-            )
+        for row in suite["drills"]:
+            held = f"{row.get('guarantees_passed', 0)}/{row.get('guarantees', 0)} guarantees held"
+            mark = "[green]PASS[/green]" if row.get("passed") else "[red]FAIL[/red]"
+            console.print(f"   {mark} {row['name']}: {row.get('status')}, {held}")
+        if not suite["passed"]:
+            console.print("[red]   a drill did not hold every guarantee: read its postmortem[/red]")
 
     from reports.site import build_index
 

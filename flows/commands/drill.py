@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.commands.common import quiet_injected_faults
+
 app = typer.Typer(
     help="Incident fire drills: faults on a virtual clock, guarantees checked, journal written.",
     no_args_is_help=True,
@@ -122,7 +124,10 @@ def run(
         from drills.journal import read_journal
         from flows.drill import run_drill
 
-        summary = run_drill(scenario, db=db, out=str(out), semantic=semantic, start=start, qps=qps)
+        with quiet_injected_faults():
+            summary = run_drill(
+                scenario, db=db, out=str(out), semantic=semantic, start=start, qps=qps
+            )
         _print_result(read_journal(summary["journal_path"]), summary["journal_path"])
         if summary.get("postmortem"):
             console.print(f"postmortem: {summary['postmortem']}")
@@ -152,7 +157,8 @@ def suite(
     if prefect:
         from flows.drill import drill_suite
 
-        result = drill_suite(names, db=db, out=str(out), qps=qps)
+        with quiet_injected_faults():
+            result = drill_suite(names, db=db, out=str(out), qps=qps)
         rows = result["drills"]
     else:
         rows = []
@@ -197,14 +203,17 @@ def _run_with_progress(
     from telemetry.errors import TelemetryError
 
     minutes = int(sc.duration // 60)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} virtual min"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
+    with (
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} virtual min"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as progress,
+        quiet_injected_faults(),
+    ):
         task = progress.add_task(f"drill {sc.name}", total=minutes)
         try:
             return run_scenario(
