@@ -137,11 +137,15 @@ def test_query_hash_is_hmac_under_the_key(rules):
     assert d.query_hash == hmac.new(KEY, text.encode(), hashlib.sha256).hexdigest()
 
 
-def test_without_a_key_hash_is_sha256_and_a_warning_is_logged(caplog, monkeypatch):
+def test_without_a_key_hash_is_sha256_and_a_warning_is_logged_once(caplog, monkeypatch):
+    import router.privacy
+
     monkeypatch.delenv("AMAIMA_TELEMETRY_HASH_KEY", raising=False)
+    monkeypatch.setattr(router.privacy, "_warned", False)
     with caplog.at_level(logging.WARNING):
         router = Router.from_config(semantic=False, toggle=resolve_toggle(None))
-    assert "dictionary attack" in caplog.text
+        Router.from_config(semantic=False, toggle=resolve_toggle(None))
+    assert caplog.text.count("dictionary attack") == 1
     assert router.route("hi", ts=TS).query_hash == hashlib.sha256(b"hi").hexdigest()
 
 
