@@ -49,6 +49,7 @@ class DrillEntry:
     run_id: str | None = None
     status: str | None = None
     started_at: str | None = None
+    created_at: str | None = None
     score: Any = None
     guarantees: str | None = None
     guarantees_ok: bool | None = None
@@ -132,6 +133,7 @@ def _drill_entry(path: Path) -> DrillEntry:
         entry.run_id = str(data["run_id"]) if data.get("run_id") else None
         entry.status = str(data["status"])
         entry.started_at = str(data["started_at"])
+        entry.created_at = str(data["created_at"]) if data.get("created_at") else None
         entry.score = data.get("resilience_score")
         guarantees = data.get("guarantees")
         if isinstance(guarantees, list):
