@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from reports.render import is_missing, parse_ts, render_to, write_atomic
+from reports.validation import describe
 from router.decision import LEVELS
 
 LEVEL_NAMES = tuple(lv.value for lv in LEVELS)
@@ -322,13 +323,6 @@ class PilotEvidence(_Part):
         return self
 
 
-def _key_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(document)"
-
-
 def validate_evidence(data: Any, source: str = "evidence") -> PilotEvidence:
     """Check the whole document at once and list every problem with its key path."""
     if not isinstance(data, Mapping):
@@ -336,18 +330,9 @@ def validate_evidence(data: Any, source: str = "evidence") -> PilotEvidence:
     try:
         return PilotEvidence.model_validate(dict(data))
     except ValidationError as exc:
-        lines = [f"pilot evidence {source} is not a valid evidence document:"]
-        for err in exc.errors()[:20]:
-            key = _key_path(err["loc"])
-            if err["type"] == "missing":
-                lines.append(f"  - missing key '{key}'")
-            else:
-                got = repr(err.get("input"))
-                got = got if len(got) <= 60 else got[:57] + "..."
-                lines.append(f"  - key '{key}': {err['msg']} (got {got})")
-        if len(exc.errors()) > 20:
-            lines.append(f"  - … and {len(exc.errors()) - 20} more")
-        raise PilotEvidenceError("\n".join(lines)) from None
+        raise PilotEvidenceError(
+            describe(exc, f"pilot evidence {source} is not a valid evidence document:")
+        ) from None
 
 
 def load_evidence(evidence: Mapping[str, Any] | Path | str) -> tuple[PilotEvidence, str]:

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from reports.render import is_missing, parse_ts, render_to, write_atomic
+from reports.validation import describe
 
 POSTMORTEM_HTML = "postmortem.html"
 POSTMORTEM_MD = "postmortem.md"
@@ -218,13 +219,6 @@ class DrillJournal(_Part):
     error: Any = None
 
 
-def _key_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(document)"
-
-
 def validate_journal(data: Any, source: str = "journal") -> DrillJournal:
     """Check the whole journal at once and list every problem with its key path."""
     if not isinstance(data, Mapping):
@@ -232,18 +226,9 @@ def validate_journal(data: Any, source: str = "journal") -> DrillJournal:
     try:
         return DrillJournal.model_validate(dict(data))
     except ValidationError as exc:
-        lines = [f"drill journal {source} is not a valid journal (schema 1.x):"]
-        for err in exc.errors()[:20]:
-            key = _key_path(err["loc"])
-            if err["type"] == "missing":
-                lines.append(f"  - missing key '{key}'")
-            else:
-                got = repr(err.get("input"))
-                got = got if len(got) <= 60 else got[:57] + "..."
-                lines.append(f"  - key '{key}': {err['msg']} (got {got})")
-        if len(exc.errors()) > 20:
-            lines.append(f"  - … and {len(exc.errors()) - 20} more")
-        raise DrillJournalError("\n".join(lines)) from None
+        raise DrillJournalError(
+            describe(exc, f"drill journal {source} is not a valid journal (schema 1.x):")
+        ) from None
 
 
 def load_journal(journal: Mapping[str, Any] | Path | str) -> tuple[DrillJournal, str]:
