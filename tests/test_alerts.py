@@ -500,15 +500,20 @@ tests:
 # ----------------------------------------------------------------------------- Grafana
 
 
-def test_grafana_export_is_provisioning_yaml_with_one_rule_per_shipped_rule(tmp_path):
-    from telemetry.alerts import export_grafana
+def test_grafana_export_is_provisioning_yaml_with_one_rule_per_exportable_rule(tmp_path):
+    from telemetry.alerts import export_grafana, exportable
 
     rules = load_rules()
     path = export_grafana(tmp_path / "alerting" / "amaima.yaml", rules)
     doc = yaml.safe_load(path.read_text())
     assert doc["apiVersion"] == 1
     exported = [r for g in doc["groups"] for r in g["rules"]]
-    assert sorted(r["title"] for r in exported) == sorted(r.name for r in rules)
+    assert sorted(r["title"] for r in exported) == sorted(
+        r.name for r in rules if exportable(r, "pilot")
+    )
+    # The write-failure signal lives in the spool while the database fails: not exported, said so.
+    assert "telemetry_write_failures" not in {r["title"] for r in exported}
+    assert "Not exported: telemetry_write_failures" in path.read_text()
     assert len({r["uid"] for r in exported}) == len(exported)
     by_name = {r.name: r for r in rules}
     for g in doc["groups"]:
@@ -518,10 +523,7 @@ def test_grafana_export_is_provisioning_yaml_with_one_rule_per_shipped_rule(tmp_
         assert len(r["uid"]) <= 40 and r["condition"] == "C"
         query, reduce_, threshold = r["data"]
         sql = query["model"]["rawSql"]
-        table = (
-            "telemetry_events" if src.metric == "telemetry_write_failures" else "decision_telemetry"
-        )
-        assert table in sql and sql.startswith("SELECT now() AS time,")
+        assert "decision_telemetry" in sql and sql.startswith("SELECT now() AS time,")
         assert query["relativeTimeRange"]["from"] >= src.window_for("pilot").total_seconds()
         assert reduce_["model"]["type"] == "reduce" and reduce_["datasourceUid"] == "__expr__"
         evaluator = threshold["model"]["conditions"][0]["evaluator"]

@@ -110,7 +110,7 @@ def export(
     folder: Annotated[str, typer.Option("--folder", help="Grafana folder title.")] = "AMAIMA",
 ) -> None:
     """Export the rules as Grafana file-provisioning YAML (SQL over decision_telemetry)."""
-    from telemetry.alerts import AlertRulesError, export_grafana, load_rules
+    from telemetry.alerts import AlertRulesError, export_grafana, exportable, load_rules
 
     _check_context(context)
     console = Console()
@@ -121,5 +121,11 @@ def export(
     path = export_grafana(
         grafana, loaded, context=context, datasource_uid=datasource_uid, folder=folder
     )
-    n = sum(r.applies(context) for r in loaded)
+    n = sum(exportable(r, context) for r in loaded)
     console.print(f"wrote {n} Grafana alert rules ({context}) to {path}")
+    skipped = [r.name for r in loaded if r.applies(context) and not exportable(r, context)]
+    if skipped:
+        console.print(
+            f"not exported: {', '.join(skipped)} (counted in the local spool while the database "
+            "fails; watch `harness telemetry status`)"
+        )
