@@ -16,6 +16,7 @@ import logging
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 EMBEDDING_DIM = 384
 CACHE_ENV = "AMAIMA_EMBEDDING_CACHE"
 _SQL_CHUNK = 900
+MEMORY_ITEMS = 65_536  # vectors kept in memory (~100 MB); the SQLite file holds the rest
+SCORE_CHUNK = 8_192  # texts scored at once: bounds the float64 similarity matrices
 
 
 def _model_path() -> str:
@@ -80,12 +83,25 @@ def load_encoder(model_name: str, *, max_tokens: int = 128, quantize_int8: bool 
 
 
 class EmbeddingStore:
-    """Durable map (model, text hash) -> float32 vector in a SQLite file; no text is stored."""
+    """Durable map (model, text hash) -> float32 vector in a SQLite file; no text is stored.
 
-    def __init__(self, path: str | Path | None, model_name: str, key: bytes | None = None) -> None:
+    The file is the canonical copy; memory holds a bounded LRU of it, so a million-query pilot
+    does not keep a million vectors resident. Without a file, memory is the only copy and is
+    never evicted (otherwise a re-embedded text could differ in its last bits).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        model_name: str,
+        key: bytes | None = None,
+        *,
+        memory_items: int = MEMORY_ITEMS,
+    ) -> None:
         self.model_name = model_name
+        self._prefix = model_name.encode() + b"\x00"
         self._key = key
-        self._mem: dict[str, np.ndarray] = {}
+        self._mem: OrderedDict[str, np.ndarray] = OrderedDict()
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         if path is not None:
@@ -102,51 +118,54 @@ class EmbeddingStore:
             except sqlite3.Error as exc:
                 log.warning("embedding cache at %s unusable (%s); using memory only", p, exc)
                 self._conn = None
+        self._max_mem = memory_items if self._conn is not None else None
 
     def key_for(self, text: str) -> str:
-        data = self.model_name.encode() + b"\x00" + text_bytes(text)
+        data = self._prefix + text_bytes(text)
         if self._key:
-            return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+            return hmac.digest(self._key, data, "sha256").hex()
         return hashlib.sha256(data).hexdigest()
 
+    def _remember(self, items: dict[str, np.ndarray]) -> None:
+        self._mem.update(items)
+        if self._max_mem is not None:
+            while len(self._mem) > self._max_mem:
+                self._mem.popitem(last=False)
+
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found = {k: self._mem[k] for k in keys if k in self._mem}
+        found = {}
+        for k in keys:
+            v = self._mem.get(k)
+            if v is not None:
+                self._mem.move_to_end(k)
+                found[k] = v
         missing = [k for k in keys if k not in found]
-        if missing and self._conn is not None:
-            with self._lock:
-                for i in range(0, len(missing), _SQL_CHUNK):
-                    chunk = missing[i : i + _SQL_CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    rows = self._conn.execute(
-                        f"select key, vec from embeddings where key in ({marks})", chunk
-                    ).fetchall()
-                    for k, blob in rows:
-                        vec = np.frombuffer(blob, dtype=np.float32)
-                        self._mem[k] = vec
-                        found[k] = vec
+        if missing:
+            loaded = self._read(missing)
+            found.update(loaded)
+            self._remember(loaded)
         return found
 
-    def put_many(self, items: dict[str, np.ndarray]) -> None:
-        self._mem.update(items)
-        if self._conn is None or not items:
-            return
-        with self._lock:
-            try:
-                self._conn.executemany(
-                    "insert or ignore into embeddings (key, vec) values (?, ?)",
-                    [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
-                )
-                self._conn.commit()
-            except sqlite3.Error as exc:
-                log.warning("embedding cache write failed (%s); continuing from memory", exc)
-        # Re-read what the store holds: another process may have stored its vector first, and the
-        # stored one is canonical.
-        stored = self._reload(list(items))
-        self._mem.update(stored)
+    def put_many(self, items: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Store new vectors; returns the canonical ones (another process may have stored its
+        vector for the same text first, and the stored one wins)."""
+        if self._conn is not None and items:
+            with self._lock:
+                try:
+                    self._conn.executemany(
+                        "insert or ignore into embeddings (key, vec) values (?, ?)",
+                        [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
+                    )
+                    self._conn.commit()
+                except sqlite3.Error as exc:
+                    log.warning("embedding cache write failed (%s); continuing from memory", exc)
+        canonical = dict(items) | self._read(list(items))
+        self._remember(canonical)
+        return canonical
 
-    def _reload(self, keys: list[str]) -> dict[str, np.ndarray]:
+    def _read(self, keys: list[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        if self._conn is None:
+        if self._conn is None or not keys:
             return out
         with self._lock:
             for i in range(0, len(keys), _SQL_CHUNK):
@@ -220,8 +239,7 @@ class SemanticScorer:
                 show_progress_bar=False,
             ).astype(np.float32)
             self.computed += len(todo)
-            self.store.put_many({k: v for (k, _), v in zip(todo, vecs, strict=True)})
-            have = self.store.get_many(list(unique))
+            have |= self.store.put_many({k: v for (k, _), v in zip(todo, vecs, strict=True)})
         return np.stack([have[k] for k in keys])
 
     def _exemplar_matrices(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -238,13 +256,21 @@ class SemanticScorer:
 
     def similarities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(level similarities n x L, domain similarities n x D, best exemplar index per level n x L)."""
-        q = quantise(self.embed(texts))
         lv, dm = self._exemplar_matrices()
-        level_full = [exact_cosine(q, ex) for ex in lv]
-        level_sims = np.column_stack([self._topk_mean(s) for s in level_full])
-        domain_sims = np.column_stack([self._topk_mean(exact_cosine(q, ex)) for ex in dm])
-        best = np.column_stack([np.argmax(s, axis=1) for s in level_full])
-        return level_sims, domain_sims, best
+        parts = []
+        for start in range(0, len(texts), SCORE_CHUNK):
+            q = quantise(self.embed(texts[start : start + SCORE_CHUNK]))
+            level_full = [exact_cosine(q, ex) for ex in lv]
+            parts.append(
+                (
+                    np.column_stack([self._topk_mean(s) for s in level_full]),
+                    np.column_stack([self._topk_mean(exact_cosine(q, ex)) for ex in dm]),
+                    np.column_stack([np.argmax(s, axis=1) for s in level_full]),
+                )
+            )
+        if not parts:
+            return np.zeros((0, len(lv))), np.zeros((0, len(dm))), np.zeros((0, len(lv)), int)
+        return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
 
     def exemplar(self, level: str, index: int) -> str:
         return self._level_ex[level][index]

@@ -385,3 +385,18 @@ def test_a_fresh_router_reproduces_decisions_bit_for_bit(cache_dir):
     tb = b.route_batch(list(reversed(texts)), ts=TS, run_id="r")
     idx = pa.array(list(reversed(range(len(texts)))))
     assert ta.equals(tb.take(idx))
+
+
+def test_a_bounded_embedding_memory_still_reproduces_decisions(tmp_path):
+    """Memory keeps only a few vectors; the on-disk store stays canonical, so evicted texts come
+    back bit for bit instead of being re-embedded."""
+    router = Router.from_config(hash_key=KEY, cache_dir=tmp_path, toggle=resolve_toggle(None))
+    router._scorer.store._max_mem = 2
+    texts = [q["text"] for q in DEV[:12]]
+    table = router.route_batch(texts, query_ids=[f"q{i}" for i in range(12)], ts=TS, run_id="lru")
+    assert len(router._scorer.store._mem) <= 2
+    computed = router._scorer.computed
+    for i, text in enumerate(texts):
+        single = router.route(text, query_id=f"q{i}", ts=TS, run_id="lru")
+        assert table.slice(i, 1).to_pylist()[0] == single.to_dict() | {"ts": TS}
+    assert router._scorer.computed == computed  # nothing was embedded twice
