@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 EMBEDDING_CACHE_DIR_ENV = "AMAIMA_EMBEDDING_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path(".harness") / "embeddings"
 ADHOC_RUN_ID = "adhoc"
+DECIDE_CHUNK = 50_000  # rows decided at once: bounds peak memory, changes no result
 GENERAL_PRIOR = 0.25  # semantic evidence a specific domain must beat to win over "general"
 DEFAULT_GENERAL_CONFIDENCE = 0.8
 GENERAL_RULE_PRIOR = 0.2  # below one keyword hit (0.5), so any rule evidence beats "general"
@@ -245,7 +246,7 @@ class Router:
         if errors:
             bad = {e.index for e in errors}
             keep = [i for i in range(n) if i not in bad]
-            table = self._decide(
+            table = self._decide_chunked(
                 [texts[i] for i in keep],
                 [qhash[i] for i in keep],
                 [qids[i] for i in keep],
@@ -254,7 +255,7 @@ class Router:
                 None if tenants is None else [tenants[i] for i in keep],
             )
             raise BatchInputError(errors, table)
-        return self._decide(
+        return self._decide_chunked(
             texts,
             qhash,
             qids,
@@ -441,6 +442,35 @@ class Router:
         return np.clip(
             np.searchsorted(self._thresholds, score, side="right") - 1, 0, len(LEVELS) - 1
         )
+
+    def _decide_chunked(
+        self,
+        texts: list[str],
+        qhash: list[str],
+        qids: list[str],
+        ts_col: pa.Array,
+        run_id: str,
+        tenants: list[str] | None,
+    ) -> pa.Table:
+        """Decide in slices of DECIDE_CHUNK rows: every row is computed on its own, so slicing
+        changes nothing but the peak memory."""
+        n = len(texts)
+        if n <= DECIDE_CHUNK:
+            return self._decide(texts, qhash, qids, ts_col, run_id, tenants)
+        parts = []
+        for a in range(0, n, DECIDE_CHUNK):
+            b = min(n, a + DECIDE_CHUNK)
+            parts.append(
+                self._decide(
+                    texts[a:b],
+                    qhash[a:b],
+                    qids[a:b],
+                    ts_col.slice(a, b - a),
+                    run_id,
+                    None if tenants is None else tenants[a:b],
+                )
+            )
+        return pa.concat_tables(parts)
 
     def _decide(
         self,

@@ -400,3 +400,13 @@ def test_a_bounded_embedding_memory_still_reproduces_decisions(tmp_path):
         single = router.route(text, query_id=f"q{i}", ts=TS, run_id="lru")
         assert table.slice(i, 1).to_pylist()[0] == single.to_dict() | {"ts": TS}
     assert router._scorer.computed == computed  # nothing was embedded twice
+
+
+def test_deciding_in_slices_changes_nothing(rules, monkeypatch):
+    import router.engine
+
+    texts = [q["text"] for q in DEV]
+    whole = rules.route_batch(texts, ts=TS, run_id="slices")
+    monkeypatch.setattr(router.engine, "DECIDE_CHUNK", 7)
+    sliced = rules.route_batch(texts, ts=TS, run_id="slices")
+    assert sliced.equals(whole)
