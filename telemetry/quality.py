@@ -307,11 +307,11 @@ class QualityValidator:
             import great_expectations as gx
             from great_expectations.data_context.types.base import ProgressBarsConfig
 
-            context = gx.get_context(mode="ephemeral")
             # GX pins one of its module loggers to INFO at import; its temp-dir chatter is noise.
             logging.getLogger("great_expectations.data_context.types.base").setLevel(
                 logging.WARNING
             )
+            context = gx.get_context(mode="ephemeral")
             context.variables.progress_bars = ProgressBarsConfig(globally=False)
             source = context.data_sources.add_or_update_pandas(name=DATASOURCE_NAME)
             asset = source.add_dataframe_asset(name=ASSET_NAME)
