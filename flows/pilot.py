@@ -70,11 +70,19 @@ def _logger():
         return log
 
 
-def make_run_id(series: str, window: tuple[date, date], config_hash: str, semantic: bool) -> str:
-    """Deterministic per (series, window, config, scorer): rerunning a crashed pilot reuses its
-    run id, so decision ids repeat and the idempotent store keeps exactly one copy."""
+def make_run_id(
+    series: str,
+    window: tuple[date, date],
+    config_hash: str,
+    semantic: bool,
+    candidate_hash: str | None = None,
+) -> str:
+    """Deterministic per (series, window, config, scorer, candidate): rerunning a crashed pilot
+    reuses its run id, so decision ids repeat and the idempotent store keeps exactly one copy; a
+    shadow comparison is its own run, so a later plain run does not overwrite its report."""
     mode = "" if semantic else "-rules"
-    return f"{series}-{window[0]:%Y%m%d}-{window[1]:%Y%m%d}-{config_hash[:8]}{mode}"
+    vs = f"-vs-{candidate_hash[:8]}" if candidate_hash else ""
+    return f"{series}-{window[0]:%Y%m%d}-{window[1]:%Y%m%d}-{config_hash[:8]}{mode}{vs}"
 
 
 @task(name="validate-corpus", cache_policy=NO_CACHE)
@@ -330,7 +338,9 @@ def pilot_week(
             f"(days with rows: {', '.join(d.isoformat() for d in summary.days) or 'none'})"
         )
     window = (summary.window[0], summary.window[1])
-    run_id = make_run_id(series, window, cfg.config_hash, use_semantic)
+    run_id = make_run_id(
+        series, window, cfg.config_hash, use_semantic, candidate.config_hash if candidate else None
+    )
     run_dir = out_root / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     quarantine = run_dir / "quarantine.parquet"

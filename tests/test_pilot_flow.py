@@ -166,6 +166,9 @@ def test_comparing_the_config_with_itself_is_the_zero_noise_baseline(
     )
     comparison = json.loads(Path(outcome["evidence"]).read_text())["comparison"]
     assert comparison["mismatched"] == 0 and comparison["matched"] > 0
+    # A comparison is its own run: a plain run of the same window does not overwrite it.
+    plain = _run(corpus_file, tmp_path / "out", f"sqlite:///{tmp_path / 't.db'}")
+    assert plain["run_id"] != outcome["run_id"] and Path(outcome["evidence"]).exists()
 
 
 def test_report_rebuilds_from_stored_telemetry(prefect_harness, corpus_file, tmp_path, monkeypatch):
