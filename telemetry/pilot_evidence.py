@@ -262,10 +262,12 @@ def build_evidence(
         if c in df:
             df[c] = df[c].astype("category")
     tiers = config.routing.interactive_tiers
-    hourly = compute_metrics(df, "1h", interactive_tiers=tiers)
-    daily = compute_metrics(df, "1D", interactive_tiers=tiers)
     rules = load_rules()
+    # The rules' windows are 1h and 1d: the frames they need are the report's frames too.
     frames = metrics_for_rules(df, rules, context="pilot", interactive_tiers=tiers)
+    hour, day = pd.Timedelta(hours=1), pd.Timedelta(days=1)
+    hourly = frames[hour] if hour in frames else compute_metrics(df, hour, interactive_tiers=tiers)
+    daily = frames[day] if day in frames else compute_metrics(df, day, interactive_tiers=tiers)
     bt_rows = backtest_rows(rules, backtest(rules, frames, context="pilot"))
     firings = evaluate(rules, frames, context="pilot").firings
     labelled = None
