@@ -15,6 +15,7 @@ import copy
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +40,13 @@ from drills.probes import CHECKS, DRILL_METRICS, PROBES
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 MAX_DURATION_S = 24 * 3600.0
+
+
+def _registered(name: str, registry: Mapping[str, Any], what: str) -> str:
+    """A scenario may only name what a registry holds; the error lists what it does hold."""
+    if name not in registry:
+        raise ValueError(f"unknown {what} {name!r}; registered: {', '.join(registry)}")
+    return name
 
 
 class ScenarioError(ValueError):
@@ -160,9 +168,7 @@ class ProbeSpec(_Spec):
     @field_validator("probe")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in PROBES:
-            raise ValueError(f"unknown probe {v!r}; registered: {', '.join(PROBES)}")
-        return v
+        return _registered(v, PROBES, "probe")
 
     @field_validator("window")
     @classmethod
@@ -211,9 +217,7 @@ class FaultSpec(_Spec):
     @field_validator("type")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in FAULTS:
-            raise ValueError(f"unknown fault type {v!r}; registered: {', '.join(FAULTS)}")
-        return v
+        return _registered(v, FAULTS, "fault type")
 
     @field_validator("duration")
     @classmethod
@@ -275,9 +279,7 @@ class GuaranteeSpec(_Spec):
     @field_validator("check")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in CHECKS:
-            raise ValueError(f"unknown check {v!r}; registered: {', '.join(CHECKS)}")
-        return v
+        return _registered(v, CHECKS, "check")
 
     @field_validator("params", "expect")
     @classmethod
@@ -312,9 +314,7 @@ class RollbackSpec(_Spec):
     @field_validator("type")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in ROLLBACKS:
-            raise ValueError(f"unknown rollback {v!r}; registered: {', '.join(ROLLBACKS)}")
-        return v
+        return _registered(v, ROLLBACKS, "rollback")
 
     @field_validator("params")
     @classmethod
