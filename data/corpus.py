@@ -1069,6 +1069,7 @@ def load_corpus(
     hash_key: bytes | None = None,
     batch_rows: int = BATCH_ROWS,
     progress: Callable[[int], None] | None = None,
+    remove_work_dir: bool | None = None,
 ) -> PreparedCorpus:
     """Validate ``path`` in one streaming pass and partition accepted rows by UTC day.
 
@@ -1077,7 +1078,9 @@ def load_corpus(
     no ``work_dir`` a temporary directory is used and removed by ``close()``. ``start``/``days``
     select the days ``iter_days`` yields (see ``_window``). ``hash_key`` keys the user-id hash;
     by default the ``AMAIMA_TELEMETRY_HASH_KEY`` environment variable. ``progress`` is called
-    with the number of rows read so far.
+    with the number of rows read so far. ``remove_work_dir`` (default: only for a temporary
+    one) deletes ``work_dir`` on ``close()``, on failure and at garbage collection: the day
+    partitions hold query text and must not outlive the run.
     """
     src = Path(path)
     fmt = detect_format(src, format)
@@ -1087,8 +1090,8 @@ def load_corpus(
         raise CorpusError(f"corpus path is not a file: {src}")
     start_d = _to_day(start, "start")
 
-    temporary = work_dir is None
-    if temporary:
+    temporary = work_dir is None if remove_work_dir is None else remove_work_dir
+    if work_dir is None:
         wd = Path(tempfile.mkdtemp(prefix="amaima-corpus-"))
     else:
         wd = Path(work_dir)

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -100,6 +101,7 @@ def validate_corpus(
         start=start,
         days=days,
         progress=lambda n: report("validate corpus", n, None),
+        remove_work_dir=True,  # day partitions hold query text: never left in the report folder
     )
     s = prepared.summary
     report("validate corpus", s.total_rows, s.total_rows)
@@ -325,10 +327,9 @@ def pilot_week(
     timings: dict[str, float] = {}
     t_stage = time.perf_counter()
     out_root = Path(out)
-    staging = out_root / ".staging"
-    prepared = validate_corpus(
-        corpus, format, start, days, staging / "work", staging / "quarantine.parquet"
-    )
+    # Same filesystem as the report (so the quarantine file moves atomically); removed on close.
+    work = out_root / f".pilot-work-{uuid.uuid4().hex[:12]}"
+    prepared = validate_corpus(corpus, format, start, days, work, work / "quarantine.parquet")
     summary = prepared.summary
     timings["load_validate_s"] = time.perf_counter() - t_stage
     if not prepared.days:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
@@ -125,11 +126,17 @@ def test_pilot_week_runs_end_to_end_and_never_writes_the_canary(
     assert (out / "index.html").exists()
     assert evidence["labelled"] is not None and evidence["labelled"]["downgrade_rate"] is not None
 
-    # The canary is in no file the run wrote (reports, evidence, quarantine, Data Docs, caches)...
+    # The canary is in no file the run wrote (reports, evidence, quarantine, Data Docs, caches).
+    # Parquet is compressed, so a byte scan cannot see into it: read those files' values.
     for f in _all_files(tmp_path):
         if f.name == corpus_file.name:
             continue
         assert CANARY.encode() not in f.read_bytes(), f"canary leaked into {f}"
+        if f.suffix == ".parquet":
+            table = pq.read_table(f)
+            assert "text" not in table.column_names, f"query text column in {f}"
+            assert CANARY not in str(table.to_pylist()), f"canary leaked into {f}"
+    assert not list(out.glob(".pilot-work-*")), "staged corpus rows were left behind"
     # ...and not in the database.
     engine = sa.create_engine(db)
     with engine.connect() as conn:
