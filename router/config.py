@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from router.decision import DOMAINS, LEVELS, ExecutionStyle
+from router.yaml_safe import load_yaml_file
 
 DEFAULT_CONFIG_NAME = "default_config.yaml"
 
@@ -28,7 +29,8 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: a `.nan` threshold compares false with everything and misroutes silently.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LatencyProfile(_Strict):
@@ -279,7 +281,7 @@ def load_config(path: str | Path | None = None) -> RouterConfig:
     """Load and validate a router config; ``None`` is the packaged default."""
     p = Path(path) if path is not None else default_config_path()
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = load_yaml_file(p)  # strict UTF-8, duplicate keys refused
     except FileNotFoundError:
         raise ConfigError(f"router config not found: {p}") from None
     except yaml.YAMLError as exc:
