@@ -37,6 +37,7 @@ from pydantic import (
 from drills.clock import format_duration, parse_duration
 from drills.faults import FAULTS, ROLLBACKS, Target
 from drills.probes import CHECKS, DRILL_METRICS, PROBES
+from router.yaml_safe import NotUtf8Error, load_yaml_file
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 MAX_DURATION_S = 24 * 3600.0
@@ -76,7 +77,19 @@ ToggleValue = Annotated[str | None, BeforeValidator(_toggle_value)]
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: a `.nan` tolerance or qps compares false with everything.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def non_finite_paths(data: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """Dotted paths of every NaN/inf float in a loaded document (YAML `.nan`, `.inf`)."""
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [".".join(path) or "(top level)"]
+    if isinstance(data, Mapping):
+        return [p for k, v in data.items() for p in non_finite_paths(v, (*path, str(k)))]
+    if isinstance(data, list | tuple):
+        return [p for i, v in enumerate(data) for p in non_finite_paths(v, (*path, str(i)))]
+    return []
 
 
 def _params_error(kind: str, name: str, exc: ValidationError, model: type[BaseModel]) -> str:
@@ -95,9 +108,16 @@ def _params_error(kind: str, name: str, exc: ValidationError, model: type[BaseMo
 
 def _validate_params(kind: str, name: str, model: type[BaseModel], data: dict) -> BaseModel:
     try:
-        return model.model_validate(data or {})
+        parsed = model.model_validate(data or {})
     except ValidationError as exc:
         raise ValueError(_params_error(kind, name, exc, model)) from None
+    bad = non_finite_paths(parsed.model_dump())  # e.g. the string "nan" coerced to a float
+    if bad:
+        raise ValueError(
+            f"{', '.join(bad)}: not a finite number (valid {kind} for {name}: "
+            f"{', '.join(model.model_fields) or '(none)'})"
+        )
+    return parsed
 
 
 class Tolerance(_Spec):
@@ -267,7 +287,7 @@ class TrafficSpec(_Spec):
 
 
 class GuaranteeSpec(_Spec):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    id: str = Field(pattern=r"^[0-9a-z][0-9a-z_-]*$")
     check: str
     title: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
@@ -366,7 +386,7 @@ def _deep_merge(base: dict, override: dict) -> dict:
 def _default_router_raw() -> dict:
     from router.config import default_config_path
 
-    return yaml.safe_load(default_config_path().read_text(encoding="utf-8"))
+    return load_yaml_file(default_config_path())
 
 
 def _drill_rule_class() -> type:
@@ -389,7 +409,8 @@ def _drill_rule_class() -> type:
 
 
 class Scenario(_Spec):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    # '[0-9a-z]', not '[a-z0-9]': rich would read '[a-z0-9]' as a style tag and print '^*$'.
+    name: str = Field(pattern=r"^[0-9a-z][0-9a-z-]*$")
     title: str = Field(min_length=1)
     description: str = ""
     tags: list[str] = Field(default_factory=list)
@@ -779,6 +800,12 @@ def _unwrap(tp: Any) -> Any:
             return tp
 
 
+_PATTERN_WORDS = {
+    r"^[0-9a-z][0-9a-z-]*$": "lowercase letters, digits and '-', starting with a letter or digit",
+    r"^[0-9a-z][0-9a-z_-]*$": "lowercase letters, digits, '-' and '_', starting with a letter or digit",
+}
+
+
 def format_errors(exc: ValidationError, source: str) -> list[str]:
     problems = []
     for err in exc.errors():
@@ -789,6 +816,9 @@ def format_errors(exc: ValidationError, source: str) -> list[str]:
             msg = "unknown field" + (f"; valid fields: {', '.join(valid)}" if valid else "")
         elif err["type"] == "missing":
             msg = "required field is missing"
+        elif err["type"] == "string_pattern_mismatch":
+            pattern = (err.get("ctx") or {}).get("pattern", "")
+            msg = f"{err['input']!r} does not match the pattern {pattern} ({_PATTERN_WORDS.get(pattern, 'see the docs')})"
         if not loc:
             problems += [f"{source}: {line}" for line in msg.splitlines()]
         else:
@@ -820,6 +850,11 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     """Validate an already-loaded scenario document."""
     if not isinstance(data, dict):
         raise ScenarioError([f"{source}: expected a mapping with name, title, duration, ..."])
+    bad = non_finite_paths(data)
+    if bad:
+        raise ScenarioError(
+            [f"{source}: field '{p}': not a finite number (.nan/.inf are refused)" for p in bad]
+        )
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
@@ -830,7 +865,11 @@ def load_scenario(ref: str | Path) -> Scenario:
     """Read and validate a scenario (a built-in name or a path)."""
     path = resolve_scenario(ref)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml_file(path)  # strict UTF-8, duplicate keys refused
+    except OSError as exc:
+        raise ScenarioError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except NotUtf8Error as exc:
+        raise ScenarioError([str(exc)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
