@@ -1,83 +1,116 @@
-"""Seconds per day validated by the decision-telemetry GX suite, with and without Data Docs.
+"""Routing quality on a labelled corpus: rank correlation, downgrade, overpay, borderline rate,
+domain recall per domain and a level histogram per source.
 
-Reports the one-off cost (GX import and context creation) apart from the per-day cost, because a
-pilot week pays the first once and the second per day. Run: ``.venv/bin/python -m
-benchmarks.bench_quality`` (or the file directly) from the repo root.
+Without ``--corpus`` it measures the seeded generated corpus; with ``--corpus PATH`` any labelled
+JSONL (``text``, ``expected_level``, optional ``expected_domain`` and ``source``; the dev corpus's
+``prior_level``/``prior_domain`` are accepted too). ``--sources``/``--exclude-sources`` take one
+part of a by-source split. Run from the repo root:
+
+    .venv/bin/python -m benchmarks.bench_quality --corpus dev.jsonl --exclude-sources koala_test
 """
 
 from __future__ import annotations
 
-import statistics
+import argparse
+import json
 import sys
 import tempfile
-import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _make_frame(rows: int) -> Any:
-    """A valid decision-only day from the shared test builder (no raw text in it).
-
-    The decision-only fields are set explicitly: that contract is what the suite checks, and a
-    failing frame would time a different path.
-    """
-    tests_dir = str(REPO / "tests")
-    if tests_dir not in sys.path:
-        sys.path.insert(0, tests_dir)
-    from telemetry_rows import make_decision_table
-
-    df = make_decision_table(rows, run_id="bench", seed=0).to_pandas()
-    df["execution_mode"] = "decision-only"
-    df["execution_mode_active"] = False
-    df["simulated"] = True
-    df["outcome"] = "not_executed"
-    for column in ("actual_latency_ms", "actual_cost_usd", "error_code"):
-        df[column] = df[column].where(df[column].isna())
-    return df
+TS = datetime(2026, 11, 16, tzinfo=UTC)
 
 
-def run(rows: int = 50_000, repeats: int = 3) -> dict[str, float | int]:
-    """Time the first validation (import + context) and then ``repeats`` days each way."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from telemetry.quality import QualityValidator
+def _generated(n: int):
+    from data.generate import generate_corpus
+    from router.quality import LabelledCorpus, _level_of
 
-    df = _make_frame(rows)
-    models = sorted(set(df["model"]))
-    kw = {"expected_rows": rows, "models": models}
+    t = generate_corpus(n, seed=7)
+    levels = [_level_of(v) for v in t.column("expected_level").to_pylist()]
+    import numpy as np
 
-    t0 = time.perf_counter()
-    import great_expectations  # noqa: F401 - timed on purpose
+    return LabelledCorpus(
+        t.column("text").to_pylist(),
+        np.array(levels, dtype=np.int64),
+        t.column("expected_domain").to_pylist(),
+        ["generated"] * t.num_rows,
+    )
 
-    import_s = time.perf_counter() - t0
-    validator = QualityValidator()
-    t0 = time.perf_counter()
-    first = validator.validate(df, day_label="warmup", data_docs_dir=None, **kw)
-    first_s = time.perf_counter() - t0
-    if not first.success:
-        raise RuntimeError(f"benchmark frame failed the suite: {first.failed}")
 
-    plain, with_docs = [], []
+def run(
+    corpus: str | None = None,
+    *,
+    config: str | None = None,
+    modes: tuple[str, ...] = ("hybrid", "rules"),
+    sources: set[str] | None = None,
+    exclude_sources: set[str] | None = None,
+    n: int = 5_000,
+    cache_dir: str | None = None,
+) -> dict:
+    """Measures per routing mode (``hybrid``, ``rules``) on one corpus."""
+    from router.engine import Router
+    from router.quality import load_corpus, measure
+    from router.toggle import resolve_toggle
+
+    data = (
+        load_corpus(corpus, sources=sources, exclude_sources=exclude_sources)
+        if corpus
+        else _generated(n)
+    )
+    out: dict = {"corpus": Path(corpus).name if corpus else f"generated({n})"}
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(repeats):
-            t0 = time.perf_counter()
-            validator.validate(df, day_label=f"day-{i}", data_docs_dir=None, **kw)
-            plain.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            validator.validate(df, day_label=f"day-{i}", data_docs_dir=Path(tmp) / "docs", **kw)
-            with_docs.append(time.perf_counter() - t0)
-    return {
-        "rows": rows,
-        "expectations": first.evaluated_expectations,
-        "gx_import_s": round(import_s, 3),
-        "first_validation_s": round(first_s, 3),
-        "per_day_s": round(statistics.median(plain), 3),
-        "per_day_with_data_docs_s": round(statistics.median(with_docs), 3),
-    }
+        for mode in modes:
+            router = Router.from_config(
+                config,
+                semantic=None if mode == "hybrid" else False,
+                hash_key=b"bench",
+                toggle=resolve_toggle(None),
+                cache_dir=cache_dir or tmp,
+            )
+            table = router.route_batch(data.texts, ts=TS, run_id="quality")
+            out[mode] = measure(data, table)
+            out[mode]["config_hash"] = router.config_hash
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", help="labelled JSONL (default: the generated corpus)")
+    ap.add_argument("--config", help="router config (default: the packaged one)")
+    ap.add_argument("--sources", help="comma-separated sources to keep")
+    ap.add_argument("--exclude-sources", help="comma-separated sources to leave out")
+    ap.add_argument("--mode", choices=["hybrid", "rules", "both"], default="both")
+    ap.add_argument("--n", type=int, default=5_000, help="rows of the generated corpus")
+    ap.add_argument(
+        "--cache-dir", help="embedding store to reuse between runs (default: a temporary one)"
+    )
+    ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    args = ap.parse_args(argv)
+    from router.config import ConfigError
+    from router.quality import CorpusError, format_report
+
+    split = lambda s: {x.strip() for x in s.split(",") if x.strip()} if s else None  # noqa: E731
+    modes = ("hybrid", "rules") if args.mode == "both" else (args.mode,)
+    try:
+        res = run(
+            args.corpus,
+            config=args.config,
+            modes=modes,
+            sources=split(args.sources),
+            exclude_sources=split(args.exclude_sources),
+            n=args.n,
+            cache_dir=args.cache_dir,
+        )
+    except (CorpusError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        for mode in modes:
+            print(format_report(f"{res['corpus']} / {mode}", res[mode]))
+    return 0
 
 
 if __name__ == "__main__":
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
-    print(run(rows))
+    raise SystemExit(main())

@@ -2,7 +2,8 @@
 under benchmarks/results/. Targets are the issue's, on this 2-core machine; a miss is reported,
 not hidden.
 
-BENCH_QUICK=1 shrinks every size for a smoke run.
+BENCH_QUICK=1 shrinks every size for a smoke run. ``--corpus PATH`` (or BENCH_CORPUS=PATH) adds the
+routing-quality table on that labelled JSONL corpus.
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ BENCHES = [
         "telemetry",
         f"from benchmarks.bench_telemetry import run; print(__import__('json').dumps(run({20_000 if QUICK else 200_000})))",
     ),
-    ("quality", "from benchmarks.bench_quality import run; print(__import__('json').dumps(run()))"),
+    (
+        "quality",
+        "from benchmarks.bench_quality import run; print(__import__('json').dumps(run()))",
+    ),
+    (
+        "quality_corpus",  # only with --corpus PATH (or BENCH_CORPUS): any labelled JSONL
+        "import os; from benchmarks.bench_quality import run; "
+        "print(__import__('json').dumps(run(os.environ['BENCH_CORPUS'])))",
+    ),
+    ("gx", "from benchmarks.bench_gx import run; print(__import__('json').dumps(run()))"),
     (
         "pilot_rule_only",
         f"from benchmarks.bench_pilot import run; print(__import__('json').dumps(run({50_000 if QUICK else 1_000_000}, False)))",
@@ -65,7 +75,15 @@ def main() -> int:
 
     console = Console()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    only = set(sys.argv[1:])
+    args = sys.argv[1:]
+    if "--corpus" in args:
+        i = args.index("--corpus")
+        if i + 1 >= len(args):
+            console.print("error: --corpus needs a path")
+            return 1
+        os.environ["BENCH_CORPUS"] = args[i + 1]
+        del args[i : i + 2]
+    only = set(args)
     table = Table("benchmark", "measure", "value", "target", title="make bench")
     env = {
         **os.environ,
@@ -76,6 +94,8 @@ def main() -> int:
     failed = False
     for name, code in BENCHES:
         if only and name not in only:
+            continue
+        if name == "quality_corpus" and not os.environ.get("BENCH_CORPUS"):
             continue
         console.print(f"running {name} ...")
         t0 = time.perf_counter()
@@ -95,6 +115,12 @@ def main() -> int:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
         (RESULTS / f"{name}-{stamp}.json").write_text(json.dumps(result, indent=1))
+        if name.startswith("quality"):
+            from router.quality import format_report
+
+            for mode in ("hybrid", "rules"):
+                console.print(format_report(f"{result['corpus']} / {mode}", result[mode]))
+                result[mode].pop("per_source", None)  # printed above; too wide for the table
         flat: dict = {}
         _flatten("", result, flat)
         for key, value in flat.items():
