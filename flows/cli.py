@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.commands import alerts, corpus, demo, drill, pilot, report, route, telemetry
+from flows.commands import alerts, corpus, demo, drill, pilot, report, route, serve, telemetry
 
 app = typer.Typer(
     name="harness",
@@ -24,6 +24,7 @@ app.add_typer(pilot.app, name="pilot")
 app.add_typer(drill.app, name="drill")
 app.add_typer(report.app, name="report")
 app.command("demo", help=demo.demo.__doc__)(demo.demo)
+serve.register(app)  # `harness serve`, `harness upstream-sim` (live mode)
 
 
 @app.callback()
