@@ -77,7 +77,7 @@ def serve(
 
 def upstream_sim(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 9090,
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8090,
     config: Annotated[
         Path | None,
         typer.Option(
