@@ -11,16 +11,26 @@ and its row number) for duplicate detection.
 Row rules (first failing rule wins; each bad row becomes one quarantine row, never dropped):
 ``invalid_encoding`` (any column not valid UTF-8 / a lone surrogate), ``malformed_row`` (the
 record cannot be split into fields or a JSON value has an impossible type), ``missing_query_id``,
-``missing_text``, ``empty_text`` (whitespace only), ``text_too_long`` (> 100,000 characters),
-``unparseable_ts``, ``invalid_label``, ``duplicate_query_id`` (the first accepted occurrence
-wins; a row whose id was seen only on a quarantined row is accepted).
+``invalid_value`` (a NUL character or over 512 characters in ``query_id``, ``tenant`` or
+``served_model``: the telemetry store could not hold it), ``missing_text``, ``empty_text``
+(whitespace only), ``text_too_long`` (> 100,000 characters; a physical line over 2 MiB is
+skipped without being held whole), ``unparseable_ts``, ``invalid_label``, ``duplicate_query_id``
+(the first accepted occurrence wins; a row whose id was seen only on a quarantined row is
+accepted).
+
+Runaway CSV quotes: a record spanning several lines whose later lines look like records of
+this file (the header's field count and a timestamp in ``ts``) is an unmatched ``"``: its first
+line is quarantined (``malformed_row``, with the line number) and the following lines are read
+again as records, so one stray quote never swallows the rest of the file. A record over
+``RECORD_LIMIT`` characters is quarantined the same way.
 
 Row numbers are 1-based data rows: parquet row index + 1; CSV record number after the header
 (a record may span lines; blank lines are not records); JSONL line number (blank lines are
 skipped but keep their number). In CSV an empty field is a missing value.
 
 Whole-file problems (not found, unreadable, unknown extension, missing required column, a
-column of an impossible type) raise ``CorpusError`` naming the file and the column.
+column of an impossible type) raise ``CorpusError`` naming the file and the column. Column
+names are shown only when they look like names: a headerless CSV's first row is query text.
 """
 
 from __future__ import annotations
@@ -30,10 +40,12 @@ import gzip
 import io
 import json
 import math
+import re
 import shutil
 import tempfile
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -49,6 +61,11 @@ import pyarrow.parquet as pq
 from router.decision import DOMAINS, LEVELS
 
 TEXT_LIMIT = 100_000  # characters
+ID_LIMIT = 512  # characters in query_id / tenant / served_model (a PostgreSQL key must fit a page)
+# A physical line over LINE_LIMIT_BYTES cannot hold an acceptable row (100k characters are at most
+# 1.2 MB even as JSON surrogate-pair escapes): it is skipped in 1 MiB reads, never held whole.
+LINE_LIMIT_BYTES = 2 * 1024 * 1024
+RECORD_LIMIT = 4 * TEXT_LIMIT  # characters in one CSV record (all its lines)
 BATCH_ROWS = 65_536
 DEFAULT_TENANT = "default"
 REQUIRED_COLUMNS: tuple[str, ...] = ("query_id", "ts", "text")
@@ -111,6 +128,7 @@ class Reason(StrEnum):
     INVALID_ENCODING = "invalid_encoding"
     MALFORMED_ROW = "malformed_row"
     MISSING_QUERY_ID = "missing_query_id"
+    INVALID_VALUE = "invalid_value"
     MISSING_TEXT = "missing_text"
     EMPTY_TEXT = "empty_text"
     TEXT_TOO_LONG = "text_too_long"
@@ -159,9 +177,17 @@ def _safe(value: Any) -> str | None:
         return s.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _short(value: Any, limit: int = 40) -> str:
+def _short(value: Any, limit: int = 40, shape: re.Pattern[str] | None = None) -> str:
+    """The value for a quarantine detail; when ``shape`` is given and the value does not fit
+    it (it may be query text in the wrong column), only its length."""
     s = _safe(value) or ""
+    if shape is not None and not shape.fullmatch(s):
+        return f"({len(s):,} characters)"
     return repr(s if len(s) <= limit else s[:limit] + "...")
+
+
+_TS_SHAPE = re.compile(r"[0-9TtZz:+\-./ ]{1,40}")
+_LABEL_SHAPE = re.compile(r"[\w-]{1,32}")
 
 
 def _is_valid_utf8(s: str) -> bool:
@@ -309,14 +335,35 @@ def _read_parquet(path: Path, batch_rows: int) -> Iterator[_Chunk]:
         raise CorpusError(f"cannot read {path} as parquet (near data row {first}): {exc}") from exc
 
 
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+
+
+def describe_columns(names: Iterable[Any]) -> str:
+    """Column names for an error message, only when every one looks like a name.
+
+    A headerless CSV's "header" is its first row of query text, so otherwise the message gives
+    the count and the positions that are not names, never the values.
+    """
+    present = [str(c) for c in names]
+    if not present:
+        return "no columns"
+    odd = [i for i, c in enumerate(present, 1) if not _COLUMN_NAME.fullmatch(c.strip())]
+    if not odd:
+        return f"found columns: {', '.join(repr(c) for c in present)}"
+    where = ", ".join(str(i) for i in odd[:10]) + (", ..." if len(odd) > 10 else "")
+    return (
+        f"found {len(present)} column(s); value(s) at position(s) {where} do not look like "
+        "column names (not shown: is the header row missing?)"
+    )
+
+
 def _check_required(path: Path, names: Iterable[str]) -> None:
     present = list(names)
     for col in REQUIRED_COLUMNS:
         if col not in present:
             raise CorpusError(
-                f"{path}: required column {col!r} is missing; found columns: "
-                f"{', '.join(repr(c) for c in present) or 'none'}; required: "
-                f"{', '.join(REQUIRED_COLUMNS)}"
+                f"{path}: required column {col!r} is missing; {describe_columns(present)}; "
+                f"required: {', '.join(REQUIRED_COLUMNS)}"
             )
 
 
@@ -359,21 +406,103 @@ def _ts_from_python(values: list[Any]) -> pa.Array:
     return _strings_from_python(out)[0]
 
 
+class _OverlongLine(Exception):
+    """A physical line over ``LINE_LIMIT_BYTES``; it was skipped, not read whole."""
+
+    def __init__(self, line_no: int, size: int) -> None:
+        super().__init__(line_no, size)
+        self.line_no, self.size = line_no, size
+
+
+class _RecordTooLong(Exception):
+    """One CSV record passed ``RECORD_LIMIT`` characters."""
+
+
+def _bounded_lines(raw: io.BufferedIOBase, limit: int = LINE_LIMIT_BYTES) -> Iterator[bytes | int]:
+    """Physical lines as bytes; a line over ``limit`` bytes is read in 1 MiB pieces and
+    dropped, and its size (an int) is yielded instead, so memory stays bounded per line."""
+    while True:
+        line = raw.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while True:
+            piece = raw.readline(1 << 20)
+            size += len(piece)
+            if not piece or piece.endswith(b"\n"):
+                break
+        yield size
+
+
+class _CsvLines:
+    """The physical lines csv.reader parses, with the current record's lines kept (at most
+    ``RECORD_LIMIT`` characters) so a runaway quoted field can be re-read line by line."""
+
+    def __init__(self, raw: io.BufferedIOBase) -> None:
+        self._src = _bounded_lines(raw)
+        self._pending: deque[tuple[int, str]] = deque()
+        self.held: list[tuple[int, str]] = []
+        self._held_chars = 0
+        self.line_no = 0  # the last physical line read from the file
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        if self._pending:
+            n, text = self._pending.popleft()
+        else:
+            item = next(self._src)
+            self.line_no += 1
+            n = self.line_no
+            if isinstance(item, int):
+                raise _OverlongLine(n, item)
+            text = item.decode("utf-8", "surrogateescape")
+            if n == 1:
+                text = text.removeprefix("\ufeff")
+        self.held.append((n, text))
+        self._held_chars += len(text)
+        if self._held_chars > RECORD_LIMIT:
+            raise _RecordTooLong
+        return text
+
+    def start_record(self) -> None:
+        self.held, self._held_chars = [], 0
+
+    @property
+    def first_line(self) -> int:
+        return self.held[0][0] if self.held else self.line_no + 1
+
+    def reread_after_first(self) -> None:
+        """Read the current record's lines after its first again, as new records."""
+        self._pending.extendleft(reversed(self.held[1:]))
+        self.start_record()
+
+
+_TS_LIKE = re.compile(r"\s*(\d{4}-\d{2}-\d{2}|[+-]?\d{9,11}(\.\d+)?\s*$)")
+
+
 def _read_csv(path: Path, batch_rows: int) -> Iterator[_Chunk]:
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     try:
         raw = _open_binary(path)
     except OSError as exc:
         raise CorpusError(f"cannot open {path}: {exc}") from exc
-    with (
-        raw,
-        io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh,
-    ):
-        reader = csv.reader(fh)
+    with raw:
+        lines = _CsvLines(raw)
+        reader = csv.reader(lines)
         try:
             header = next(reader)
         except StopIteration:
             raise CorpusError(f"{path}: the file is empty; expected a CSV header row") from None
+        except (_OverlongLine, _RecordTooLong):
+            raise CorpusError(
+                f"{path}: the first record is over {RECORD_LIMIT:,} characters; expected a CSV "
+                "header row"
+            ) from None
         except (csv.Error, OSError, EOFError) as exc:
             raise CorpusError(f"cannot read {path} as CSV: {exc}") from exc
         header = [h.strip() for h in header]
@@ -384,57 +513,90 @@ def _read_csv(path: Path, batch_rows: int) -> Iterator[_Chunk]:
         wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in header]
         index = {c: header.index(c) for c in wanted}
         width = len(header)
+        ts_at = index["ts"]
+
+        def looks_like_record(line: str) -> bool:
+            try:
+                fields = next(csv.reader([line]))
+            except (csv.Error, StopIteration):
+                return False
+            return len(fields) == width and bool(_TS_LIKE.match(fields[ts_at]))
+
         rows: list[int] = []
         data: dict[str, list[Any]] = {c: [] for c in wanted}
         rejects: list[_Reject] = []
         record = 0
         errors_in_a_row = 0
+
+        def reject(reason: Reason, detail: str, qid: Any = None, text: Any = None) -> None:
+            nonlocal record
+            record += 1
+            rejects.append(_Reject(record, qid, reason, detail, text))
+
         while True:
+            lines.start_record()
             try:
                 fields = next(reader)
             except StopIteration:
                 break
+            except _OverlongLine as exc:
+                reject(
+                    Reason.TEXT_TOO_LONG,
+                    f"line {exc.line_no} has {exc.size:,} bytes (limit {LINE_LIMIT_BYTES:,}); "
+                    "skipped without reading it whole",
+                )
+                continue
+            except _RecordTooLong:
+                first = lines.first_line
+                runaway = any(looks_like_record(t) for _, t in lines.held[1:])
+                lines.reread_after_first()
+                reject(
+                    Reason.MALFORMED_ROW if runaway else Reason.TEXT_TOO_LONG,
+                    f"the record starting at line {first} runs over {RECORD_LIMIT:,} characters"
+                    + (" (an unmatched '\"'?)" if runaway else "")
+                    + "; its later lines are read again as records",
+                )
+                continue
             except csv.Error as exc:
-                record += 1
                 errors_in_a_row += 1
                 if errors_in_a_row > 1000:
                     raise CorpusError(
                         f"cannot read {path} as CSV: 1000 consecutive unparseable records "
-                        f"(last near line {reader.line_num}): {exc}"
+                        f"(last near line {lines.line_no}): {exc}"
                     ) from exc
-                rejects.append(
-                    _Reject(
-                        record,
-                        None,
-                        Reason.MALFORMED_ROW,
-                        f"CSV record could not be parsed (near line {reader.line_num}): {exc}",
-                        None,
-                    )
+                reject(
+                    Reason.MALFORMED_ROW,
+                    f"CSV record could not be parsed (near line {lines.line_no}): {exc}",
                 )
                 continue
             except (OSError, EOFError) as exc:
-                raise CorpusError(
-                    f"cannot read {path} (near line {reader.line_num}): {exc}"
-                ) from exc
+                raise CorpusError(f"cannot read {path} (near line {lines.line_no}): {exc}") from exc
             errors_in_a_row = 0
             if not fields:
                 continue
-            record += 1
-            if len(fields) != width:
-                rejects.append(
-                    _Reject(
-                        record,
-                        _safe(fields[index["query_id"]])
-                        if index["query_id"] < len(fields)
-                        else None,
-                        Reason.MALFORMED_ROW,
-                        f"expected {width} fields as in the header, found {len(fields)} "
-                        f"(ends at line {reader.line_num})",
-                        # The raw record is kept only when it cannot hold a user id.
-                        None if "user_id" in index else _safe(",".join(fields)),
-                    )
+            held = lines.held
+            if len(held) > 1 and any(looks_like_record(t) for _, t in held[1:]):
+                first, last = held[0][0], held[-1][0]
+                lines.reread_after_first()
+                reject(
+                    Reason.MALFORMED_ROW,
+                    f"a quoted field opened on line {first} runs to line {last} over lines that "
+                    "look like records (an unmatched '\"'?); line "
+                    f"{first} is quarantined and the next lines are read again as records",
                 )
                 continue
+            end_line = held[-1][0] if held else lines.line_no
+            if len(fields) != width:
+                reject(
+                    Reason.MALFORMED_ROW,
+                    f"expected {width} fields as in the header, found {len(fields)} "
+                    f"(ends at line {end_line})",
+                    _safe(fields[index["query_id"]]) if index["query_id"] < len(fields) else None,
+                    # The raw record is kept only when it cannot hold a user id.
+                    None if "user_id" in index else _safe(",".join(fields)),
+                )
+                continue
+            record += 1
             rows.append(record)
             for c, i in index.items():
                 v = fields[i]
@@ -505,8 +667,21 @@ def _read_jsonl(path: Path, batch_rows: int) -> Iterator[_Chunk]:
     with raw:
         line_no = 0
         try:
-            for line in raw:
+            for line in _bounded_lines(raw):
                 line_no += 1
+                if isinstance(line, int):
+                    malformed += 1
+                    rejects.append(
+                        _Reject(
+                            line_no,
+                            None,
+                            Reason.TEXT_TOO_LONG,
+                            f"line has {line:,} bytes (limit {LINE_LIMIT_BYTES:,}); skipped "
+                            "without reading it whole",
+                            None,
+                        )
+                    )
+                    continue
                 if line.startswith(b"\xef\xbb\xbf") and line_no == 1:
                     line = line[3:]
                 if not line.strip():
@@ -523,6 +698,19 @@ def _read_jsonl(path: Path, batch_rows: int) -> Iterator[_Chunk]:
                             Reason.MALFORMED_ROW,
                             f"not valid JSON: {exc.msg} at column {exc.colno}",
                             _raw_line_if_no_user(text),
+                        )
+                    )
+                    continue
+                except (RecursionError, ValueError) as exc:  # nested 100k deep; huge integers
+                    malformed += 1
+                    why = "nested too deeply" if isinstance(exc, RecursionError) else "a number"
+                    rejects.append(
+                        _Reject(
+                            line_no,
+                            None,
+                            Reason.MALFORMED_ROW,
+                            f"not usable JSON: {why} beyond what the loader reads",
+                            None,
                         )
                     )
                     continue
@@ -750,8 +938,13 @@ class _Validator:
         domain, domain_bad = _labels(
             cols.get("expected_domain"), n, upper=False, allowed=_DOMAIN_SET
         )
+        value_problems = _value_problems(cols, n)
+        invalid_value = np.zeros(n, dtype=bool)
+        for mask in value_problems.values():
+            invalid_value |= mask
         checks = [
             (Reason.MISSING_QUERY_ID, missing_qid),
+            (Reason.INVALID_VALUE, invalid_value),
             (Reason.MISSING_TEXT, missing_text),
             (Reason.EMPTY_TEXT, empty_text),
             (Reason.TEXT_TOO_LONG, text_len > TEXT_LIMIT),
@@ -794,6 +987,10 @@ class _Validator:
             )
             for j, i in enumerate(bad_idx):
                 reason = reasons[code[i]]
+                if reason is Reason.INVALID_VALUE:
+                    detail = "; ".join(what for what, m in value_problems.items() if m[i])
+                    rejects.append(_Reject(int(rows[i]), None, reason, detail, b_text[j]))
+                    continue
                 detail = _detail(
                     reason,
                     ts=b_ts[j],
@@ -834,6 +1031,23 @@ class _Validator:
         return pa.array([None if u is None else memo[u] for u in values], pa.string())
 
 
+def _value_problems(cols: dict[str, pa.Array], n: int) -> dict[str, np.ndarray]:
+    """Per problem, the rows whose stored columns the telemetry store would refuse (a NUL:
+    PostgreSQL text cannot hold U+0000) or could not index (an id over ``ID_LIMIT``)."""
+    out: dict[str, np.ndarray] = {}
+    for name in ("query_id", "tenant", "served_model"):
+        arr = cols.get(name)
+        if arr is None:
+            continue
+        nul = _np(pc.match_substring(arr, "\x00").fill_null(False)).astype(bool)
+        if nul.any():
+            out[f"{name} contains a NUL character (U+0000)"] = nul
+        long = _np(pc.greater(pc.utf8_length(arr), ID_LIMIT).fill_null(False)).astype(bool)
+        if long.any():
+            out[f"{name} is over {ID_LIMIT} characters"] = long
+    return out
+
+
 def _tenant(arr: pa.Array | None, n: int) -> pa.Array:
     if arr is None:
         return pa.array([DEFAULT_TENANT] * n, pa.string())
@@ -870,18 +1084,16 @@ def _detail(reason: Reason, *, ts: Any, length: int, level: Any, domain: Any, du
     if reason is Reason.UNPARSEABLE_TS:
         if ts is None:
             return "ts is missing"
-        return (
-            f"ts {_short(ts)} is not an ISO-8601 timestamp or epoch seconds between 1970 and 2199"
-        )
+        return f"ts {_short(ts, shape=_TS_SHAPE)} is not an ISO-8601 timestamp or epoch seconds between 1970 and 2199"
     if reason is Reason.INVALID_LABEL:
         parts = []
         if level is not None:
             parts.append(
-                f"expected_level {_short(level)} is not one of {', '.join(sorted(_LEVEL_SET))}"
+                f"expected_level {_short(level, shape=_LABEL_SHAPE)} is not one of {', '.join(sorted(_LEVEL_SET))}"
             )
         if domain is not None:
             parts.append(
-                f"expected_domain {_short(domain)} is not one of {', '.join(sorted(_DOMAIN_SET))}"
+                f"expected_domain {_short(domain, shape=_LABEL_SHAPE)} is not one of {', '.join(sorted(_DOMAIN_SET))}"
             )
         return "; ".join(parts)
     if reason is Reason.DUPLICATE_QUERY_ID:
@@ -1044,6 +1256,18 @@ def _window(
     day with rows; ``start`` alone runs to the last day with rows."""
     if days is not None and days < 1:
         raise CorpusError(f"days must be at least 1, got {days}")
+    try:
+        return _window_dates(days_present, start, days)
+    except OverflowError:  # --days 10000000, --start 9999-12-31
+        raise CorpusError(
+            f"the window (start {start or 'the data'}, {days:,} days) falls outside years 1-9999; "
+            "use fewer days or an earlier start"
+        ) from None
+
+
+def _window_dates(
+    days_present: list[date], start: date | None, days: int | None
+) -> tuple[date, date] | None:
     if not days_present:
         if start is None:
             return None

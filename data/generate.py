@@ -43,7 +43,8 @@ TENANT_WEIGHTS: tuple[float, ...] = (0.42, 0.24, 0.22, 0.12)
 WEEKEND_FACTOR = 0.4  # weekend volume relative to a weekday
 POPULAR_SHARE = 0.035  # rows drawn from a small pool of popular queries (exact repeats)
 POPULAR_POOL = 400
-ROW_GROUP_ROWS = 65_536  # parquet row groups small enough for a bounded-memory streaming read
+ROW_GROUP_ROWS = 65_536
+MAX_DAYS = 3_660  # ten years of traffic: the day x hour weights stay a small array  # parquet row groups small enough for a bounded-memory streaming read
 
 # Bad-row kinds, in the reason-code vocabulary of data.corpus.
 BAD_KINDS: tuple[str, ...] = (
@@ -1801,14 +1802,16 @@ def generate_corpus(
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    if days < 1:
-        raise ValueError(f"days must be at least 1, got {days}")
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"days must be between 1 and {MAX_DAYS:,}, got {days:,}")
     if not 0.0 <= bad_rows < 0.5:
         raise ValueError(f"bad_rows is a fraction in [0, 0.5), got {bad_rows}")
     if not tenants:
         raise ValueError("tenants must name at least one tenant")
     step = progress or (lambda _msg: None)
     start_d = _to_date(start)
+    if start_d > date.max - timedelta(days=days):
+        raise ValueError(f"start {start_d} plus {days:,} days runs past year 9999")
     rng = np.random.default_rng(seed)
 
     step("timestamps")

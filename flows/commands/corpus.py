@@ -30,7 +30,16 @@ class CorpusFormat(StrEnum):
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    # soft_wrap: an error stays one line however narrow the terminal (or pipe) is
+    return Console(stderr=stderr, soft_wrap=stderr)
+
+
+def _error(message: object, code: int = 1) -> typer.Exit:
+    """Print one ``error:`` line (markup-escaped: paths and patterns hold '[') and exit."""
+    from rich.markup import escape
+
+    _console(stderr=True).print(f"[red]error:[/red] {escape(str(message))}")
+    return typer.Exit(code)
 
 
 @app.command("generate")
@@ -89,9 +98,10 @@ def generate(
             )
             progress.update(task, description=f"writing {out}")
             path = write_corpus(table, out, format=format.value if format else None)
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    except (ValueError, OverflowError) as exc:  # --days 10000000 / --start 9999-12-31
+        raise _error(exc if isinstance(exc, ValueError) else _overflow(start, days)) from None
+    except OSError as exc:
+        raise _error(f"cannot write {out}: {exc.strerror or exc}") from None
     elapsed = time.perf_counter() - t0
 
     us, ok = parse_ts(table.column("ts").combine_chunks())
@@ -120,6 +130,10 @@ def generate(
     for d, c in per_day:
         days_table.add_row(str(d), f"{c:,}")
     console.print(days_table)
+
+
+def _overflow(start: str, days: int) -> str:
+    return f"--start {start} with --days {days:,} runs past year 9999; use fewer days"
 
 
 def _counts_table(name: str, column) -> object:
@@ -163,6 +177,7 @@ def validate(
     """
     from dataclasses import replace
 
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -196,8 +211,9 @@ def validate(
                     summary = replace(summary, quarantine_path=None)
                 sample = read_quarantine(corpus.quarantine_path).slice(0, _SAMPLE_QUARANTINE_ROWS)
     except CorpusError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        raise _error(exc) from None
+    except OSError as exc:  # e.g. --quarantine in a read-only folder
+        raise _error(f"cannot write {exc.filename or quarantine}: {exc.strerror or exc}") from None
 
     console.print(summary)
     if sample.num_rows:
@@ -205,7 +221,12 @@ def validate(
         for col in ("row_number", "query_id", "reason", "detail"):
             rows.add_column(col)
         for r in sample.select(["row_number", "query_id", "reason", "detail"]).to_pylist():
-            rows.add_row(str(r["row_number"]), r["query_id"] or "-", r["reason"], r["detail"])
+            rows.add_row(
+                str(r["row_number"]),
+                escape(r["query_id"] or "-"),
+                r["reason"],
+                escape(r["detail"]),
+            )
         console.print(rows)
     if quarantine is not None:
         console.print(f"quarantine file: {quarantine} ({summary.quarantined:,} rows)")
