@@ -418,7 +418,7 @@ class _RecordTooLong(Exception):
     """One CSV record passed ``RECORD_LIMIT`` characters."""
 
 
-def _bounded_lines(raw: io.BufferedIOBase, limit: int = LINE_LIMIT_BYTES) -> Iterator[bytes | int]:
+def bounded_lines(raw: io.BufferedIOBase, limit: int = LINE_LIMIT_BYTES) -> Iterator[bytes | int]:
     """Physical lines as bytes; a line over ``limit`` bytes is read in 1 MiB pieces and
     dropped, and its size (an int) is yielded instead, so memory stays bounded per line."""
     while True:
@@ -442,7 +442,7 @@ class _CsvLines:
     ``RECORD_LIMIT`` characters) so a runaway quoted field can be re-read line by line."""
 
     def __init__(self, raw: io.BufferedIOBase) -> None:
-        self._src = _bounded_lines(raw)
+        self._src = bounded_lines(raw)
         self._pending: deque[tuple[int, str]] = deque()
         self.held: list[tuple[int, str]] = []
         self._held_chars = 0
@@ -667,7 +667,7 @@ def _read_jsonl(path: Path, batch_rows: int) -> Iterator[_Chunk]:
     with raw:
         line_no = 0
         try:
-            for line in _bounded_lines(raw):
+            for line in bounded_lines(raw):
                 line_no += 1
                 if isinstance(line, int):
                     malformed += 1
@@ -1029,6 +1029,32 @@ class _Validator:
         values = user_id.to_pylist()
         memo = {u: hash_text(u, self.hash_key) for u in set(values) if u is not None}
         return pa.array([None if u is None else memo[u] for u in values], pa.string())
+
+
+def check_single_row(query_id: str, text: Any) -> tuple[Reason, str] | None:
+    """The loader's row rules for one row outside a corpus file (``route --file``): the same
+    limits, reason codes and wording; ``None`` when the row is fine. Never quotes the text."""
+    if (isinstance(query_id, str) and not _is_valid_utf8(query_id)) or (
+        isinstance(text, str) and not _is_valid_utf8(text)
+    ):
+        return Reason.INVALID_ENCODING, "not valid UTF-8 (invalid bytes or a lone surrogate)"
+    if not query_id.strip():
+        return Reason.MISSING_QUERY_ID, _detail(Reason.MISSING_QUERY_ID, **_NO_DETAIL)
+    problems = _value_problems({"query_id": pa.array([query_id], pa.string())}, 1)
+    if problems:
+        return Reason.INVALID_VALUE, "; ".join(problems)
+    if not isinstance(text, str):
+        return Reason.MISSING_TEXT, "text is missing or not a string"
+    if not text.strip():
+        return Reason.EMPTY_TEXT, _detail(Reason.EMPTY_TEXT, **_NO_DETAIL)
+    if len(text) > TEXT_LIMIT:
+        return Reason.TEXT_TOO_LONG, _detail(
+            Reason.TEXT_TOO_LONG, **{**_NO_DETAIL, "length": len(text)}
+        )
+    return None
+
+
+_NO_DETAIL: dict[str, Any] = {"ts": None, "length": 0, "level": None, "domain": None, "dup_of": 0}
 
 
 def _value_problems(cols: dict[str, pa.Array], n: int) -> dict[str, np.ndarray]:
@@ -1483,6 +1509,8 @@ __all__ = [
     "CorpusSummary",
     "PreparedCorpus",
     "Reason",
+    "bounded_lines",
+    "check_single_row",
     "detect_format",
     "iter_days",
     "load_corpus",

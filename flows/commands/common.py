@@ -10,12 +10,16 @@ import typer
 from rich.console import Console
 
 console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``message`` as an error and exit with ``code`` (1 = error)."""
-    err_console.print(f"[red]error:[/red] {message}")
+    """Print ``message`` as an error and exit with ``code`` (1 = error).
+
+    The message is markup-escaped: paths and patterns hold '[...]' that rich would eat."""
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 

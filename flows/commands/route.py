@@ -58,41 +58,90 @@ def route(
 
 
 def _route_file(router, file: Path, out: Path, run_id: str | None) -> None:
+    """Route a JSONL file under the corpus loader's row rules: every non-blank line is either
+    routed or reported (line number, reason code; never the text), duplicates included."""
     import pyarrow.parquet as pq
+    from rich.markup import escape
 
+    from data.corpus import LINE_LIMIT_BYTES, Reason, bounded_lines, check_single_row
     from router.engine import BatchInputError
 
-    texts, qids, bad = [], [], []
+    texts: list[str] = []
+    qids: list[str] = []
+    bad: list[str] = []
+    first_line: dict[str, int] = {}
+    lines = 0
     try:
-        with file.open(encoding="utf-8", errors="surrogateescape") as fh:
-            for lineno, line in enumerate(fh, start=1):
+        with file.open("rb") as fh:
+            for lineno, line in enumerate(bounded_lines(fh), start=1):
+                if isinstance(line, int):
+                    lines += 1
+                    bad.append(
+                        f"{file}:{lineno}: {Reason.TEXT_TOO_LONG}: line has {line:,} bytes "
+                        f"(limit {LINE_LIMIT_BYTES:,})"
+                    )
+                    continue
                 if not line.strip():
                     continue
+                lines += 1
                 try:
-                    obj = json.loads(line)
+                    obj = json.loads(line.decode("utf-8", "surrogateescape"))
                 except json.JSONDecodeError as exc:
-                    bad.append(f"{file}:{lineno}: not valid JSON ({exc.msg})")
+                    bad.append(
+                        f"{file}:{lineno}: {Reason.MALFORMED_ROW}: not valid JSON ({exc.msg})"
+                    )
                     continue
-                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                    bad.append(f"{file}:{lineno}: needs a string field 'text'")
+                except (RecursionError, ValueError):
+                    bad.append(
+                        f"{file}:{lineno}: {Reason.MALFORMED_ROW}: JSON nested too deeply or a "
+                        "number too large"
+                    )
                     continue
+                raw_qid = obj.get("query_id") if isinstance(obj, dict) else None
+                if not isinstance(obj, dict) or (
+                    raw_qid is not None
+                    and (isinstance(raw_qid, bool) or not isinstance(raw_qid, str | int))
+                ):
+                    bad.append(
+                        f"{file}:{lineno}: {Reason.MALFORMED_ROW}: needs an object with a string "
+                        "'text' and an optional string or integer 'query_id'"
+                    )
+                    continue
+                qid = f"line-{lineno}" if raw_qid is None else str(raw_qid)
+                problem = check_single_row(qid, obj.get("text"))
+                if problem is None and qid in first_line:
+                    problem = (
+                        Reason.DUPLICATE_QUERY_ID,
+                        f"query_id already routed at line {first_line[qid]}",
+                    )
+                if problem is not None:
+                    shown = problem[0] not in (Reason.INVALID_VALUE, Reason.INVALID_ENCODING)
+                    where = f" (query_id {qid})" if shown and raw_qid is not None else ""
+                    bad.append(f"{file}:{lineno}{where}: {problem[0]}: {problem[1]}")
+                    continue
+                first_line[qid] = lineno
                 texts.append(obj["text"])
-                qids.append(str(obj.get("query_id") or f"line-{lineno}"))
+                qids.append(qid)
     except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
+        fail(f"cannot read {file}: {exc.strerror or exc}")
     with console.status(f"routing {len(texts):,} queries"):
         try:
             table = router.route_batch(texts, query_ids=qids, run_id=run_id)
         except BatchInputError as exc:
             table = exc.table
             bad.extend(f"{file}: query_id {e.query_id}: {e.reason}" for e in exc.errors)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, out)
-    console.print(f"routed {table.num_rows:,} queries -> {out}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, out)
+    except OSError as exc:
+        fail(f"cannot write {out}: {getattr(exc, 'strerror', None) or exc}")
+    console.print(
+        f"routed {table.num_rows:,} of {lines:,} queries -> {escape(str(out))}", soft_wrap=True
+    )
     if bad:
         console.print(f"[yellow]{len(bad)} lines not routed:[/yellow]")
         for line in bad[:20]:
-            console.print(f"  {line}")
+            console.print(f"  {escape(line)}", soft_wrap=True)
         raise typer.Exit(1)
 
 
