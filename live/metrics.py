@@ -29,6 +29,7 @@ LATENCY_BUCKETS_MS = (
 CALLED = ("ok", "fallback", "error", "timeout")  # outcomes whose latency is a model's latency
 BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 MISCONFIGURED_CODE = "EXECUTION_MODE_INVALID"
+ENDPOINTS = ("simulate", "execute")
 
 METRIC_NAMES = (
     "amaima_decisions_total",
@@ -165,6 +166,11 @@ class ServiceMetrics:
             registry=r,
         )  # fmt: skip
         r.register(_Live(read_live))
+        # Exposed at 0 from the start: a series that is absent until its first event makes
+        # increase() empty, not 0, in the exported rules.
+        for ep in ENDPOINTS:
+            for m in (self.borderline, self.upscaled, self.misconfigured, self.confidence):
+                m.labels(ep)
 
     def observe(self, table: pa.Table, endpoint: str) -> None:
         """Count one batch of decisions (after execution, when there was any)."""

@@ -1330,3 +1330,231 @@ def export_grafana(
     body = yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False, width=1000)
     path.write_text(header + body, encoding="utf-8")
     return path
+
+
+# ----------------------------------------------------------------------------- Prometheus export
+#
+# The live service (`harness serve`) exposes counters and histograms (live/metrics.py). Each rule
+# metric becomes a *recording rule* ``amaima:<metric>:<window>`` over those series, with the same
+# definition as ``telemetry.metrics`` (shares of executed rows, p95 of rows that reached a model,
+# worst tier, interactive tiers); each rule becomes an *alerting rule* over its recorded series,
+# with ``min_queries`` as ``and on() amaima:queries:<window> >= N``. The promtool-style tests are
+# exported with their input series renamed to the recorded series, so the real
+# ``promtool test rules`` checks the same expectations as ``harness alerts test``.
+
+PROM_DECISIONS = "amaima_decisions_total"
+_PROM_ERRORS = 'outcome=~"error|timeout|rejected"'
+_PROM_EXECUTED = 'outcome!="not_executed"'
+
+
+def prometheus_series(metric: str, window: timedelta | pd.Timedelta) -> str:
+    """The recorded series name of a rule metric at a window (``amaima:error_rate:1m``)."""
+    return f"amaima:{metric}:{format_duration(window)}"
+
+
+def prometheus_expr(
+    metric: str,
+    window: timedelta | pd.Timedelta,
+    interactive_tiers: Sequence[str] = INTERACTIVE_TIERS,
+) -> str | None:
+    """PromQL for one rule metric over the service's series, or None if it has no PromQL form."""
+    w = format_duration(window)
+
+    def inc(name: str, sel: str = "", by: str = "") -> str:
+        sel = "{" + sel + "}" if sel else ""
+        return f"sum{f' by ({by})' if by else ''}(increase({name}{sel}[{w}]))"
+
+    def share(num_sel: str, den_sel: str = "") -> str:
+        return f"{inc(PROM_DECISIONS, num_sel)} / {inc(PROM_DECISIONS, den_sel)}"
+
+    tiers = 'tier=~"' + "|".join(interactive_tiers) + '"'
+
+    def p95(hist: str, sel: str = "", by: str = "le") -> str:
+        return f"histogram_quantile(0.95, {inc(hist + '_bucket', sel, by)})"
+
+    conf = f"{inc('amaima_decision_confidence_sum')} / {inc('amaima_decision_confidence_count')}"
+    exprs = {
+        "queries": inc(PROM_DECISIONS),
+        "executed": inc(PROM_DECISIONS, _PROM_EXECUTED),
+        "error_rate": share(_PROM_ERRORS, _PROM_EXECUTED),
+        "rejected_rate": share('outcome="rejected"', _PROM_EXECUTED),
+        "fallback_rate": share('outcome="fallback"', _PROM_EXECUTED),
+        "executed_rate": share(_PROM_EXECUTED),
+        "borderline_rate": f"{inc('amaima_borderline_decisions_total')} / {inc(PROM_DECISIONS)}",
+        "upscale_rate": f"{inc('amaima_upscaled_decisions_total')} / {inc(PROM_DECISIONS)}",
+        "confidence_mean": conf,
+        "confidence_drop_pct": (
+            f"100 * (1 - ({conf}) / (sum(increase(amaima_decision_confidence_sum[1d] offset {w}))"
+            f" / sum(increase(amaima_decision_confidence_count[1d] offset {w}))))"
+        ),
+        "latency_estimate_p95_ms": p95("amaima_latency_estimate_ms", tiers),
+        "actual_latency_p95_ms": p95("amaima_actual_latency_ms"),
+        "actual_latency_p95_worst_tier_ms": f"max({p95('amaima_actual_latency_ms', by='le, tier')})",
+        "actual_latency_p95_interactive_ms": p95("amaima_actual_latency_ms", tiers),
+        "cost_per_query_usd": f"{inc('amaima_query_cost_usd_total')} / {inc(PROM_DECISIONS)}",
+        "misconfigured_toggle_count": inc("amaima_misconfigured_decisions_total"),
+        "upstream_calls": inc("amaima_upstream_calls_total"),
+        "telemetry_write_failures": inc("amaima_telemetry_write_failures_total"),
+        "spooled_rows": inc("amaima_telemetry_spooled_rows_total"),
+    }
+    if metric in exprs:
+        return exprs[metric]
+    for prefix, label in (("level_", "level"), ("domain_", "domain")):
+        if metric.startswith(prefix):
+            return share(f'{label}="{metric[len(prefix) :]}"')
+    return None  # the median (confidence_median) has no exact PromQL form over counters
+
+
+def prometheus_rules(
+    rules: Sequence[AlertRule] | None = None,
+    *,
+    context: str = "drill",
+    interactive_tiers: Sequence[str] = INTERACTIVE_TIERS,
+) -> tuple[dict[str, Any], list[str]]:
+    """(Prometheus rules document, names of rules not exported with the reason)."""
+    rules = load_rules() if rules is None else rules
+    recording: dict[str, str] = {}
+    alerting = []
+    skipped = []
+    for r in rules:
+        if not r.applies(context):
+            skipped.append(f"{r.name} (not in the {context} context)")
+            continue
+        w = r.window_for(context)
+        expr = prometheus_expr(r.metric, w, interactive_tiers)
+        if expr is None:
+            skipped.append(f"{r.name} ({r.metric} has no PromQL form over the service's counters)")
+            continue
+        series = prometheus_series(r.metric, w)
+        recording[series] = expr
+        cond = f"{series} {r.comparator} {r.threshold:g}"
+        if r.min_queries:
+            q = prometheus_series("queries", w)
+            recording[q] = prometheus_expr("queries", w)
+            cond = f"{cond} and on() {q} >= {r.min_queries}"
+        alerting.append(
+            {
+                "alert": r.name,
+                "expr": cond,
+                "for": format_duration(r.for_duration(context)),
+                "labels": {"severity": r.severity, "metric": r.metric, "context": context},
+                "annotations": {"summary": r.summary},
+            }
+        )
+    doc = {
+        "groups": [
+            {
+                "name": f"amaima-recording-{context}",
+                "rules": [{"record": k, "expr": v} for k, v in sorted(recording.items())],
+            },
+            {"name": f"amaima-alerts-{context}", "rules": alerting},
+        ]
+    }
+    return doc, skipped
+
+
+def _promtool_tests(
+    rules: Sequence[AlertRule], context: str, rule_file: str, tests_path: Path | None
+) -> dict[str, dict[str, Any]]:
+    """The packaged rule tests of ``context`` as promtool test files, one per evaluation
+    interval (promtool has one per file): {interval: document}."""
+    by_name = {r.name: r for r in rules}
+    files: dict[str, dict[str, Any]] = {}
+    for file in _test_files(tests_path or DEFAULT_TESTS_DIR):
+        spec = _TestFile.model_validate(_load_yaml(file))
+        for t in spec.tests:
+            if (t.context or spec.context) != context:
+                continue
+            interval = parse_duration(t.evaluation_interval or spec.evaluation_interval)
+            windows = {
+                by_name[c.alertname].metric: by_name[c.alertname].window_for(context)
+                for c in t.alert_rule_test
+                if c.alertname in by_name and by_name[c.alertname].applies(context)
+            }
+            default_w = next(iter(windows.values()), interval)
+            series = [
+                {
+                    "series": prometheus_series(s.metric, windows.get(s.metric, default_w)),
+                    "values": str(s.values),
+                }
+                for s in t.input_series
+            ]
+            cases = []
+            for c in t.alert_rule_test:
+                rule = by_name.get(c.alertname)
+                if rule is None:
+                    continue  # a rule this export leaves out (said so in the rules file)
+                exp = []
+                for e in c.exp_alerts:
+                    labels, ann = _expected_labels(e)
+                    labels.pop("alertname", None)
+                    labels = {
+                        "severity": rule.severity, "metric": rule.metric, "context": context,
+                        **labels,
+                    }  # fmt: skip
+                    ann = {"summary": rule.summary, **ann}
+                    exp.append({"exp_labels": labels, "exp_annotations": ann})
+                cases.append(
+                    {
+                        "eval_time": format_duration(parse_duration(c.eval_time)),
+                        "alertname": c.alertname,
+                        "exp_alerts": exp,
+                    }
+                )
+            if not cases:
+                continue
+            key = format_duration(interval)
+            doc = files.setdefault(
+                key, {"rule_files": [rule_file], "evaluation_interval": key, "tests": []}
+            )
+            doc["tests"].append(
+                {"name": t.name, "interval": key, "input_series": series, "alert_rule_test": cases}
+            )
+    return files
+
+
+def export_prometheus(
+    path: str | Path,
+    rules: Sequence[AlertRule] | None = None,
+    *,
+    context: str = "drill",
+    tests: bool = True,
+    tests_path: str | Path | None = None,
+) -> tuple[Path, list[Path], list[str]]:
+    """Write the Prometheus rules file and (``tests``) promtool test files next to it
+    (``<stem>_test[_<interval>].yml``). Returns (rules path, test paths, skipped rules)."""
+    rules = load_rules() if rules is None else list(rules)
+    doc, skipped = prometheus_rules(rules, context=context)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        "# Generated by `harness alerts export --prometheus` from the AMAIMA alert rules\n"
+        f"# (context {context}). PromQL over the metrics of `harness serve` (/metrics): recording\n"
+        "# rules amaima:<metric>:<window> follow telemetry/metrics.py; alerting rules compare them.\n"
+    )
+    if skipped:
+        header += "# Not exported: " + "; ".join(skipped) + ".\n"
+    body = yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False, width=1000)
+    path.write_text(header + body, encoding="utf-8")
+    written: list[Path] = []
+    if tests:
+        exported = [
+            r
+            for r in rules
+            if r.applies(context) and prometheus_expr(r.metric, r.window_for(context)) is not None
+        ]
+        files = _promtool_tests(
+            exported, context, path.name, Path(tests_path) if tests_path else None
+        )
+        for i, (interval, tdoc) in enumerate(sorted(files.items())):
+            name = f"{path.stem}_test{'' if i == 0 else '_' + interval}.yml"
+            tp = path.with_name(name)
+            tp.write_text(
+                "# promtool test rules "
+                + name
+                + " -- generated from telemetry/alert_tests\n"
+                + yaml.dump(tdoc, Dumper=_PlainDumper, sort_keys=False, width=1000),
+                encoding="utf-8",
+            )
+            written.append(tp)
+    return path, written, skipped

@@ -99,33 +99,75 @@ def test_rules(
 @app.command("export")
 def export(
     grafana: Annotated[
-        Path,
+        Path | None,
         typer.Option("--grafana", help="Write Grafana alert-rule provisioning YAML to this file."),
-    ],
+    ] = None,
+    prometheus: Annotated[
+        Path | None,
+        typer.Option(
+            "--prometheus",
+            help="Write Prometheus rules (PromQL over `harness serve` /metrics) to this file, and "
+            "the rule tests as promtool test files next to it.",
+        ),
+    ] = None,
     rules: RulesOption = None,
-    context: ContextOption = "pilot",
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            help="pilot (hourly/daily) or drill (minute windows). Default: pilot for Grafana, "
+            "drill for Prometheus.",
+            show_default=False,
+        ),
+    ] = None,
     datasource_uid: Annotated[
         str, typer.Option("--datasource-uid", help="UID of the PostgreSQL datasource in Grafana.")
     ] = "amaima-postgres",
     folder: Annotated[str, typer.Option("--folder", help="Grafana folder title.")] = "AMAIMA",
 ) -> None:
-    """Export the rules as Grafana file-provisioning YAML (SQL over decision_telemetry)."""
-    from telemetry.alerts import AlertRulesError, export_grafana, exportable, load_rules
+    """Export the rules as Grafana provisioning (SQL over decision_telemetry) and/or Prometheus
+    alerting rules (PromQL over the service's metrics) with promtool tests."""
+    from telemetry.alerts import (
+        AlertRulesError,
+        export_grafana,
+        export_prometheus,
+        exportable,
+        load_rules,
+    )
 
-    _check_context(context)
     console = Console()
+    if grafana is None and prometheus is None:
+        from flows.commands.common import fail
+
+        fail("give --grafana FILE and/or --prometheus FILE")
+    if context is not None:
+        _check_context(context)
     try:
         loaded = load_rules(rules)
     except AlertRulesError as exc:
         raise _fail(console, exc) from None
-    path = export_grafana(
-        grafana, loaded, context=context, datasource_uid=datasource_uid, folder=folder
-    )
-    n = sum(exportable(r, context) for r in loaded)
-    console.print(f"wrote {n} Grafana alert rules ({context}) to {path}")
-    skipped = [r.name for r in loaded if r.applies(context) and not exportable(r, context)]
-    if skipped:
-        console.print(
-            f"not exported: {', '.join(skipped)} (counted in the local spool while the database "
-            "fails; watch `harness telemetry status`)"
+    if grafana is not None:
+        ctx = context or "pilot"
+        path = export_grafana(
+            grafana, loaded, context=ctx, datasource_uid=datasource_uid, folder=folder
         )
+        n = sum(exportable(r, ctx) for r in loaded)
+        console.print(f"wrote {n} Grafana alert rules ({ctx}) to {path}")
+        skipped = [r.name for r in loaded if r.applies(ctx) and not exportable(r, ctx)]
+        if skipped:
+            console.print(
+                f"not exported: {', '.join(skipped)} (counted in the local spool while the "
+                "database fails; watch `harness telemetry status`)"
+            )
+    if prometheus is not None:
+        ctx = context or "drill"
+        try:
+            path, tests, skipped = export_prometheus(prometheus, loaded, context=ctx)
+        except (OSError, AlertRulesError) as exc:
+            raise _fail(console, exc, code=1) from None
+        n = len(loaded) - len(skipped)
+        console.print(f"wrote {n} Prometheus alerting rules ({ctx}) to {path}")
+        for t in tests:
+            console.print(f"promtool tests: {t}  (run: promtool test rules {t})")
+        if skipped:
+            console.print("not exported: " + "; ".join(skipped))
