@@ -1,0 +1,341 @@
+"""A fault proxy process (toxiproxy's model) for faults at real network boundaries.
+
+``python -m live.fault_proxy --listen PORT --upstream URL --admin PORT [--mode http|tcp]``
+
+It forwards traffic to ``--upstream`` and applies *toxics*, switched on and off over a small
+admin HTTP API while it runs:
+
+- ``latency``: ``latency_ms`` (+- ``jitter_ms``, uniform) before the answer;
+- ``timeout``: hold the request ``timeout_ms`` (0: until the client gives up), then close;
+- ``reset``: close the connection at once with a TCP reset (SO_LINGER 0);
+- ``error``: answer ``status`` (default 503) without forwarding (http mode);
+- ``bandwidth``: deliver the answer at ``rate_kbps``.
+
+Every toxic has a ``probability`` (0..1, seeded draws) and, in http mode, optional ``models``: it
+applies only to requests whose JSON body names one of them (the OpenAI ``model`` field), which is
+how a drill slows "the large tier" while one proxy fronts the whole upstream. In tcp mode (for
+PostgreSQL) the proxy pipes bytes and latency applies per chunk; ``error`` and ``models`` do not.
+
+Admin API (JSON): ``GET /toxics``, ``POST /toxics`` (a toxic, ``name`` optional), ``DELETE
+/toxics`` (all), ``DELETE /toxics/<name>``, ``GET /stats``. Bodies are never logged; the proxy
+reads the request body only to find the model name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import socket
+import struct
+from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
+
+TOXIC_TYPES = ("latency", "timeout", "reset", "error", "bandwidth")
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+@dataclass
+class Toxic:
+    type: str
+    name: str = ""
+    probability: float = 1.0
+    models: list[str] = field(default_factory=list)
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    timeout_ms: float = 0.0
+    status: int = 503
+    rate_kbps: float = 0.0
+    hits: int = 0
+
+    @classmethod
+    def parse(cls, data: dict, n: int) -> Toxic:
+        if not isinstance(data, dict):
+            raise ValueError("a toxic is a JSON object")
+        known = {f for f in cls.__dataclass_fields__ if f != "hits"}
+        extra = sorted(set(data) - known)
+        if extra:
+            raise ValueError(f"unknown field(s) {extra}; valid: {sorted(known)}")
+        t = cls(**data)
+        if t.type not in TOXIC_TYPES:
+            raise ValueError(f"type {t.type!r}; valid: {', '.join(TOXIC_TYPES)}")
+        if not 0.0 <= float(t.probability) <= 1.0:
+            raise ValueError("probability must be within 0..1")
+        if min(t.latency_ms, t.jitter_ms, t.timeout_ms, t.rate_kbps) < 0:
+            raise ValueError("durations and rates must be >= 0")
+        if not 100 <= int(t.status) <= 599:
+            raise ValueError("status must be an HTTP status (100..599)")
+        t.name = t.name or f"{t.type}-{n}"
+        return t
+
+    def applies(self, model: str | None, rng: random.Random) -> bool:
+        if self.models and model not in self.models:
+            return False
+        return self.probability >= 1.0 or rng.random() < self.probability
+
+
+class Proxy:
+    def __init__(self, upstream: str, mode: str = "http", seed: int = 0) -> None:
+        self.upstream = upstream.rstrip("/")
+        parts = urlsplit(self.upstream if "://" in self.upstream else f"tcp://{self.upstream}")
+        self.up_host, self.up_port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.mode = mode
+        self.toxics: dict[str, Toxic] = {}
+        self.rng = random.Random(seed)
+        self.stats = {"requests": 0, "connections": 0, "forwarded": 0, "upstream_errors": 0}
+        self._n = 0
+        self._client = None
+
+    # --- toxics ---------------------------------------------------------------------------------
+    def add(self, data: dict) -> Toxic:
+        self._n += 1
+        t = Toxic.parse(data, self._n)
+        self.toxics[t.name] = t
+        return t
+
+    def active(self, model: str | None) -> list[Toxic]:
+        return [t for t in self.toxics.values() if t.applies(model, self.rng)]
+
+    # --- tcp mode -------------------------------------------------------------------------------
+    async def handle_tcp(self, reader, writer) -> None:
+        self.stats["connections"] += 1
+        for t in self.active(None):
+            t.hits += 1
+            if t.type == "reset":
+                return _reset(writer)
+            if t.type == "timeout":
+                await _hold(reader, t.timeout_ms)
+                return _reset(writer)
+        try:
+            up_r, up_w = await asyncio.open_connection(self.up_host, self.up_port)
+        except OSError:
+            self.stats["upstream_errors"] += 1
+            return _reset(writer)
+
+        async def pipe(src, dst) -> None:
+            try:
+                while data := await src.read(65536):
+                    for t in self.toxics.values():
+                        if t.type == "latency" and t.applies(None, self.rng):
+                            await asyncio.sleep(_delay(t, self.rng))
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+    # --- http mode ------------------------------------------------------------------------------
+    async def handle_http(self, reader, writer) -> None:
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=200))
+        self.stats["connections"] += 1
+        try:
+            while True:
+                req = await _read_request(reader)
+                if req is None:
+                    break
+                method, path, headers, body = req
+                self.stats["requests"] += 1
+                model = _model_of(body)
+                status = None
+                for t in self.active(model):
+                    t.hits += 1
+                    if t.type == "reset":
+                        return _reset(writer)
+                    if t.type == "timeout":
+                        await _hold(reader, t.timeout_ms)
+                        return _reset(writer)
+                    if t.type == "error":
+                        status = t.status
+                    if t.type == "latency":
+                        await asyncio.sleep(_delay(t, self.rng))
+                if status is not None:
+                    await _respond(writer, status, b'{"error": {"message": "injected fault"}}')
+                    continue
+                try:
+                    r = await self._client.request(
+                        method,
+                        self.upstream + path,
+                        content=body,
+                        headers={k: v for k, v in headers.items() if k not in HOP_HEADERS},
+                    )
+                except httpx.HTTPError:
+                    self.stats["upstream_errors"] += 1
+                    await _respond(writer, 502, b'{"error": {"message": "upstream unreachable"}}')
+                    continue
+                self.stats["forwarded"] += 1
+                rate = max(
+                    (t.rate_kbps for t in self.toxics.values() if t.type == "bandwidth"),
+                    default=0.0,
+                )
+                if rate:
+                    await asyncio.sleep(len(r.content) / (rate * 1024))
+                await _respond(writer, r.status_code, r.content, r.headers.get("content-type"))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            if not writer.is_closing():
+                writer.close()
+
+    # --- admin ----------------------------------------------------------------------------------
+    async def handle_admin(self, reader, writer) -> None:
+        try:
+            req = await _read_request(reader)
+            if req is None:
+                return
+            method, path, _, body = req
+            status, payload = self.admin(method, path.split("?")[0].rstrip("/"), body)
+            await _respond(writer, status, json.dumps(payload).encode())
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    def admin(self, method: str, path: str, body: bytes) -> tuple[int, object]:
+        if path == "/toxics" and method == "GET":
+            return 200, [asdict(t) for t in self.toxics.values()]
+        if path == "/toxics" and method == "POST":
+            try:
+                t = self.add(json.loads(body or b"{}"))
+            except (ValueError, TypeError) as exc:
+                return 400, {"error": str(exc)}
+            return 201, asdict(t)
+        if path == "/toxics" and method == "DELETE":
+            n = len(self.toxics)
+            self.toxics.clear()
+            return 200, {"removed": n}
+        if path.startswith("/toxics/") and method == "DELETE":
+            name = path[len("/toxics/") :]
+            if self.toxics.pop(name, None) is None:
+                return 404, {"error": f"no toxic named {name!r}"}
+            return 200, {"removed": 1}
+        if path == "/stats" and method == "GET":
+            return 200, {**self.stats, "toxics": {t.name: t.hits for t in self.toxics.values()}}
+        return 404, {"error": "GET/POST/DELETE /toxics, DELETE /toxics/<name>, GET /stats"}
+
+
+def _delay(t: Toxic, rng: random.Random) -> float:
+    j = rng.uniform(-t.jitter_ms, t.jitter_ms) if t.jitter_ms else 0.0
+    return max(0.0, t.latency_ms + j) / 1000.0
+
+
+def _reset(writer) -> None:
+    """Close with RST (SO_LINGER 0), as a crashed peer or a middlebox would."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    writer.transport.abort()
+
+
+async def _hold(reader, timeout_ms: float) -> None:
+    """Hold the connection: until ``timeout_ms`` passes, or the client closes (0: no limit)."""
+    try:
+        if timeout_ms:
+            await asyncio.wait_for(reader.read(), timeout_ms / 1000.0)
+        else:
+            await reader.read()
+    except (TimeoutError, ConnectionError):
+        pass
+
+
+async def _read_request(reader) -> tuple[str, str, dict[str, str], bytes] | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    try:
+        method, path, _ = lines[0].split(" ", 2)
+    except ValueError:
+        return None
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", "0") or 0)
+    body = await reader.readexactly(n) if n else b""
+    return method, path, headers, body
+
+
+async def _respond(writer, status: int, body: bytes, ctype: str | None = None) -> None:
+    head = (
+        f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}\r\n"
+        f"Content-Type: {ctype or 'application/json'}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
+    )
+    writer.write(head.encode("latin-1") + body)
+    await writer.drain()
+
+
+def _model_of(body: bytes) -> str | None:
+    if not body or b'"model"' not in body:
+        return None
+    try:
+        m = json.loads(body).get("model")
+    except (ValueError, AttributeError):
+        return None
+    return m if isinstance(m, str) else None
+
+
+async def serve(listen: int, admin: int, upstream: str, mode: str, seed: int, host: str) -> None:
+    proxy = Proxy(upstream, mode, seed)
+    handler = proxy.handle_http if mode == "http" else proxy.handle_tcp
+    main = await asyncio.start_server(handler, host, listen, limit=2**22)
+    adm = await asyncio.start_server(proxy.handle_admin, host, admin)
+    print(f"fault proxy {mode} {host}:{listen} -> {upstream}; admin {host}:{admin}", flush=True)
+    async with main, adm:
+        await asyncio.gather(main.serve_forever(), adm.serve_forever())
+
+
+def start_proxy(upstream: str, log_dir, *, mode: str = "http", seed: int = 0):
+    """Start a proxy process on free ports; returns its ``procs.Child`` (``extra['admin']``)."""
+    import sys
+
+    from live import procs
+
+    listen, admin = procs.free_port(), procs.free_port()
+    child = procs.start(
+        f"fault-proxy-{listen}",
+        [sys.executable, "-m", "live.fault_proxy", "--listen", str(listen), "--admin", str(admin),
+         "--upstream", upstream, "--mode", mode, "--seed", str(seed)],
+        url=f"http://127.0.0.1:{admin}",
+        ready_path="/stats",
+        log_dir=log_dir,
+    )  # fmt: skip
+    child.extra["admin"] = f"http://127.0.0.1:{admin}"
+    child.extra["listen"] = f"http://127.0.0.1:{listen}"
+    child.extra["port"] = listen
+    return child
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="fault_proxy", description=__doc__.split("\n\n")[0])
+    p.add_argument("--listen", type=int, required=True)
+    p.add_argument("--admin", type=int, required=True)
+    p.add_argument("--upstream", required=True, help="http://host:port (http) or host:port (tcp)")
+    p.add_argument("--mode", choices=("http", "tcp"), default="http")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--host", default="127.0.0.1")
+    a = p.parse_args(argv)
+    try:
+        asyncio.run(serve(a.listen, a.admin, a.upstream, a.mode, a.seed, a.host))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
