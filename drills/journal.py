@@ -7,7 +7,8 @@ is written atomically: a crash leaves the previous journal or none, never half o
 
 Keys beyond the contract (additive, same schema version): ``created_at`` (real UTC time the
 journal was written), ``router`` (rule-only or hybrid, config hash), ``alerts`` (every firing),
-``breakers`` (final states), ``timeline_markers`` (outage begins / mitigated / ends) and, in
+``breakers`` (final states), ``timeline_markers`` (outage begins / mitigated / ends), ``mode``
+(``virtual`` or ``live``) and, in
 ``metrics`` rows, the extra per-minute columns listed in ``METRIC_KEYS``.
 """
 
@@ -246,6 +247,8 @@ class Journal:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     breakers: dict[str, str] = field(default_factory=dict)
     timeline_markers: dict[str, str | None] = field(default_factory=dict)
+    mode: str = "virtual"
+    """virtual: one process on a virtual clock; live: real processes over HTTP in wall time."""
 
     @property
     def passed(self) -> bool:

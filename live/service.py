@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import FastAPI, Request
+from fastapi import Query as QueryParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -43,6 +44,8 @@ MAX_BATCH = 1000
 MAX_TEXT_CHARS = 100_000
 NON_BLANK = r"[^\s\x1c-\x1f]"  # str.strip() also strips \x1c-\x1f
 SPEC_PATH = Path(__file__).with_name("openapi.json")
+MAX_BREAKER_EVENTS = 10_000
+THREADS = 200  # request threads: executions wait on the upstream, not on the CPU
 
 
 # --- request / response models (the OpenAPI contract) ------------------------------------------
@@ -128,6 +131,22 @@ class ErrorOut(BaseModel):
     detail: list[FieldError] = Field(default_factory=list)
 
 
+class BreakerEvent(BaseModel):
+    seq: int
+    unix_ts: float
+    model: str
+    tier: str
+    old: str
+    new: str
+    reason: str
+    calls: int = Field(description="Calls sent to this model since start, at the change.")
+
+
+class BreakerEvents(BaseModel):
+    events: list[BreakerEvent]
+    next: int = Field(description="Pass as ?since= to get only later events.")
+
+
 class Health(BaseModel):
     status: str = Field(description="ok | degraded")
     live: bool
@@ -175,7 +194,8 @@ class _State:
         self.router = Router(config, semantic=s.semantic, toggle=toggle)
         self.route_lock = threading.Lock()
         self.upstream = upstream_from_config(config)
-        self.plane = ExecutionPlane(config, self.upstream)
+        self.plane = ExecutionPlane(config, self.upstream, on_breaker_event=self._on_breaker)
+        self.breaker_events: list[dict] = []
         self.tiers = {m.name: m.tier for m in config.models}
         self.store = TelemetryStore(s.db, spool_dir=s.spool_dir)
         self.metrics = ServiceMetrics(self.live_values)
@@ -188,6 +208,23 @@ class _State:
         self.run_id = s.run_id
         self.started = time.monotonic()
         self.retry_after_s = max(1, math.ceil(config.execution.breaker.cooldown_s))
+
+    def _on_breaker(self, event) -> None:
+        """Keep each state change with the model's call count then (live drills read them)."""
+        if len(self.breaker_events) >= MAX_BREAKER_EVENTS:
+            return
+        self.breaker_events.append(
+            {
+                "seq": len(self.breaker_events),
+                "unix_ts": time.time(),
+                "model": event.model,
+                "tier": self.tiers.get(event.model, "?"),
+                "old": event.old.value,
+                "new": event.new.value,
+                "reason": event.reason,
+                "calls": self.plane.upstream_calls.get(event.model, 0),
+            }
+        )
 
     def live_values(self) -> dict:
         t = self.router.toggle
@@ -297,6 +334,9 @@ def create_app(settings: ServiceSettings | None = None, *, state: bool = True) -
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if st is not None:
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
             st.writer.start()
         try:
             yield
@@ -464,6 +504,15 @@ def create_app(settings: ServiceSettings | None = None, *, state: bool = True) -
                 "checks": checks,
             }
         )
+
+    @app.get(
+        "/v1/breaker-events",
+        response_model=BreakerEvents,
+        summary="Circuit-breaker state changes since start (at most 10,000)",
+    )
+    def breaker_events(since: int = QueryParam(0, ge=0)) -> JSONResponse:
+        events = st.breaker_events[since:]
+        return JSONResponse({"events": events, "next": since + len(events)})
 
     @app.get("/metrics", summary="Prometheus exposition", response_class=Response)
     def metrics() -> Response:

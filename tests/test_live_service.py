@@ -211,6 +211,10 @@ def test_no_healthy_model_is_503_with_retry_after_and_decision_id(broken):
     assert tier in h["checks"]["tiers_down"]
     assert h["status"] == "degraded"
     assert _metric(broken, "amaima_breaker_state") > 0
+    ev = httpx.get(broken.url + "/v1/breaker-events").json()
+    opened = [e for e in ev["events"] if e["new"] == "open"]
+    assert opened and all(e["tier"] == tier and e["calls"] >= 1 for e in opened)
+    assert httpx.get(broken.url + f"/v1/breaker-events?since={ev['next']}").json()["events"] == []
 
 
 def test_a_dead_store_spools_and_deciding_goes_on(broken):
