@@ -68,7 +68,7 @@ from telemetry.schema import (
     runs,
     to_epoch_us,
 )
-from telemetry.spool import Spool
+from telemetry.spool import Spool, list_spools
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -154,6 +154,11 @@ class RunRecord:
     counts: dict[str, Any] | None
 
 
+def spool_root() -> Path:
+    """Where per-database spool folders live by default: ``<cwd>/.harness/spool``."""
+    return Path.cwd().resolve() / HARNESS_DIR / "spool"
+
+
 def default_url(cwd: str | Path | None = None) -> str:
     """``$AMAIMA_TELEMETRY_URL`` or the SQLite file ``<cwd>/.harness/telemetry.db``."""
     env = os.environ.get(ENV_URL, "").strip()
@@ -195,6 +200,30 @@ def _parse_url(url: str) -> sa.URL:
                 "the store needs psycopg 3: postgresql+psycopg://user@host:5432/db"
             )
     return parsed
+
+
+def database_identity(url: str | sa.URL) -> str:
+    """The database a URL points at, whatever its spelling: driver, password, query options
+    (timeouts, sslmode, application name) and host case are dropped; the default port and an
+    explicit ``search_path`` (a different schema is a different store) are kept. SQLite: the
+    resolved file path. Spools are keyed by this, so another spelling finds the same spool."""
+    parsed = sa.make_url(url) if isinstance(url, str) else url
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        db = parsed.database or ""
+        if db and db != ":memory:" and not db.startswith("file:"):
+            db = str(Path(db).expanduser().resolve())
+        return f"sqlite:///{db}"
+    host = (parsed.host or "localhost").lower()
+    port = parsed.port or 5432
+    ident = f"{backend}://{parsed.username or ''}@{host}:{port}/{parsed.database or ''}"
+    options = parsed.query.get("options")
+    for opt in [options] if isinstance(options, str) else list(options or ()):
+        flat = opt.replace("-c ", "-c").replace("%3D", "=")
+        for part in flat.split():
+            if part.startswith("-csearch_path="):
+                ident += f"?search_path={part.split('=', 1)[1]}"
+    return ident
 
 
 def _require_aware(value: datetime | None, name: str) -> datetime | None:
@@ -286,6 +315,8 @@ class TelemetryStore:
         retry_delay_s: float = 0.05,
         connect_timeout_s: float = 3.0,
         lock_timeout_s: float = 2.0,
+        statement_timeout_s: float = 60.0,
+        stall_cooldown_s: float = 30.0,
         chunk_rows: int = 50_000,
         write_failure_hook: WriteFaultPolicy | Callable[[], Exception | None] | None = None,
     ) -> None:
@@ -297,6 +328,8 @@ class TelemetryStore:
         self.safe_url = safe_url(parsed)
         self.url = self.safe_url
         self.dialect = parsed.get_backend_name()
+        #: The normalised database identity (see ``database_identity``): what spools are keyed by.
+        self.identity = database_identity(parsed)
         if using_default and self.dialect == "sqlite" and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
@@ -304,7 +337,14 @@ class TelemetryStore:
         self.retry_delay_s = retry_delay_s
         self.chunk_rows = chunk_rows
         self.write_failure_hook = write_failure_hook
-        self.spool = Spool(self._spool_dir(spool_dir))
+        self.spool = Spool(
+            self._spool_dir(spool_dir), target={"url": self.safe_url, "identity": self.identity}
+        )
+        #: After a real timeout (a stalled server), writes go straight to the spool until this
+        #: monotonic time: one stall costs one connect timeout, not one per batch.
+        self.stall_cooldown_s = stall_cooldown_s
+        self._stalled_until = 0.0
+        self._stall_error: BaseException | None = None
 
         if self.dialect == "sqlite":
             self.engine = sa.create_engine(parsed, connect_args={"timeout": lock_timeout_s})
@@ -312,8 +352,22 @@ class TelemetryStore:
         else:
             self.engine = sa.create_engine(
                 parsed,
-                connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
+                connect_args={
+                    "connect_timeout": max(1, round(connect_timeout_s)),
+                    # A peer that stops acknowledging (network black hole) is dropped, not
+                    # waited on; keepalives find an idle dead connection.
+                    "tcp_user_timeout": int(max(connect_timeout_s, 1) * 4 * 1000),
+                    "keepalives": 1,
+                    "keepalives_idle": 10,
+                    "keepalives_interval": 5,
+                    "keepalives_count": 3,
+                },
                 pool_pre_ping=True,
+            )
+            sa.event.listen(
+                self.engine,
+                "connect",
+                _postgres_timeouts(int(statement_timeout_s * 1000), int(lock_timeout_s * 1000)),
             )
         self._ready = False
         self._lock = threading.Lock()
@@ -323,6 +377,7 @@ class TelemetryStore:
             self.engine.dispose()
             raise
         except _DB_ERRORS as exc:
+            self._note_stall(exc)
             log.warning(
                 "telemetry store %s not reachable at start (kind=%s, %s); writes will spool "
                 "until it is back",
@@ -352,8 +407,29 @@ class TelemetryStore:
         env = os.environ.get(ENV_SPOOL_DIR, "").strip()
         if env:
             return Path(env)
-        slug = hashlib.sha256(self.safe_url.encode()).hexdigest()[:12]
-        return Path.cwd().resolve() / HARNESS_DIR / "spool" / f"{self.dialect}-{slug}"
+        slug = hashlib.sha256(self.identity.encode()).hexdigest()[:12]
+        return spool_root() / f"{self.dialect}-{slug}"
+
+    def spools(self) -> list[tuple[Spool, str, bool]]:
+        """Every spool beside this store's: (spool, its target URL, waits for this database).
+
+        This store's own spool comes first, even when empty. The others are looked for only
+        under the default spool root (an explicit ``spool_dir`` is the one spool)."""
+        out: list[tuple[Spool, str, bool]] = [(self.spool, self.safe_url, True)]
+        root = spool_root()
+        if self.spool.directory.parent.resolve() != root:
+            return out
+        for other in list_spools(root):
+            if other.directory.resolve() == self.spool.directory.resolve():
+                continue
+            target = other.target()
+            url = target.get("url", "unknown (no TARGET.json, no batch metadata)")
+            try:
+                ident = target.get("identity") or database_identity(target["url"])
+            except (KeyError, sa.exc.ArgumentError):
+                ident = ""
+            out.append((other, url, ident == self.identity))
+        return out
 
     def _ensure_ready(self) -> None:
         """Create the tables on first contact, or refuse a database of another store version."""
@@ -405,7 +481,11 @@ class TelemetryStore:
         n = table.num_rows
         if n == 0:
             return WriteResult(rows=0, written=0, duplicates=0, spooled=0, attempts=0)
-        written, attempts, exc = self._write_with_retries(table)
+        stalled = time.monotonic() < self._stalled_until
+        if stalled:  # the server stalled moments ago: do not wait on it again for every batch
+            written, attempts, exc = 0, 0, self._stall_error
+        else:
+            written, attempts, exc = self._write_with_retries(table)
         if exc is None:
             return WriteResult(
                 rows=n, written=written, duplicates=n - written, spooled=0, attempts=attempts
@@ -421,8 +501,10 @@ class TelemetryStore:
                 f"telemetry write to {self.safe_url} failed (kind={kind}, {type(exc).__name__}) "
                 f"and {spool_exc}"
             ) from spool_exc
-        log.warning(
-            "telemetry write to %s failed (kind=%s, %s) after %d attempt(s); %d rows spooled to %s",
+        log.log(
+            logging.INFO if stalled else logging.WARNING,
+            "telemetry write to %s failed (kind=%s, %s) after %d attempt(s); %d rows spooled to %s"
+            + (" (store stalled: retrying after the cool-down)" if stalled else ""),
             self.safe_url,
             kind,
             type(exc).__name__,
@@ -458,11 +540,21 @@ class TelemetryStore:
                 if exc is not injected and not isinstance(exc, _DB_ERRORS):
                     raise
                 last = exc
+                if exc is not injected and self._note_stall(exc):
+                    break  # a stalled server: retrying would only wait the timeout again
                 if classify_error(exc) not in TRANSIENT_KINDS:
                     break
                 if attempt < self.retries and self.retry_delay_s:
                     time.sleep(self.retry_delay_s * (attempt + 1))
         return 0, attempts, last
+
+    def _note_stall(self, exc: BaseException) -> bool:
+        """Start the stall cool-down if a real database error is a timeout; True if so."""
+        if classify_error(exc) != "timeout" or not self.stall_cooldown_s:
+            return False
+        self._stall_error = exc
+        self._stalled_until = time.monotonic() + self.stall_cooldown_s
+        return True
 
     def _write_once(self, table: pa.Table) -> int:
         self._ensure_ready()
@@ -541,20 +633,24 @@ class TelemetryStore:
         drained = written = duplicates = 0
         corrupt: list[Path] = []
         error: Exception | None = None
-        for path in self.spool.pending():
+        # This store's spool, then older spools of the same database under another URL spelling.
+        pending = [
+            (spool, path) for spool, _url, mine in self.spools() if mine for path in spool.pending()
+        ]
+        for spool, path in pending:
             try:
-                table = conform_decisions(self.spool.read(path))
+                table = conform_decisions(spool.read(path))
             except FileNotFoundError:
                 continue  # a parallel drain took it
             except (OSError, pa.ArrowException, TelemetrySchemaError, KeyError):
-                corrupt.append(self.spool.quarantine(path))
+                corrupt.append(spool.quarantine(path))
                 log.error("spool file %s is unreadable; moved to %s", path.name, corrupt[-1])
                 continue
             n, _, exc = self._write_with_retries(table)
             if exc is not None and classify_error(exc) in POISON_KINDS:
                 # The database is up but refuses these rows: retrying cannot help, and waiting
                 # would block every batch behind this one. Keep it aside for a person.
-                corrupt.append(self.spool.quarantine(path))
+                corrupt.append(spool.quarantine(path))
                 log.error(
                     "spool file %s refused by %s (kind=%s, %s); moved to %s",
                     path.name,
@@ -574,17 +670,18 @@ class TelemetryStore:
                     path.name,
                 )
                 break
-            self.spool.remove(path)
+            spool.remove(path)
             drained += 1
             written += n
             duplicates += table.num_rows - n
-        remaining = self.spool.pending()
+        mine = [spool for spool, _url, same in self.spools() if same]
+        remaining = [p for spool in mine for p in spool.pending()]
         return DrainResult(
             files_drained=drained,
             rows_written=written,
             duplicates=duplicates,
             files_remaining=len(remaining),
-            rows_remaining=self.spool.rows_pending() if remaining else 0,
+            rows_remaining=sum(spool.rows_pending() for spool in mine) if remaining else 0,
             error_kind=classify_error(error) if error is not None else None,
             error_type=type(error).__name__ if error is not None else None,
             corrupt_files=tuple(corrupt),
@@ -722,7 +819,10 @@ class TelemetryStore:
         if retention_days < 0:
             raise ValueError(f"retention_days must be >= 0, got {retention_days}")
         now = _require_aware(now, "now") or datetime.now(UTC)
-        cutoff = now - timedelta(days=retention_days)
+        try:
+            cutoff = now - timedelta(days=retention_days)
+        except OverflowError:  # --days 100000000: the window reaches before year 1, keep all
+            cutoff = datetime.min.replace(tzinfo=UTC)
         stmt = sa.delete(decision_telemetry).where(decision_telemetry.c.ts < cutoff)
         with self._connect(write=True) as conn:
             deleted = conn.execute(stmt).rowcount
@@ -1002,6 +1102,19 @@ def _run_record(row: Mapping[str, Any]) -> RunRecord:
         status=row["status"],
         counts=json.loads(row["counts"]) if row["counts"] is not None else None,
     )
+
+
+def _postgres_timeouts(statement_ms: int, lock_ms: int) -> Callable[[Any, object], None]:
+    """A connect hook bounding every statement and lock wait server-side (a session setting,
+    so it also holds for the raw COPY cursor, and it leaves any ``options=`` in the URL alone)."""
+
+    def hook(dbapi_conn: Any, _record: object) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET statement_timeout = {int(statement_ms)}")
+            cur.execute(f"SET lock_timeout = {int(lock_ms)}")
+        dbapi_conn.commit()
+
+    return hook
 
 
 def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:

@@ -47,7 +47,9 @@ SpoolOption = Annotated[
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -146,16 +148,24 @@ def runs(db: DbOption = None) -> None:
 
 @app.command()
 def status(db: DbOption = None, spool_dir: SpoolOption = None) -> None:
-    """Stored decisions and what is still waiting in the spool."""
+    """Stored decisions, and every spool folder with the database its rows wait for."""
+    from rich.markup import escape
+
     with _store(db, spool_dir) as store:
-        pending = store.spool.pending()
         console.print(f"store: {store.safe_url}", highlight=False)
         console.print(f"decisions stored: {store.count()}", highlight=False)
-        console.print(
-            f"spool: {len(pending)} file(s), {store.spool.rows_pending()} rows "
-            f"in {store.spool.directory}",
-            highlight=False,
-        )
+        for spool, target, same in store.spools():
+            pending = spool.pending()
+            if spool is not store.spool and not pending:
+                continue
+            mark = "this store" if spool is store.spool else "same database" if same else "other"
+            console.print(
+                escape(
+                    f"spool: {len(pending)} file(s), {spool.rows_pending()} rows in "
+                    f"{spool.directory} -> {target} ({mark})"
+                ),
+                highlight=False,
+            )
 
 
 def _when(value: object) -> str:
