@@ -44,9 +44,7 @@ MAX_BATCH = 1000
 MAX_TEXT_CHARS = 100_000
 # Not whitespace in any engine's sense (pydantic's Rust regex, Python's re, ECMA): the set
 # str.strip() removes, spelled out, because \s differs between them (U+0085, U+001C-U+001F).
-NON_BLANK = (
-    r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-)
+NON_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 SPEC_PATH = Path(__file__).with_name("openapi.json")
 MAX_BREAKER_EVENTS = 10_000
 THREADS = 200  # request threads: executions wait on the upstream, not on the CPU
