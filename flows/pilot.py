@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows import staging
 from flows.progress import report
 from router.toggle import ENV_VAR as TOGGLE_ENV
 from router.toggle import resolve_toggle, toggle_from_env
@@ -52,11 +53,15 @@ class PilotOutcome:
     report_md: Path | None
     evidence_path: Path
     criteria: list[dict] = field(default_factory=list)
+    verdict_reason: str = ""
+    comparison: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "verdict": self.verdict,
+            "verdict_reason": self.verdict_reason,
+            "comparison": self.comparison,
             "report_html": str(self.report_html) if self.report_html else None,
             "report_md": str(self.report_md) if self.report_md else None,
             "evidence": str(self.evidence_path),
@@ -69,21 +74,6 @@ def _logger():
         return get_run_logger()
     except Exception:  # noqa: BLE001 - outside a flow/task run context
         return log
-
-
-def make_run_id(
-    series: str,
-    window: tuple[date, date],
-    config_hash: str,
-    semantic: bool,
-    candidate_hash: str | None = None,
-) -> str:
-    """Deterministic per (series, window, config, scorer, candidate): rerunning a crashed pilot
-    reuses its run id, so decision ids repeat and the idempotent store keeps exactly one copy; a
-    shadow comparison is its own run, so a later plain run does not overwrite its report."""
-    mode = "" if semantic else "-rules"
-    vs = f"-vs-{candidate_hash[:8]}" if candidate_hash else ""
-    return f"{series}-{window[0]:%Y%m%d}-{window[1]:%Y%m%d}-{config_hash[:8]}{mode}{vs}"
 
 
 @task(name="validate-corpus", cache_policy=NO_CACHE)
@@ -299,12 +289,19 @@ def pilot_week(
     from router.config import load_config
     from router.engine import Router
     from telemetry import pilot_evidence as ev
-    from telemetry.comparison import compare_decisions
     from telemetry.quality import default_validator
     from telemetry.store import TelemetryStore, safe_url
 
+    from telemetry.evidence_store import save_evidence, save_labels
+    from telemetry.run_identity import check_series, make_identity
+    from telemetry.store import default_url
+
     logger = _logger()
     warnings: list[str] = []
+    check_series(series)
+    out_root = Path(out)
+    if out_root.exists() and not out_root.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the reports")
     cfg = load_config(config)
     use_semantic = cfg.semantic.enabled if semantic is None else semantic
     env_toggle = toggle_from_env(warn=False)
@@ -321,14 +318,15 @@ def pilot_week(
             "dictionary attack can reverse for short queries."
         )
     candidate = None
+    candidate_cfg = None
     if compare_config:
-        candidate = Router(load_config(compare_config), semantic=use_semantic, toggle=forced)
+        candidate_cfg = load_config(compare_config)
+        candidate = Router(candidate_cfg, semantic=use_semantic, toggle=forced)
 
     timings: dict[str, float] = {}
     t_stage = time.perf_counter()
-    out_root = Path(out)
-    # Same filesystem as the report (so the quarantine file moves atomically); removed on close.
-    work = out_root / f".pilot-work-{uuid.uuid4().hex[:12]}"
+    # Staged day partitions hold query text: a private temp dir, never the report folder.
+    work = staging.new_work_dir(out_root)
     prepared = validate_corpus(corpus, format, start, days, work, work / "quarantine.parquet")
     summary = prepared.summary
     timings["load_validate_s"] = time.perf_counter() - t_stage
@@ -339,18 +337,27 @@ def pilot_week(
             f"(days with rows: {', '.join(d.isoformat() for d in summary.days) or 'none'})"
         )
     window = (summary.window[0], summary.window[1])
-    run_id = make_run_id(
-        series, window, cfg.config_hash, use_semantic, candidate.config_hash if candidate else None
+    identity = make_identity(
+        series=series,
+        window=window,
+        config_hash=cfg.config_hash,
+        semantic=use_semantic,
+        candidate_config_hash=candidate.config_hash if candidate else None,
+        corpus_days=(table for _, table in prepared.iter_days()),
+        db_url=db or default_url(),
     )
+    run_id = identity.run_id
+    lock = staging.acquire_run_lock(out_root, run_id)
     run_dir = out_root / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     quarantine = run_dir / "quarantine.parquet"
-    os.replace(prepared.quarantine_path, quarantine)
+    shutil.move(str(prepared.quarantine_path), quarantine)
 
     from telemetry.errors import StoreUnavailableError
 
     store = TelemetryStore(db)
     params = {
+        "identity": identity.to_dict(),
         "corpus": Path(corpus).name,
         "window": [d.isoformat() for d in window],
         "days": days,
@@ -415,10 +422,10 @@ def pilot_week(
         # 5-8. Metrics, alert back-test, comparison, labels, verdict.
         report("metrics + alerts + verdict", 0, 1)
         df = pd.concat([r.slim for r in results], ignore_index=True)
-        comparison = None
+        cand_pair = None
         if candidate is not None:
             cand = pd.concat([r.candidate for r in results], ignore_index=True)
-            comparison = compare_decisions(df, cand, candidate.config_hash).to_dict()
+            cand_pair = (cand, candidate_cfg)
         label_frames = [r.labels for r in results if r.labels is not None]
         labels = pd.concat(label_frames, ignore_index=True) if label_frames else None
         corpus_summary = {
@@ -451,9 +458,10 @@ def pilot_week(
             telemetry_info=telemetry_info,
             quality=quality,
             determinism=determinism,
-            comparison=comparison,
             labels=labels,
             warnings=warnings,
+            candidate=cand_pair,
+            identity=identity.to_dict(),
         )
         report("metrics + alerts + verdict", 1, 1)
         timings["metrics_alerts_verdict_s"] = time.perf_counter() - t_stage
@@ -468,6 +476,18 @@ def pilot_week(
         timings["report_s"] = time.perf_counter() - t_stage
         evidence["timings"]["report_s"] = round(timings["report_s"], 3)
         ev.write_evidence(evidence, run_dir)
+        if evidence.get("comparison"):
+            ev.write_changed_decisions(df, cand_pair, run_dir)
+        try:
+            save_evidence(store, evidence)
+            if labels is not None:
+                save_labels(store, run_id, labels)
+        except StoreUnavailableError as exc:
+            logger.warning(
+                "evidence of %s not stored in the database (%s); evidence.json holds it",
+                run_id,
+                exc.kind,
+            )
         report("report", 1, 1)
         _publish_artifacts(evidence, paths)
         _finish_run(
@@ -491,6 +511,8 @@ def pilot_week(
     finally:
         prepared.close()
         store.close()
+        staging.remove_work_dir(work)
+        lock.release()
     outcome = PilotOutcome(
         run_id=run_id,
         verdict=evidence["verdict"],
@@ -498,6 +520,8 @@ def pilot_week(
         report_md=paths.markdown,
         evidence_path=evidence_path,
         criteria=evidence["criteria"],
+        verdict_reason=evidence["verdict_reason"],
+        comparison=evidence.get("comparison"),
     )
     logger.info("pilot %s: %s — %s", run_id, evidence["verdict"].upper(), paths.html)
     return outcome.to_dict()
@@ -517,7 +541,10 @@ def _publish_artifacts(evidence: dict, paths) -> None:
             "criterion": c["description"],
             "threshold": c["threshold"],
             "measured": c["measured"],
-            "result": {True: "pass", False: "FAIL", None: "n/a"}[c["passed"]],
+            "n": c["n"],
+            "interval": "" if c["ci_low"] is None else f"{c['ci_low']:.4g} .. {c['ci_high']:.4g}",
+            "status": c["status"],
+            "severity": c["severity"],
         }
         for c in evidence["criteria"]
     ]

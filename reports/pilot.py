@@ -101,7 +101,15 @@ class CriterionRow(_Part):
     threshold: str
     measured: str
     value: Rate = None
-    passed: bool | None  # required key; null = not applicable (optional criterion)
+    n: int
+    ci_low: Rate = None
+    ci_high: Rate = None
+    method: str = ""
+    status: Literal["pass", "fail", "inconclusive", "not_applicable"]
+    severity: Literal["critical", "advisory"]
+    reason: str = ""
+    more_queries: int | None = None
+    unit: str = "ratio"
 
 
 class CorpusSummary(_Part):
@@ -259,6 +267,51 @@ class Matrix(_Part):
         return self
 
 
+class Flips(_Part):
+    upgrades: int
+    downgrades: int
+    upgrade_rate: float = 0.0
+    downgrade_rate: float = 0.0
+
+
+class ConfigChange(_Part):
+    path: str
+    baseline: Any = None
+    candidate: Any = None
+
+
+class CandidateVerdict(_Part):
+    config_hash: str
+    verdict: Literal["go", "no-go", "inconclusive"]
+    verdict_reason: str = ""
+    criteria: list[CriterionRow]
+
+
+class PairedTestRow(_Part):
+    metric: str
+    baseline: Rate = None
+    candidate: Rate = None
+    difference: Rate = None
+    ci_low: Rate = None
+    ci_high: Rate = None
+    p_value: Rate = None
+    method: str
+    n: int
+    significant: bool
+    conclusion: str
+
+
+class ChangedDecision(_Part):
+    query_id: str
+    query_hash: str | None = None
+    direction: str
+    baseline_level: str
+    candidate_level: str
+    baseline_model: str
+    candidate_model: str
+    cost_delta_usd: float
+
+
 class Comparison(_Part):
     candidate_config_hash: str
     matched: int
@@ -268,6 +321,13 @@ class Comparison(_Part):
     latency_delta_ms_mean: float
     mismatch_reasons: dict[str, int] = Field(default_factory=dict)
     mismatch_by_field: dict[str, int] = Field(default_factory=dict)
+    flips: Flips
+    config_diff: list[ConfigChange]
+    candidate: CandidateVerdict
+    transition_by_domain: dict[str, Matrix] = Field(default_factory=dict)
+    paired_tests: list[PairedTestRow] = Field(default_factory=list)
+    changed: list[ChangedDecision] = Field(default_factory=list)
+    changed_total: int = 0
 
 
 class Served(_Part):
@@ -295,7 +355,8 @@ class PilotEvidence(_Part):
     corpus: CorpusInfo
     window: Window
     router: RouterInfo
-    verdict: Literal["go", "no-go"]
+    verdict: Literal["go", "no-go", "inconclusive"]
+    verdict_reason: str = ""
     criteria: list[CriterionRow] = Field(min_length=1)
     corpus_summary: CorpusSummary
     telemetry: TelemetryInfo
@@ -315,12 +376,24 @@ class PilotEvidence(_Part):
 
     @model_validator(mode="after")
     def _verdict_agrees_with_criteria(self) -> PilotEvidence:
-        failed = [c.id for c in self.criteria if c.passed is False]
-        if self.verdict == "go" and failed:
-            raise ValueError(f"verdict is 'go' but criteria failed: {', '.join(failed)}")
-        if self.verdict == "no-go" and not failed:
-            raise ValueError("verdict is 'no-go' but no criterion failed")
+        expected = verdict_of(self.criteria)
+        if self.verdict != expected:
+            states = ", ".join(f"{c.id}={c.status}" for c in self.criteria if c.severity == "critical")
+            raise ValueError(
+                f"verdict is {self.verdict!r} but the critical criteria ({states}) make it "
+                f"{expected!r}"
+            )
         return self
+
+
+def verdict_of(criteria: list[CriterionRow]) -> str:
+    """The verdict rule (telemetry/readiness.py), re-checked so a tampered document is refused."""
+    critical = [c.status for c in criteria if c.severity == "critical"]
+    if "fail" in critical:
+        return "no-go"
+    if "inconclusive" in critical:
+        return "inconclusive"
+    return "go"
 
 
 def validate_evidence(data: Any, source: str = "evidence") -> PilotEvidence:
@@ -396,15 +469,54 @@ def _day(value: str) -> str:
     return parse_ts(value).date().isoformat()
 
 
+STATUS_LABEL = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "inconclusive": "INCONCLUSIVE",
+    "not_applicable": "N/A",
+}
+VERDICT_LABEL = {"go": "GO", "no-go": "NO-GO", "inconclusive": "INCONCLUSIVE"}
+
+
+def criterion_rows(criteria: list[CriterionRow]) -> list[dict[str, Any]]:
+    """Criteria with their interval and settle hint as text (one formatting for HTML, Markdown
+    and the terminal)."""
+    from telemetry.readiness import format_value
+
+    rows = []
+    for c in criteria:
+        interval = "—"
+        if not is_missing(c.ci_low) and not is_missing(c.ci_high):
+            interval = f"{format_value(c.ci_low, c.unit)} – {format_value(c.ci_high, c.unit)}"
+        hint = c.reason
+        if c.status == "inconclusive" and c.more_queries:
+            hint += f"; about {c.more_queries:,} more queries would settle it"
+        rows.append(
+            {
+                "c": c,
+                "interval": interval,
+                "n": f"{c.n:,}",
+                "status": STATUS_LABEL[c.status],
+                "hint": hint,
+            }
+        )
+    return rows
+
+
 def summarise(ev: PilotEvidence, run_dir: Path) -> dict[str, Any]:
     """The numbers quoted next to each chart, computed once so HTML and Markdown agree."""
     t = ev.thresholds
     hourly, daily = ev.metrics_hourly, ev.metrics_daily
     crit = {
-        "passed": sum(c.passed is True for c in ev.criteria),
-        "failed": [c for c in ev.criteria if c.passed is False],
-        "na": sum(c.passed is None for c in ev.criteria),
+        "passed": sum(c.status == "pass" for c in ev.criteria),
+        "failed": [c for c in ev.criteria if c.status == "fail"],
+        "failed_critical": [c for c in ev.criteria if c.status == "fail" and c.severity == "critical"],
+        "inconclusive": [c for c in ev.criteria if c.status == "inconclusive"],
+        "na": sum(c.status == "not_applicable" for c in ev.criteria),
         "total": len(ev.criteria),
+        "judged": sum(c.status != "not_applicable" for c in ev.criteria),
+        "rows": criterion_rows(ev.criteria),
+        "verdict_label": VERDICT_LABEL[ev.verdict],
     }
     busy = max(hourly, key=lambda r: r.queries, default=None)
     busy_day = max(daily, key=lambda r: r.queries, default=None)
@@ -503,10 +615,25 @@ def summarise(ev: PilotEvidence, run_dir: Path) -> dict[str, Any]:
     comparison = None
     if ev.comparison is not None:
         cmp_ = ev.comparison
+        base_by_id = {c.id: c for c in ev.criteria}
         comparison = {
             "total": cmp_.matched + cmp_.mismatched,
             "match_rate": _share(cmp_.matched, cmp_.matched + cmp_.mismatched),
             "reasons": sorted(cmp_.mismatch_reasons.items(), key=lambda kv: (-kv[1], kv[0])),
+            "candidate_rows": [
+                {**row, "base": base_by_id.get(row["c"].id)}
+                for row in criterion_rows(cmp_.candidate.criteria)
+            ],
+            "candidate_label": VERDICT_LABEL[cmp_.candidate.verdict],
+            "domain_moves": [
+                (
+                    dom,
+                    sum(m.matrix[i][j] for i in range(len(m.matrix)) for j in range(len(m.matrix)) if j > i),
+                    sum(m.matrix[i][j] for i in range(len(m.matrix)) for j in range(len(m.matrix)) if j < i),
+                    sum(map(sum, m.matrix)),
+                )
+                for dom, m in sorted(cmp_.transition_by_domain.items())
+            ],
         }
     labelled = None
     if ev.labelled is not None:

@@ -102,14 +102,15 @@ def _pilot_entry(path: Path) -> PilotEntry:
         entry.created_at = str(data["created_at"])
         entry.window = f"{str(window['start'])[:10]} – {str(window['end'])[:10]}"
         entry.verdict = str(data["verdict"])
-        if entry.verdict not in ("go", "no-go"):
-            raise ValueError(f"verdict must be 'go' or 'no-go', found {entry.verdict!r}")
+        if entry.verdict not in ("go", "no-go", "inconclusive"):
+            raise ValueError(
+                f"verdict must be 'go', 'no-go' or 'inconclusive', found {entry.verdict!r}"
+            )
         criteria = data.get("criteria")
         if isinstance(criteria, list) and criteria:
-            passed = sum(isinstance(c, Mapping) and c.get("passed") is True for c in criteria)
-            applicable = sum(
-                isinstance(c, Mapping) and c.get("passed") is not None for c in criteria
-            )
+            statuses = [c.get("status") if isinstance(c, Mapping) else None for c in criteria]
+            passed = statuses.count("pass")
+            applicable = sum(st not in (None, "not_applicable") for st in statuses)
             entry.criteria = f"{passed} / {applicable}"
     except (ValueError, TypeError) as exc:
         entry.error = str(exc)

@@ -24,6 +24,9 @@ class LabelledResult:
     domain_accuracy: float | None
     per_domain_accuracy: dict[str, float]
     served: dict | None
+    level_rows: int = 0
+    downgrades: int | None = None
+    overpays: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,6 +74,9 @@ def evaluate_labels(
             result.level_accuracy = float((scored == exp).mean())
             result.downgrade_rate = float((got < exp).mean())
             result.overpay_rate = float((got > exp).mean())
+            result.level_rows = int(len(lj))
+            result.downgrades = int((got < exp).sum())
+            result.overpays = int((got > exp).sum())
     if "expected_domain" in j.columns:
         dj = j[j["expected_domain"].notna()]
         if len(dj):

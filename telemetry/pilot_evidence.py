@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,17 @@ import pandas as pd
 
 from router.config import RouterConfig
 from router.decision import LEVELS
+from telemetry import stats
+from telemetry.readiness import Measurement, Verdict
+
+EVIDENCE_VERSION = "2"
+"""Bumped when a section changes meaning; stored evidence of another version is re-rendered only
+after validation by the report's model."""
 
 # Columns the pilot keeps per decision for week-level analysis (small: no ids but query_id).
 SLIM_COLUMNS = (
     "query_id",
+    "query_hash",
     "ts",
     "tenant",
     "complexity_level",
@@ -159,29 +167,75 @@ def cost_section(df: pd.DataFrame, config: RouterConfig, served_usd_per_day: dic
 
 def readiness_measures(
     df: pd.DataFrame,
-    daily: pd.DataFrame,
     quality: list[dict],
     determinism: dict,
     backtest_rows: list[dict],
     labelled: dict | None,
     interactive_tiers: list[str],
-) -> dict[str, float | None]:
-    """The numbers the go / no-go criteria compare against their thresholds."""
+) -> dict[str, Measurement | None]:
+    """What each go / no-go criterion is judged on: value, sample size, 95 % interval, method."""
     interactive = df["model_tier"].astype(str).isin(interactive_tiers)
-    lat = df.loc[interactive, "latency_estimate_ms"]
-    drops = daily["confidence_drop_pct"].dropna() if "confidence_drop_pct" in daily else pd.Series()
-    return {
-        "quality_pass_rate": (sum(q["success"] for q in quality) / len(quality))
-        if quality
+    lat = df.loc[interactive, "latency_estimate_ms"].to_numpy(dtype=float)
+    days = df["ts"].dt.tz_convert("UTC").dt.floor("D")
+    conf = df["confidence_overall"].to_numpy(dtype=float)
+    day_means = [g.to_numpy(dtype=float) for _, g in df.groupby(days)["confidence_overall"]]
+    out: dict[str, Measurement | None] = {}
+    if quality:
+        ok = sum(bool(q["success"]) for q in quality)
+        out["quality_pass_rate"] = Measurement(
+            ok / len(quality), len(quality), method="census (every stored decision)", exact=True
+        )
+    else:
+        out["quality_pass_rate"] = None
+    sample = int(determinism.get("sample") or 0)
+    if sample:
+        w = stats.wilson(int(determinism["matched"]), sample)
+        out["determinism_rate"] = Measurement(
+            w.value, sample, w.ci_low, w.ci_high,
+            method="zero tolerance: one mismatch fails (Wilson interval shown)", exact=True,
+        )
+    else:
+        out["determinism_rate"] = None
+    if len(df):
+        w = stats.wilson(int(df["borderline"].sum()), len(df))
+        out["borderline_rate"] = Measurement(w.value, w.n, w.ci_low, w.ci_high, w.method)
+        q = stats.quantile_interval(conf, 0.5)
+        out["median_confidence"] = Measurement(q.value, q.n, q.ci_low, q.ci_high, q.method)
+        d = stats.bootstrap_max_drop(day_means)
+        out["max_confidence_drop_pct"] = Measurement(
+            d.value, d.n, d.ci_low, d.ci_high, d.method,
+            no_data=None if len(day_means) >= 2 else "one day of data: no day-over-day drop",
+        )
+    else:
+        out["borderline_rate"] = out["median_confidence"] = None
+        out["max_confidence_drop_pct"] = None
+    if len(lat):
+        q = stats.quantile_interval(lat, 0.95)
+        out["latency_p95_interactive_ms"] = Measurement(q.value, q.n, q.ci_low, q.ci_high, q.method)
+    else:
+        out["latency_p95_interactive_ms"] = None
+    level_rows = int((labelled or {}).get("level_rows") or 0)
+    if labelled and level_rows and labelled.get("downgrades") is not None:
+        w = stats.wilson(int(labelled["downgrades"]), level_rows)
+        out["downgrade_rate"] = Measurement(w.value, w.n, w.ci_low, w.ci_high, w.method)
+    else:
+        out["downgrade_rate"] = None
+    judged = [r for r in backtest_rows if r.get("evaluated")]
+    silent = [r["rule"] for r in judged if r.get("note") == "no data"]
+    noisy = sum(1 for r in judged if r.get("noisy"))
+    out["noisy_rule_count"] = Measurement(
+        float(noisy),
+        len(judged) - len(silent),
+        method="count of rules back-tested on this week",
+        exact=True,
+        no_data=(
+            f"{len(silent)} alert rules never had a judgeable bucket ({', '.join(silent)}): "
+            "their noise is unknown"
+        )
+        if silent and not noisy
         else None,
-        "determinism_rate": determinism.get("rate") if determinism.get("sample") else None,
-        "borderline_rate": float(df["borderline"].mean()) if len(df) else None,
-        "max_confidence_drop_pct": float(max(drops.max(), 0.0)) if len(drops) else 0.0,
-        "median_confidence": float(df["confidence_overall"].median()) if len(df) else None,
-        "latency_p95_interactive_ms": float(np.percentile(lat, 95)) if len(lat) else None,
-        "downgrade_rate": None if not labelled else labelled.get("downgrade_rate"),
-        "noisy_rule_count": float(sum(1 for r in backtest_rows if r.get("noisy"))),
-    }
+    )
+    return out
 
 
 def alert_thresholds(rules) -> dict:
@@ -234,6 +288,97 @@ def backtest_rows(rules, bt: pd.DataFrame) -> list[dict]:
     return json_safe(rows)
 
 
+@dataclass
+class Assessment:
+    """One config's readiness on one week: what the verdict is judged on, and the verdict."""
+
+    frames: dict
+    backtest: list[dict]
+    labelled: dict | None
+    measurements: dict[str, Measurement | None]
+    verdict: Verdict
+
+    def criteria(self) -> list[dict]:
+        return [c.to_dict() for c in self.verdict.criteria]
+
+
+def assess(
+    df: pd.DataFrame,
+    config: RouterConfig,
+    *,
+    quality: list[dict],
+    determinism: dict,
+    labels: pd.DataFrame | None,
+    inherited: dict[str, Measurement | None] | None = None,
+) -> Assessment:
+    """Metrics frames, alert back-test, labelled evaluation, measurements and verdict.
+
+    ``inherited``: measurements taken over from another assessment (a shadow candidate's data
+    quality and determinism are those of the baseline run: same code, decisions not stored)."""
+    from telemetry.alerts import backtest, load_rules, metrics_for_rules
+    from telemetry.labels import evaluate_labels
+    from telemetry.readiness import evaluate as readiness
+
+    tiers = config.routing.interactive_tiers
+    rules = load_rules()
+    # The rules' windows are 1h and 1d: the frames they need are the report's frames too.
+    frames = metrics_for_rules(df, rules, context="pilot", interactive_tiers=tiers)
+    bt_rows = backtest_rows(rules, backtest(rules, frames, context="pilot"))
+    labelled = None
+    if labels is not None:
+        res = evaluate_labels(df, labels, config)
+        labelled = None if res is None else res.to_dict()
+    measurements = readiness_measures(df, quality, determinism, bt_rows, labelled, tiers)
+    if inherited:
+        measurements.update(inherited)
+    verdict = readiness(measurements, total_queries=len(df))
+    return Assessment(frames, bt_rows, labelled, measurements, verdict)
+
+
+def _categorical(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    for c in CATEGORICAL:
+        if c in df:
+            df[c] = df[c].astype("category")
+    return df
+
+
+def build_comparison(
+    df: pd.DataFrame,
+    cand: pd.DataFrame,
+    config: RouterConfig,
+    candidate_config: RouterConfig,
+    base: Assessment,
+    labels: pd.DataFrame | None,
+) -> dict:
+    """The decision-grade comparison: config diff, flips, transitions, paired tests, changed
+    decisions and the candidate's own criteria and verdict."""
+    from dataclasses import replace
+
+    from telemetry.comparison import compare_decisions, config_diff
+
+    inherited = {}
+    for key in ("quality_pass_rate", "determinism_rate"):
+        m = base.measurements.get(key)
+        inherited[key] = None if m is None else replace(
+            m, method=f"{m.method}; inherited from the baseline run (same router code)"
+        )
+    cand = _categorical(cand)
+    cand_assessment = assess(
+        cand, candidate_config, quality=[], determinism={}, labels=labels, inherited=inherited
+    )
+    result = compare_decisions(df, cand, candidate_config.config_hash, labels).to_dict()
+    result["config_diff"] = config_diff(config, candidate_config)
+    result["candidate"] = {
+        "config_hash": candidate_config.config_hash,
+        "verdict": cand_assessment.verdict.label,
+        "verdict_reason": cand_assessment.verdict.reason,
+        "criteria": cand_assessment.criteria(),
+        "labelled": cand_assessment.labelled,
+    }
+    return json_safe(result)
+
+
 def build_evidence(
     df: pd.DataFrame,
     config: RouterConfig,
@@ -246,41 +391,34 @@ def build_evidence(
     telemetry_info: dict,
     quality: list[dict],
     determinism: dict,
-    comparison: dict | None,
     labels: pd.DataFrame | None,
     warnings: list[str],
+    candidate: tuple[pd.DataFrame, RouterConfig] | None = None,
+    identity: dict | None = None,
 ) -> dict:
-    """Metrics, alert back-test, labelled evaluation and the verdict, as one JSON-ready document
-    (the contract the pilot report renders)."""
-    from telemetry.alerts import backtest, evaluate, load_rules, metrics_for_rules
-    from telemetry.labels import evaluate_labels
+    """Metrics, alert back-test, labelled evaluation, comparison and the verdict, as one
+    JSON-ready document (the contract the pilot report renders and the store keeps)."""
+    from telemetry.alerts import evaluate, load_rules
     from telemetry.metrics import compute_metrics
-    from telemetry.readiness import evaluate as readiness
 
-    df = df.copy()
-    for c in CATEGORICAL:
-        if c in df:
-            df[c] = df[c].astype("category")
+    df = _categorical(df)
     tiers = config.routing.interactive_tiers
-    rules = load_rules()
-    # The rules' windows are 1h and 1d: the frames they need are the report's frames too.
-    frames = metrics_for_rules(df, rules, context="pilot", interactive_tiers=tiers)
+    a = assess(df, config, quality=quality, determinism=determinism, labels=labels)
+    frames = a.frames
     hour, day = pd.Timedelta(hours=1), pd.Timedelta(days=1)
     hourly = frames[hour] if hour in frames else compute_metrics(df, hour, interactive_tiers=tiers)
     daily = frames[day] if day in frames else compute_metrics(df, day, interactive_tiers=tiers)
-    bt_rows = backtest_rows(rules, backtest(rules, frames, context="pilot"))
+    rules = load_rules()
     firings = evaluate(rules, frames, context="pilot").firings
-    labelled = None
-    served_per_day = None
-    if labels is not None:
-        res = evaluate_labels(df, labels, config)
-        labelled = None if res is None else res.to_dict()
-    measures = readiness_measures(df, daily, quality, determinism, bt_rows, labelled, tiers)
-    verdict = readiness(measures)
+    comparison = None
+    if candidate is not None:
+        comparison = build_comparison(df, candidate[0], config, candidate[1], a, labels)
     evidence = {
         "kind": "pilot",
+        "evidence_version": EVIDENCE_VERSION,
         "run_id": run_id,
         "created_at": now_iso(),
+        "identity": identity or {},
         "corpus": corpus,
         "window": {
             "start": window[0].isoformat(),
@@ -293,9 +431,9 @@ def build_evidence(
             "semantic": semantic,
             "decision_schema_version": "1.0.0",
         },
-        "verdict": verdict.label,
-        "criteria": [c.to_dict() for c in verdict.criteria],
-        "measures": measures,
+        "verdict": a.verdict.label,
+        "verdict_reason": a.verdict.reason,
+        "criteria": a.criteria(),
         "corpus_summary": corpus_summary,
         "telemetry": telemetry_info,
         "metrics_hourly": metric_records(hourly),
@@ -305,9 +443,9 @@ def build_evidence(
         "domain_mix": mix(df, "domain"),
         "confidence_histogram": confidence_histogram(df),
         "thresholds": alert_thresholds(rules),
-        "cost": cost_section(df, config, served_per_day),
+        "cost": cost_section(df, config, None),
         "alerts": {
-            "backtest": bt_rows,
+            "backtest": a.backtest,
             "firings": [
                 {
                     "rule": f.rule,
@@ -321,7 +459,7 @@ def build_evidence(
         "quality": quality,
         "determinism": determinism,
         "comparison": comparison,
-        "labelled": labelled,
+        "labelled": a.labelled,
         "warnings": warnings,
     }
     return json_safe(evidence)
@@ -333,5 +471,23 @@ def write_evidence(evidence: dict, run_dir: Path) -> Path:
     path = run_dir / "evidence.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(evidence, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+CHANGED_CSV = "changed_decisions.csv"
+
+
+def write_changed_decisions(
+    df: pd.DataFrame, candidate: tuple[pd.DataFrame, RouterConfig] | None, run_dir: Path
+) -> Path | None:
+    """All changed decisions of a shadow comparison as CSV beside the report (ids and hashes)."""
+    from telemetry.comparison import changed_decisions
+
+    if candidate is None:
+        return None
+    path = run_dir / CHANGED_CSV
+    tmp = path.with_suffix(".csv.tmp")
+    changed_decisions(df, candidate[0]).to_csv(tmp, index=False)
     os.replace(tmp, path)
     return path

@@ -115,6 +115,30 @@ runs = sa.Table(
     sa.Column("counts", sa.Text(), nullable=True),
 )
 
+run_evidence = sa.Table(
+    "run_evidence",
+    metadata,
+    sa.Column("run_id", sa.String(), primary_key=True),
+    sa.Column("evidence_version", sa.String(), nullable=False),
+    sa.Column("verdict", sa.String(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("evidence", sa.Text(), nullable=False),
+)
+"""The complete evidence of a pilot (criteria, comparison, labelled evaluation, calibration
+input), so a rebuilt report says exactly what the original said. Additive: older databases get
+the table on first contact, no store-version bump."""
+
+run_labels = sa.Table(
+    "run_labels",
+    metadata,
+    sa.Column("run_id", sa.String(), primary_key=True),
+    sa.Column("query_id", sa.String(), primary_key=True),
+    sa.Column("expected_level", sa.String(), nullable=True),
+    sa.Column("expected_domain", sa.String(), nullable=True),
+)
+"""The corpus labels of a pilot's queries (never text), for calibration against labels."""
+
 harness_meta = sa.Table(
     "harness_meta",
     metadata,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -14,7 +15,8 @@ from router.replay import compare_replay, sample_indices
 from router.toggle import resolve_toggle
 from telemetry.comparison import compare_decisions
 from telemetry.labels import evaluate_labels
-from telemetry.readiness import ReadinessError, evaluate, load_criteria
+from telemetry.readiness import Measurement, ReadinessError, evaluate, load_criteria
+from telemetry.stats import quantile_interval, wilson
 
 TS = datetime(2026, 11, 16, 12, tzinfo=UTC)
 TEXTS = [
@@ -39,7 +41,7 @@ def decisions(router) -> pd.DataFrame:
     return router.route_batch(TEXTS, ts=TS, run_id="r").to_pandas()
 
 
-GOOD = {
+GOOD_VALUES = {
     "quality_pass_rate": 1.0,
     "determinism_rate": 1.0,
     "borderline_rate": 0.08,
@@ -51,10 +53,18 @@ GOOD = {
 }
 
 
+def exact(values: dict) -> dict:
+    """Measurements without sampling uncertainty and a large n: the threshold alone decides."""
+    return {k: Measurement(v, 10_000, exact=True) for k, v in values.items()}
+
+
+GOOD = exact(GOOD_VALUES)
+
+
 def test_all_criteria_met_is_go():
     v = evaluate(GOOD)
-    assert v.go and v.label == "go"
-    assert all(c.passed for c in v.criteria)
+    assert v.go and v.label == "go" and v.exit_code == 0
+    assert all(c.status == "pass" for c in v.criteria)
 
 
 @pytest.mark.parametrize(
@@ -67,14 +77,20 @@ def test_all_criteria_met_is_go():
         ("median_confidence", 0.84),
         ("latency_p95_interactive_ms", 201.0),
         ("downgrade_rate", 0.051),
-        ("noisy_rule_count", 1),
     ],
 )
-def test_one_failed_criterion_is_no_go(measure, value):
-    v = evaluate(GOOD | {measure: value})
-    assert not v.go
-    failed = [c for c in v.criteria if c.passed is False]
+def test_one_failed_critical_criterion_is_no_go(measure, value):
+    v = evaluate(exact(GOOD_VALUES | {measure: value}))
+    assert v.label == "no-go" and v.exit_code == 2
+    failed = [c for c in v.criteria if c.status == "fail"]
     assert len(failed) == 1 and failed[0].value == pytest.approx(value)
+
+
+def test_a_failed_advisory_criterion_never_decides():
+    v = evaluate(exact(GOOD_VALUES | {"noisy_rule_count": 1}))
+    by_id = {c.id: c for c in v.criteria}
+    assert by_id["noisy_rules"].status == "fail" and by_id["noisy_rules"].severity == "advisory"
+    assert v.label == "go"
 
 
 def test_missing_measure_fails_closed_but_optional_is_not_applicable():
@@ -82,12 +98,64 @@ def test_missing_measure_fails_closed_but_optional_is_not_applicable():
         {k: val for k, val in GOOD.items() if k not in {"determinism_rate", "downgrade_rate"}}
     )
     by_id = {c.id: c for c in v.criteria}
-    assert by_id["determinism"].passed is False and by_id["determinism"].measured == "not measured"
+    assert by_id["determinism"].status == "fail" and by_id["determinism"].measured == "not measured"
     assert (
-        by_id["downgrade_rate"].passed is None
+        by_id["downgrade_rate"].status == "not_applicable"
         and by_id["downgrade_rate"].measured == "not applicable"
     )
-    assert not v.go
+    assert v.label == "no-go"
+
+
+def _borderline(hits: int, n: int) -> dict:
+    w = wilson(hits, n)
+    return GOOD | {"borderline_rate": Measurement(w.value, w.n, w.ci_low, w.ci_high, w.method)}
+
+
+def test_an_interval_straddling_the_threshold_is_inconclusive_and_more_data_settles_it():
+    # 14 % of 300 queries: the Wilson interval (10.5 %, 18.4 %) straddles the 15 % threshold.
+    v = evaluate(_borderline(42, 300), total_queries=300)
+    c = {c.id: c for c in v.criteria}["borderline_rate"]
+    assert c.status == "inconclusive" and c.ci_low < 0.15 < c.ci_high
+    assert v.label == "inconclusive" and v.exit_code == 3
+    assert c.more_queries and c.more_queries > 1000  # roughly how many more would settle it
+    assert "borderline_rate" in v.reason
+    # The same 14 % on 30,000 queries: the whole interval is below 15 % -> pass.
+    more = evaluate(_borderline(4200, 30_000))
+    assert {c.id: c for c in more.criteria}["borderline_rate"].status == "pass"
+    assert more.label == "go"
+    # 17 % on 30,000: the whole interval is above -> fail.
+    worse = evaluate(_borderline(5100, 30_000))
+    assert {c.id: c for c in worse.criteria}["borderline_rate"].status == "fail"
+    assert worse.label == "no-go"
+
+
+def test_below_min_samples_is_inconclusive_even_when_the_value_looks_fine():
+    w = wilson(2, 50)  # 4 %: fine, but 50 < min_samples 200
+    v = evaluate(GOOD | {"borderline_rate": Measurement(w.value, w.n, w.ci_low, w.ci_high)})
+    c = {c.id: c for c in v.criteria}["borderline_rate"]
+    assert c.status == "inconclusive" and "below" in c.reason and c.more_queries == 150
+
+
+def test_a_measurement_without_data_is_inconclusive_never_a_pass():
+    v = evaluate(GOOD | {"noisy_rule_count": Measurement(0.0, 0, exact=True, no_data="no data")})
+    c = {c.id: c for c in v.criteria}["noisy_rules"]
+    assert c.status == "inconclusive"
+
+
+def test_wilson_interval_matches_the_formula_and_handles_the_edges():
+    w = wilson(0, 100)
+    assert w.ci_low == 0.0 and 0.03 < w.ci_high < 0.04  # rule-of-three-like upper bound
+    w = wilson(100, 100)
+    assert w.ci_high == 1.0 and 0.96 < w.ci_low < 0.97
+    w = wilson(50, 100)
+    assert w.ci_low == pytest.approx(0.4038, abs=1e-4) and w.ci_high == pytest.approx(0.5962, abs=1e-4)
+
+
+def test_quantile_interval_covers_the_true_median():
+    rng = np.random.default_rng(1)
+    x = rng.normal(10, 2, 2000)
+    q = quantile_interval(x, 0.5)
+    assert q.ci_low < 10 < q.ci_high and q.ci_high - q.ci_low < 0.4
 
 
 def test_bad_criteria_file_names_file_and_field(tmp_path):

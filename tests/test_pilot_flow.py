@@ -119,8 +119,9 @@ def test_pilot_week_runs_end_to_end_and_never_writes_the_canary(
     assert evidence["determinism"]["rate"] == 1.0 and evidence["determinism"]["sample"] >= 600 * 0.9
     assert (out / outcome["run_id"] / evidence["quality"][0]["data_docs"]).exists()
     # The verdict follows the criteria, and the report exists.
+    critical = [c["status"] for c in outcome["criteria"] if c["severity"] == "critical"]
     assert outcome["verdict"] == (
-        "go" if all(c["passed"] is not False for c in outcome["criteria"]) else "no-go"
+        "no-go" if "fail" in critical else ("inconclusive" if "inconclusive" in critical else "go")
     )
     assert Path(outcome["report_html"]).exists() and Path(outcome["report_md"]).exists()
     assert (out / "index.html").exists()
@@ -178,23 +179,106 @@ def test_comparing_the_config_with_itself_is_the_zero_noise_baseline(
     assert plain["run_id"] != outcome["run_id"] and Path(outcome["evidence"]).exists()
 
 
-def test_report_rebuilds_from_stored_telemetry(prefect_harness, corpus_file, tmp_path, monkeypatch):
-    from flows.pilot_report import rebuild_pilot_report
+def test_a_rebuilt_report_says_exactly_what_the_run_said(
+    prefect_harness, corpus_file, tmp_path, monkeypatch
+):
+    """Every section (labelled included) is stored with the run: a re-render has the original
+    verdict and criterion values; --recompute from stored telemetry and labels finds no
+    difference; a corrupted stored row is a clear error, never a partial report."""
+    import sqlalchemy as sa
+
+    from flows.pilot_report import recompute_pilot_report, rerender_pilot_report
+    from telemetry.evidence_store import EvidenceError
 
     monkeypatch.chdir(tmp_path)
     db = f"sqlite:///{tmp_path / 't.db'}"
     outcome = _run(corpus_file, tmp_path / "out", db)
     original = json.loads(Path(outcome["evidence"]).read_text())
-    rebuilt = rebuild_pilot_report(outcome["run_id"], out=tmp_path / "again", db=db)
-    again = json.loads(Path(rebuilt["evidence"]).read_text())
-    assert rebuilt["verdict"] == outcome["verdict"]
-    assert again["metrics_daily"] == original["metrics_daily"]
-    # Labels are not stored, so only the label-based criterion differs (n/a after a rebuild).
-    unlabelled = [c for c in original["criteria"] if c["id"] != "downgrade_rate"]
-    assert [c for c in again["criteria"] if c["id"] != "downgrade_rate"] == unlabelled
-    assert {c["id"]: c for c in again["criteria"]}["downgrade_rate"]["passed"] is None
+    assert original["labelled"] is not None  # the corpus is labelled
+    again = rerender_pilot_report(outcome["run_id"], out=tmp_path / "again", db=db)
+    rebuilt = json.loads(Path(again["evidence"]).read_text())
+    assert rebuilt["verdict"] == original["verdict"]
+    assert rebuilt["criteria"] == original["criteria"]
+    assert rebuilt["labelled"] == original["labelled"]
+    _, diffs = recompute_pilot_report(outcome["run_id"], out=tmp_path / "re", db=db)
+    assert diffs == []
     with pytest.raises(LookupError, match="no run"):
-        rebuild_pilot_report("nope", out=tmp_path / "x", db=db)
+        recompute_pilot_report("nope", out=tmp_path / "x", db=db)
+    with pytest.raises(EvidenceError, match="no stored evidence"):
+        rerender_pilot_report("nope", out=tmp_path / "x", db=db)
+    engine = sa.create_engine(db)
+    with engine.begin() as conn:
+        conn.execute(sa.text("update run_evidence set evidence = replace(evidence, 'go', 'og')"))
+    engine.dispose()
+    with pytest.raises(EvidenceError, match="corrupted"):
+        rerender_pilot_report(outcome["run_id"], out=tmp_path / "y", db=db)
+
+
+def test_different_content_over_the_same_window_gets_its_own_run(
+    prefect_harness, tmp_path, monkeypatch
+):
+    """Same series, window and config, different corpus rows: a new run id, both reports and
+    both sets of rows survive, and neither reports a false determinism failure."""
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    a, _ = _corpus(tmp_path / "a.parquet", n=300, seed=5)
+    b, _ = _corpus(tmp_path / "b.parquet", n=300, seed=6)
+    first = _run(a, tmp_path / "out", db)
+    second = _run(b, tmp_path / "out", db)
+    assert first["run_id"] != second["run_id"]
+    for o in (first, second):
+        ev = json.loads(Path(o["evidence"]).read_text())
+        assert ev["run_id"] == o["run_id"] and ev["telemetry"]["duplicates"] == 0
+        assert ev["determinism"]["mismatched"] == 0
+        assert Path(o["report_html"]).exists()
+
+
+def test_calibrate_writes_a_candidate_that_keeps_its_promise(
+    prefect_harness, corpus_file, tmp_path, monkeypatch
+):
+    """Calibrate sweeps the stored scores; a pilot of the written candidate on the same corpus
+    reproduces the promised criterion values and statuses."""
+    from flows.calibrate import run_calibration
+    from router.config import load_config
+    from telemetry.calibration import CalibrationError
+
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    base = _run(corpus_file, tmp_path / "out", db)
+    cand = tmp_path / "candidate.yaml"
+    result, page = run_calibration(
+        base["run_id"], out=cand, db=db, config=None, reports_out=tmp_path / "out"
+    )
+    assert page.exists() and result["labelled"] > 0
+    if result["proposed"] is None:
+        assert "No threshold" in result["message"] or "does not hold" in result["message"]
+        pytest.skip("no setting meets the criteria on this small corpus: " + result["message"])
+    assert load_config(cand).borderline_band == result["proposed"]["band"]
+    rerun = _run(corpus_file, tmp_path / "out", db, config=str(cand))
+    got = {c["id"]: c for c in rerun["criteria"]}
+    for c in result["criteria"]:
+        if c["id"] in ("noisy_rules", "data_quality", "determinism"):
+            continue  # carried over from the run, measured afresh by the rerun
+        assert got[c["id"]]["status"] == c["status"], c["id"]
+        assert got[c["id"]]["value"] == pytest.approx(c["value"], rel=1e-9, abs=1e-9), c["id"]
+    with pytest.raises(CalibrationError, match="nope"):
+        run_calibration("nope", out=cand, db=db, config=None, reports_out=tmp_path / "out")
+
+
+def test_run_against_run_comparison_and_its_noise_floor(
+    prefect_harness, corpus_file, tmp_path, monkeypatch
+):
+    from flows.calibrate import compare_stored_runs
+
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    base = _run(corpus_file, tmp_path / "out", db)
+    result, page = compare_stored_runs(
+        base["run_id"], base["run_id"], db=db, out=tmp_path / "out", tolerance=0.1, min_points=5
+    )
+    assert page.exists()
+    assert all(m["result"] in ("pass", "nodata") for m in result["metrics"])  # self: no change
+    assert result["vetoed_by"] == [] and len(result["noise_floor"]) == len(result["metrics"])
 
 
 def test_a_store_that_is_down_spools_everything_and_says_no_go(
@@ -214,7 +298,7 @@ def test_a_store_that_is_down_spools_everything_and_says_no_go(
     assert TelemetryStore(dead).spool.rows_pending() == accepted
     assert any("spool" in w for w in evidence["warnings"])
     quality = {c["id"]: c for c in evidence["criteria"]}["data_quality"]
-    assert quality["passed"] is False
+    assert quality["status"] == "fail"
 
 
 def test_cli_exit_code_matches_the_verdict(corpus_file, tmp_path):
@@ -241,9 +325,9 @@ def test_cli_exit_code_matches_the_verdict(corpus_file, tmp_path):
         timeout=600,
         env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
     )
-    assert proc.returncode in (0, 2), proc.stderr[-2000:]
+    assert proc.returncode in (0, 2, 3), proc.stderr[-2000:]
     evidence = json.loads(next((tmp_path / "out").glob("*/evidence.json")).read_text())
-    assert proc.returncode == (0 if evidence["verdict"] == "go" else 2)
+    assert proc.returncode == {"go": 0, "no-go": 2, "inconclusive": 3}[evidence["verdict"]]
     assert CANARY not in proc.stdout + proc.stderr
 
 

@@ -41,8 +41,8 @@ def built(tmp_path_factory: pytest.TempPathFactory, sample_doc: dict):
 
 def _as_go(doc: dict) -> dict:
     for c in doc["criteria"]:
-        if c["passed"] is False:
-            c["passed"] = True
+        if c["status"] == "fail":
+            c["status"] = "pass"
     doc["verdict"] = "go"
     return doc
 
@@ -205,7 +205,7 @@ def test_data_docs_link_is_relative_and_unsafe_links_are_not_followed(evidence, 
 
 def test_a_missing_key_names_the_key_and_the_evidence_file(evidence, tmp_path):
     del evidence["determinism"]
-    del evidence["criteria"][2]["passed"]
+    del evidence["criteria"][2]["status"]
     path = tmp_path / "evidence.json"
     path.write_text(json.dumps(evidence))
     with pytest.raises(ValueError) as info:
@@ -214,7 +214,7 @@ def test_a_missing_key_names_the_key_and_the_evidence_file(evidence, tmp_path):
     assert isinstance(info.value, PilotEvidenceError)
     assert str(path) in message
     assert "missing key 'determinism'" in message
-    assert "missing key 'criteria[2].passed'" in message
+    assert "missing key 'criteria[2].status'" in message
     assert not (tmp_path / "site").exists()  # nothing written for invalid evidence
 
 
@@ -380,7 +380,7 @@ def test_backtest_rows_in_the_alert_engines_own_column_names_are_accepted(eviden
             "max": 220.0,
         }
     ]
-    evidence["criteria"][-1].update(measured="1", value=1.0, passed=False)
+    evidence["criteria"][-1].update(measured="1", value=1.0, status="fail")
     md = build_pilot_report(evidence, tmp_path).markdown.read_text("utf-8")
     row = next(line for line in md.splitlines() if line.startswith("| `latency_estimate_p95"))
     assert "latency_estimate_p95_ms &gt; 200" in row
