@@ -3,7 +3,7 @@
 HTML templates (``*.html.j2``) are autoescaped, so corpus-derived strings (tenants, file names,
 quarantine reasons) can never inject markup. Markdown templates (``*.md.j2``) are not
 HTML-escaped by Jinja, but a Markdown viewer renders inline HTML, so the environment's
-``finalize`` hook escapes ``< > &`` and the table separator ``|`` in every ``{{ … }}`` output of
+``finalize`` hook escapes ``< > & [ ]`` and the table separator ``|`` in every ``{{ … }}`` output of
 a non-autoescaped template: the Markdown report is safe by default too. Wrap a value in
 ``markupsafe.Markup`` to emit it verbatim (trusted, pre-formatted text only).
 
@@ -29,8 +29,20 @@ from markupsafe import Markup
 MISSING = "—"
 """What every filter prints for a value that was not measured."""
 
+# Square brackets become entities, so no value can form a Markdown link or image
+# ("[x](javascript:...)", "![x](...)", a "[x]: url" reference); entities, unlike backslash
+# escapes, cannot be undone by a backslash in the value itself.
 _MD_ESCAPES = str.maketrans(
-    {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\n": " ", "\r": " "}
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        "[": "&#91;",
+        "]": "&#93;",
+        "|": "\\|",
+        "\n": " ",
+        "\r": " ",
+    }
 )
 
 
@@ -40,7 +52,8 @@ def is_missing(value: Any) -> bool:
 
 
 def md_escape(value: Any) -> str:
-    """Text safe inside Markdown (including a table cell): no inline HTML, no column breaks."""
+    """Text safe inside Markdown (including a table cell): no inline HTML, no links, no column
+    breaks."""
     return str(value).translate(_MD_ESCAPES)
 
 

@@ -5,11 +5,27 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from dataclasses import dataclass
 
 from router.decision import ExecutionMode
 
 ENV_VAR = "AMAIMA_EXECUTION_MODE"
+
+
+def visible(value: str) -> str:
+    """The value quoted, with every character that is not printable ASCII spelled out by code
+    point and name: 'execution\u2010enabled' prints as 'execution<U+2010 HYPHEN>enabled', so
+    a look-alike never reads as the valid value it imitates."""
+    out = []
+    for ch in value:
+        if " " <= ch <= "~" and ch != "<":
+            out.append(ch)
+        else:
+            name = unicodedata.name(ch, "") or unicodedata.category(ch)
+            out.append(f"<U+{ord(ch):04X} {name}>")
+    return "'" + "".join(out) + "'"
+
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +47,8 @@ class ToggleState:
     def reason(self) -> str:
         if self.invalid:
             return (
-                f"{ENV_VAR}={self.raw!r} is not a valid value (exactly 'decision-only' or "
+                f"{ENV_VAR}={visible(self.raw or '')} is not a valid value (exactly "
+                "'decision-only' or "
                 "'execution-enabled'); failing closed to decision-only: nothing will be executed"
             )
         if self.raw is None:

@@ -89,3 +89,21 @@ def test_yaml_safe_loader_rules(tmp_path):
         load_yaml_file(p)
     p.write_bytes("\ufeffa: 1\n".encode())
     assert load_yaml_file(p) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("execution\u2010enabled", "'execution<U+2010 HYPHEN>enabled'"),
+        ("execution-enabled\u200b", "'execution-enabled<U+200B ZERO WIDTH SPACE>'"),
+        ("execution\u2011enabled", "'execution<U+2011 NON-BREAKING HYPHEN>enabled'"),
+        ("\u0435xecution-enabled", "'<U+0435 CYRILLIC SMALL LETTER IE>xecution-enabled'"),
+    ],
+)
+def test_invalid_toggle_values_show_their_code_points(value, shown, caplog):
+    from router.toggle import resolve_toggle
+
+    state = resolve_toggle(value)
+    assert state.invalid and not state.active
+    assert shown in state.reason and shown in caplog.text
+    assert value not in state.reason  # the look-alike never prints as itself
