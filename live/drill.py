@@ -1,0 +1,613 @@
+"""Live drills: the scenario's faults at real network boundaries, traffic over HTTP in wall time.
+
+``run_live`` starts ``harness upstream-sim``, a fault proxy in front of it and ``harness serve``
+(pointed at the proxy) as real processes -- or drives a service someone else runs (``target``,
+with ``proxy_admin`` for faults) -- sends the scenario's traffic to ``POST /v1/execute`` on a
+wall clock, switches proxy toxics on and off at the scenario's times, reads ``/v1/breaker-events``
+and ``/metrics``, then checks the *same* guarantees with the same check classes, alert rules and
+probes as the virtual drill, and writes the same journal (``"mode": "live"``).
+
+Time scaling: a 30 min scenario runs in ``duration / time_scale`` wall seconds (default: at most
+4 min). Scenario times (fault at 5m, rollback at 15m, "within 2m") are virtual: wall offset x
+scale. The service's breaker cool-down is scaled the same way; model latencies and injected
+latencies are *not* (a +4 s spike takes 4 real seconds). Traffic is ``qps`` real requests per
+wall second. Alert rules run over the decisions the service answered, bucketed by arrival into
+virtual minutes, through the same ``AlertEngine`` the virtual drills use.
+
+Faults with a live injector: ``upstream_latency`` (a latency toxic on the target's models) and
+``upstream_error`` (an HTTP 500 toxic with the fault's probability). Others are refused before
+anything starts. Every process started is stopped by PID in a ``finally`` (Ctrl-C included).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from drills import journal as jr
+
+log = logging.getLogger(__name__)
+
+LIVE_FAULTS = ("upstream_latency", "upstream_error")
+MAX_WALL_S = 240.0
+MINUTE = 60.0
+
+
+class LiveDrillError(RuntimeError):
+    """The live drill cannot run (unsupported fault, a process did not start, target down)."""
+
+
+def default_scale(duration_s: float) -> float:
+    return max(1.0, duration_s / MAX_WALL_S)
+
+
+def run_live(
+    scenario: Any,
+    *,
+    out: str | Path = "reports/out",
+    time_scale: float | None = None,
+    qps: float | None = None,
+    target: str | None = None,
+    proxy_admin: str | None = None,
+    db: str | None = None,
+    run_id: str | None = None,
+    inert_proxy: bool = False,
+    progress: Any = None,
+):
+    """Run one drill live; returns a ``drills.runner.DrillResult``. ``inert_proxy``: switch no
+    toxic on (the drill must then fail: proves the guarantees depend on the faults)."""
+    from drills.clock import parse_start
+    from drills.runner import DrillResult, new_run_id
+    from drills.scenario import Scenario, load_scenario
+
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    unsupported = sorted({w.type for w in sc.timeline()} - set(LIVE_FAULTS))
+    if unsupported:
+        raise LiveDrillError(
+            f"scenario {sc.name} uses fault type(s) {', '.join(unsupported)}, which have no live "
+            f"injector yet (live: {', '.join(LIVE_FAULTS)}); run it without --live"
+        )
+    if target is not None and proxy_admin is None and sc.faults and not inert_proxy:
+        raise LiveDrillError(
+            "--target needs --proxy-admin URL (the admin API of a fault proxy in front of the "
+            "target's upstream) to inject the scenario's faults"
+        )
+    scale = time_scale or default_scale(sc.duration)
+    if scale <= 0:
+        raise LiveDrillError("--time-scale must be > 0")
+    start = parse_start(None)
+    rid = run_id or new_run_id(sc.name, start).replace("drill-", "drill-live-", 1)
+    drill = _LiveDrill(sc, Path(out), scale, qps, start, rid, progress)
+    return drill.run(target, proxy_admin, db, inert_proxy, DrillResult)
+
+
+class _LiveDrill:
+    def __init__(self, sc, out: Path, scale: float, qps: float | None, start, run_id, progress):
+        from drills.traffic import build_traffic
+
+        self.sc = sc
+        self.out = out
+        self.scale = scale
+        self.start = start
+        self.run_id = run_id
+        self.progress = progress
+        self.config = sc.router_config
+        self.wall_qps = qps or min(sc.traffic.qps, 20.0)
+        t = sc.traffic
+        self.traffic = build_traffic(
+            self.wall_qps / scale, sc.duration, seed=t.seed, corpus=t.corpus, arrivals=t.arrivals
+        )
+        self.events: list[jr.Event] = []
+        self.rollbacks: list[jr.RollbackRecord] = []
+        self.results: dict[int, tuple[int | str, dict | None]] = {}
+        self.lock = threading.Lock()
+        self.work = out / "drills" / run_id / "live"
+        self.children: list[Any] = []
+        self.wall0 = 0.0
+        self.windows: dict[int, Any] = {}
+        self.toxics: dict[int, str] = {}
+        self.url = ""
+        self.admin: str | None = None
+
+    # --- time -----------------------------------------------------------------------------------
+    def now_v(self) -> float:
+        return (time.monotonic() - self.wall0) * self.scale
+
+    def iso(self, off: float) -> str:
+        from drills.clock import iso
+
+        return iso(self.start + pd.Timedelta(seconds=off))
+
+    def event(self, kind: str, off: float | None = None, **detail: Any) -> None:
+        off = self.now_v() if off is None else off
+        self.events.append(jr.Event(self.iso(off), round(off, 3), kind, detail))
+
+    # --- processes ------------------------------------------------------------------------------
+    def _start_processes(self, db: str | None) -> str:
+        import yaml
+
+        from live import procs
+        from live.fault_proxy import start_proxy
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        cfg = self.config
+        br = cfg.execution.breaker
+        scaled = cfg.model_copy(
+            update={
+                "execution": cfg.execution.model_copy(
+                    update={
+                        "breaker": br.model_copy(
+                            update={"cooldown_s": max(0.2, br.cooldown_s / self.scale)}
+                        )
+                    }
+                )
+            }
+        )
+        cfg_path = self.work / "router.yaml"
+        cfg_path.write_text(yaml.safe_dump(scaled.model_dump(mode="json", by_alias=True)))
+        port = procs.free_port()
+        sim = procs.start(
+            "upstream-sim",
+            procs.harness_cmd(
+                "upstream-sim", "--port", str(port), "--config", str(cfg_path),
+                "--seed", str(cfg.execution.upstream.seed),
+            ),
+            url=f"http://127.0.0.1:{port}", ready_path="/health", log_dir=self.work,
+        )  # fmt: skip
+        self.children.append(sim)
+        proxy = start_proxy(sim.url, self.work, seed=self.sc.traffic.seed)
+        self.children.append(proxy)
+        self.admin = proxy.extra["admin"]
+        self.db = db or f"sqlite:///{(self.work / 'telemetry.db').resolve()}"
+        sport = procs.free_port()
+        svc = procs.start(
+            "serve",
+            procs.harness_cmd(
+                "serve", "--port", str(sport), "--config", str(cfg_path), "--db", self.db,
+                "--spool-dir", str(self.work / "spool"), "--upstream", proxy.extra["listen"],
+                "--run-id", self.run_id,
+            ),
+            url=f"http://127.0.0.1:{sport}", ready_path="/v1/health", log_dir=self.work,
+            env={"AMAIMA_EXECUTION_MODE": self.sc.execution_mode or ""},
+        )  # fmt: skip
+        self.children.append(svc)
+        return svc.url
+
+    def _stop_processes(self) -> None:
+        from live import procs
+
+        for child in reversed(self.children):
+            try:
+                procs.stop(child)
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+                log.error("could not stop %s (pid %d): %s", child.name, child.pid, exc)
+
+    # --- faults ---------------------------------------------------------------------------------
+    def _toxic_for(self, w) -> dict:
+        t = w.target.to_dict()
+        models = [m.name for m in self.config.models if t.get("tier") in (None, m.tier)]
+        if t.get("model"):
+            models = [t["model"]]
+        p = w.params.model_dump()
+        name = f"fault-{w.index}"
+        if w.type == "upstream_latency":
+            return {"type": "latency", "name": name, "models": models,
+                    "latency_ms": p["add_ms"], "jitter_ms": p.get("jitter_ms", 0.0),
+                    "probability": w.probability}  # fmt: skip
+        return {"type": "error", "name": name, "models": models, "status": 500,
+                "probability": min(1.0, w.probability * p.get("error_rate", 1.0))}  # fmt: skip
+
+    def _fault_on(self, client, w, inert: bool) -> None:
+        from drills.probes import FaultWindow
+
+        spec = self._toxic_for(w)
+        if not inert and self.admin:
+            r = client.post(self.admin + "/toxics", json=spec)
+            if r.status_code != 201:
+                raise LiveDrillError(f"the fault proxy refused toxic {spec['name']}: {r.text}")
+            self.toxics[w.index] = spec["name"]
+        off = self.now_v()
+        desc = f"{spec['type']} toxic on {', '.join(spec['models'][:3])}" + (
+            f" (+{len(spec['models']) - 3})" if len(spec["models"]) > 3 else ""
+        )
+        fw = FaultWindow(
+            index=w.index, type=w.type, boundary="network (fault proxy)",
+            target=w.target.to_dict(), params=w.params.model_dump(mode="json"),
+            probability=w.probability, start_s=off,
+            description=desc + (" [INERT: not applied]" if inert else ""),
+            calls_at_start=self._calls(client),
+        )  # fmt: skip
+        self.windows[w.index] = fw
+        self.event("fault_on", off, type=w.type, index=w.index, toxic=spec, inert=inert)
+
+    def _fault_off(self, client, index: int, ended_by: str) -> None:
+        fw = self.windows.get(index)
+        if fw is None or fw.end_s is not None:
+            return
+        name = self.toxics.pop(index, None)
+        if name and self.admin:
+            client.delete(f"{self.admin}/toxics/{name}")
+        fw.end_s = self.now_v()
+        fw.ended_by = ended_by
+        fw.calls_at_end = self._calls(client)
+        self.event("fault_off", fw.end_s, type=fw.type, index=index, ended_by=ended_by)
+
+    def _calls(self, client) -> dict[str, int]:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            text = client.get(self.url + "/metrics").text
+        except Exception:  # noqa: BLE001
+            return {}
+        out: dict[str, int] = {}
+        for fam in text_string_to_metric_families(text):
+            if fam.name == "amaima_upstream_calls":
+                for s in fam.samples:
+                    out[s.labels["model"]] = int(s.value)
+        return out
+
+    # --- traffic --------------------------------------------------------------------------------
+    def _send(self, client, i: int) -> None:
+        body = {
+            "text": self.traffic.texts(i, i + 1)[0],
+            "query_id": self.traffic.query_id(i),
+            "tenant": self.traffic.tenants(i, i + 1)[0],
+            "run_id": self.run_id,
+        }
+        try:
+            r = client.post(self.url + "/v1/execute", json=body)
+            data = r.json()
+            res = (r.status_code, data.get("decision"))
+        except Exception as exc:  # noqa: BLE001 - an unanswered query is counted, not raised
+            res = (type(exc).__name__, None)
+        with self.lock:
+            self.results[i] = res
+
+    def _drive(self, client, inert: bool) -> None:
+        sc = self.sc
+        plan: list[tuple[float, int, str, Any]] = []
+        for w in sc.timeline():
+            plan.append((w.start_s, 1, "on", w))
+            if w.end_s is not None:
+                plan.append((w.end_s, 0, "off", w))
+        for i, r in enumerate(sc.rollbacks):
+            if r.at is not None:
+                plan.append((r.at, 0, "rollback", (i, r)))
+        plan.sort(key=lambda p: (p[0], p[1]))
+        wall = self.traffic.offsets / self.scale
+        n = len(wall)
+        k = 0
+        self.wall0 = time.monotonic()
+        self.event("drill_started", 0.0, run_id=self.run_id, queries=n, mode="live",
+                   time_scale=self.scale, wall_qps=self.wall_qps)  # fmt: skip
+        with ThreadPoolExecutor(max_workers=256) as pool:
+            for i in range(n + 1):
+                due = wall[i] if i < n else sc.duration / self.scale
+                while True:
+                    nxt = plan[k][0] / self.scale if k < len(plan) else math.inf
+                    until = min(due, nxt)
+                    delay = until - (time.monotonic() - self.wall0)
+                    if delay > 0:
+                        time.sleep(delay)
+                    if nxt <= due and k < len(plan):
+                        _, _, what, obj = plan[k]
+                        k += 1
+                        self._apply(client, what, obj, inert)
+                        continue
+                    break
+                if i < n:
+                    pool.submit(self._send, client, i)
+                if self.progress is not None and i % 50 == 0:
+                    self.progress(self.now_v(), sc.duration)
+        while k < len(plan):  # anything planned at the very end
+            _, _, what, obj = plan[k]
+            k += 1
+            self._apply(client, what, obj, inert)
+
+    def _apply(self, client, what: str, obj: Any, inert: bool) -> None:
+        if what == "on":
+            self._fault_on(client, obj, inert)
+        elif what == "off":
+            self._fault_off(client, obj.index, "duration")
+        else:
+            i, r = obj
+            if r.type == "clear_faults":
+                cleared = [ix for ix, fw in self.windows.items() if fw.end_s is None]
+                for ix in cleared:
+                    self._fault_off(client, ix, "rollback clear_faults")
+                detail = f"removed {len(cleared)} toxic(s) from the fault proxy"
+            else:
+                detail = f"{r.type}: nothing to do in a live drill"
+            off = self.now_v()
+            self.rollbacks.append(jr.RollbackRecord(r.type, self.iso(off), True, detail, off))
+            self.event("rollback", off, type=r.type, index=i, ok=True, detail=detail)
+
+    # --- the run --------------------------------------------------------------------------------
+    def run(self, target, proxy_admin, db, inert: bool, result_cls):
+        import httpx
+
+        wall_start = time.perf_counter()
+        status, error = "completed", None
+        self.db = db
+        client = httpx.Client(
+            timeout=60, limits=httpx.Limits(max_connections=256, max_keepalive_connections=256)
+        )
+        try:
+            if target is None:
+                self.url = self._start_processes(db)
+            else:
+                self.url, self.admin = target.rstrip("/"), proxy_admin
+                try:
+                    client.get(self.url + "/v1/health", timeout=5).raise_for_status()
+                except httpx.HTTPError as exc:
+                    raise LiveDrillError(
+                        f"target {self.url} does not answer /v1/health ({type(exc).__name__})"
+                    ) from None
+            if self.admin:
+                client.delete(self.admin + "/toxics")
+            self._drive(client, inert)
+        except LiveDrillError:
+            self._cleanup(client)
+            raise
+        except KeyboardInterrupt:
+            status, error = "interrupted", "interrupted (KeyboardInterrupt)"
+        except Exception as exc:  # noqa: BLE001 - recorded in the journal
+            status, error = "failed", f"{type(exc).__name__}: {str(exc)[:300]}"
+            log.exception("live drill %s failed", self.run_id)
+        try:
+            if status == "completed":
+                for ix in [ix for ix, fw in self.windows.items() if fw.end_s is None]:
+                    self._fault_off(client, ix, "end of drill")
+                return self._conclude(client, status, error, wall_start, result_cls)
+            return self._conclude(client, status, error, wall_start, result_cls)
+        finally:
+            self._cleanup(client)
+
+    def _cleanup(self, client) -> None:
+        try:
+            if self.admin:
+                client.delete(self.admin + "/toxics", timeout=5)
+        except Exception:  # noqa: BLE001
+            pass
+        finally:
+            client.close()
+            self._stop_processes()
+
+    # --- conclusion -----------------------------------------------------------------------------
+    def _frame(self) -> pd.DataFrame:
+        from router.decision import DECISION_COLUMNS
+
+        rows = []
+        offsets = self.traffic.offsets
+        tiers = {m.name: m.tier for m in self.config.models}
+        for i, (_, d) in sorted(self.results.items()):
+            if not d:
+                continue
+            row = {c: d.get(c) for c in DECISION_COLUMNS}
+            row["offset_s"] = float(offsets[i])
+            # The response names the served model; a fallback's routed model is the same tier
+            # (model_tier stays the routed tier), recoverable by replaying the query.
+            fb = d.get("outcome") == "fallback"
+            row["routed_model"] = "(routed; see replay)" if fb else d.get("model")
+            row["routed_tier"] = d.get("model_tier")
+            row["served_tier"] = tiers.get(d.get("model"), "?")
+            rows.append(row)
+        cols = [*DECISION_COLUMNS, "offset_s", "routed_model", "routed_tier", "served_tier"]
+        df = pd.DataFrame(rows, columns=cols)
+        if len(df):
+            # metrics bucket by ts: the query's arrival on the drill's (virtual) timeline
+            df["ts"] = pd.Timestamp(self.start) + pd.to_timedelta(df["offset_s"], unit="s")
+        return df
+
+    def _conclude(self, client, status, error, wall_start, result_cls):
+        from drills.probes import PROBES, BreakerRecord, DrillRecord, drill_metrics
+        from telemetry.alerts import AlertEngine, load_rules
+        from telemetry.metrics import compute_metrics
+
+        sc = self.sc
+        end_v = sc.duration if status == "completed" else self.now_v()
+        # in-flight answers (up to the client timeout) were awaited by the pool; settle telemetry
+        df = self._frame()
+        rec = DrillRecord(
+            start=self.start,
+            duration_s=sc.duration,
+            model_tiers={m.name: m.tier for m in self.config.models},
+            interactive_tiers=tuple(self.config.routing.interactive_tiers),
+            arrivals=self.traffic.offsets[: len(self.results)]
+            if status != "completed"
+            else self.traffic.offsets,
+        )
+        rules = [*load_rules(), *sc.inline_rules]
+        engine = AlertEngine(rules, context="drill")
+        rec.rules = {r.name: r.condition for r in engine.rules}
+        n_min = int(math.ceil(end_v / MINUTE))
+        for m in range(n_min):
+            m0, m1 = m * MINUTE, (m + 1) * MINUTE
+            frame = df[(df["offset_s"] >= m0) & (df["offset_s"] < m1)] if len(df) else df
+            rec.minute_frames.append(frame)
+            metrics = compute_metrics(
+                frame.drop(columns=["served_tier"]),
+                "1min",
+                interactive_tiers=rec.interactive_tiers,
+                start=pd.Timestamp(self.start + pd.Timedelta(seconds=m0)),
+                end=pd.Timestamp(self.start + pd.Timedelta(seconds=m1)),
+            )
+            row = metrics.iloc[0].to_dict() if len(metrics) else {}
+            row.update(drill_metrics(frame, rec.interactive_tiers))
+            row.setdefault("telemetry_write_failures", 0.0)
+            row.setdefault("spooled_rows", 0.0)
+            from drills.probes import AlertRecord
+
+            for ev in engine.observe(pd.Timestamp(self.start + pd.Timedelta(seconds=m1)), row):
+                value = None if math.isnan(ev.value) else float(ev.value)
+                rec.alerts.append(AlertRecord(ev.rule, ev.kind, m1, value, ev.severity, ev.summary))
+                self.event(f"alert_{ev.kind}", m1, rule=ev.rule, value=value)
+            out = {k: _num(row.get(k)) for k in jr.METRIC_KEYS if k in row}
+            out.update({"ts": self.iso(m0), "offset_s": m0, "decisions": len(frame),
+                        "queries": rec.queries(m0, m1),
+                        "alerts_firing": sorted(engine.firing())})  # fmt: skip
+            rec.metrics.append(out)
+        calls = self._calls(client) if self.url else {}
+        rec.upstream_calls_by_model = calls
+        rec.segment_calls = [(0.0, sc.duration, sum(calls.values()))]
+        try:
+            evs = client.get(self.url + "/v1/breaker-events").json()["events"] if self.url else []
+        except Exception:  # noqa: BLE001
+            evs = []
+        for e in evs:
+            off = (e["unix_ts"] - (time.time() - (time.monotonic() - self.wall0))) * self.scale
+            rec.breakers.append(
+                BreakerRecord(
+                    off, e["model"], e["tier"], e["old"], e["new"], e["reason"], e["calls"]
+                )  # fmt: skip
+            )
+            self.event(f"breaker_{e['new']}", off, model=e["model"], reason=e["reason"])
+        rec.faults = sorted(self.windows.values(), key=lambda w: w.start_s)
+        for w in rec.faults:
+            if w.end_s is None:
+                w.end_s = end_v
+                w.ended_by = "end of drill"
+        self._store_facts(rec, df)
+        steady = jr.SteadyState()
+        first = min((w.start_s for w in rec.faults), default=None)
+        if sc.steady_state and status == "completed":
+            at_b = first if first is not None else sc.duration
+            widest = max(s.window for s in sc.steady_state)
+            rec.before_window = (max(0.0, at_b - widest), at_b)
+            rec.after_window = (sc.duration - widest, sc.duration)
+            for at, bucket in ((at_b, steady.before), (sc.duration, steady.after)):
+                for s in sc.steady_state:
+                    v = PROBES[s.probe](s.parsed_params).measure(rec, max(0.0, at - s.window), at)
+                    bucket.append(jr.ProbeResult(s.probe, _dur(s.window), s.tolerance.to_dict(),
+                                                 _num(v), s.tolerance.ok(v), s.params,
+                                                 self.iso(at)))  # fmt: skip
+        guarantees = _guarantees(sc, rec, status)
+        total = sum(g.weight for g in guarantees)
+        score = sum(g.weight for g in guarantees if g.verdict == "passed") / total if total else 0
+        self.event("drill_finished", end_v, status=status, resilience_score=score)
+        outcomes = df["outcome"].value_counts() if len(df) else pd.Series(dtype=int)
+        unanswered = [i for i, (s, d) in self.results.items() if d is None]
+        impact = jr.Impact(
+            queries=len(self.traffic), decisions=len(df),
+            executed=int(len(df) - outcomes.get("not_executed", 0)),
+            errors=int(outcomes.get("error", 0) + outcomes.get("timeout", 0)),
+            rejected=int(outcomes.get("rejected", 0)),
+            fallbacks=int(outcomes.get("fallback", 0)),
+            telemetry_rows=rec.store.telemetry_rows, spooled_rows=rec.store.spooled_rows_total,
+            upstream_calls=sum(calls.values()),
+            not_executed=int(outcomes.get("not_executed", 0)),
+            cost_usd=round(float(pd.to_numeric(df["actual_cost_usd"]).sum()), 6) if len(df) else 0,
+            unanswered_queries=len(unanswered) + max(0, len(self.traffic) - len(self.results)),
+        )  # fmt: skip
+        fired = [a for a in rec.alerts if a.kind == "fired" and first is not None
+                 and a.offset_s >= first]  # fmt: skip
+        detection = (
+            jr.Detection(fired[0].rule, self.iso(fired[0].offset_s), fired[0].offset_s - first)
+            if fired
+            else jr.Detection()
+        )
+        journal = jr.Journal(
+            run_id=self.run_id, name=sc.name, title=sc.title, description=sc.description,
+            tags=[*sc.tags, "live"], scenario_file=str(sc.source) if sc.source else None,
+            scenario_hash=sc.scenario_hash(), started_at=self.iso(0.0), ended_at=self.iso(end_v),
+            wall_seconds=round(time.perf_counter() - wall_start, 3),
+            execution_mode=sc.execution_mode,
+            traffic=jr.Traffic(self.wall_qps, sc.traffic.seed, len(self.traffic),
+                               self.traffic.source),
+            status=status, deviated=any(not r.ok for r in steady.after),
+            resilience_score=round(score, 4), steady_state=steady,
+            faults=[jr.FaultRecord(w.type, w.target, w.params, self.iso(w.start_s),
+                                   self.iso(w.end_s), w.probability, index=w.index,
+                                   boundary=w.boundary, description=w.description,
+                                   ended_by=w.ended_by) for w in rec.faults],
+            events=sorted(self.events, key=lambda e: e.offset_s), metrics=rec.metrics,
+            impact=impact, detection=detection, mitigation=jr.Mitigation(),
+            guarantees=guarantees, rollbacks=self.rollbacks,
+            telemetry=jr.TelemetryInfo(self.db or "(target's store)", self.run_id,
+                                       rec.store.telemetry_rows),
+            error=error,
+            router={"mode": "rule-only", "config_hash": self.config.config_hash,
+                    "service": self.url, "time_scale": self.scale, "wall_qps": self.wall_qps},
+            alerts=[{"rule": a.rule, "kind": a.kind, "at": self.iso(a.offset_s)}
+                    for a in rec.alerts],
+            timeline_markers={"outage_begins": None if first is None else self.iso(first)},
+            mode="live",
+        )  # fmt: skip
+        path = jr.write_journal(journal, self.out)
+        return result_cls(journal, path)
+
+    def _store_facts(self, rec, df: pd.DataFrame) -> None:
+        from telemetry.store import TelemetryStore
+
+        s = rec.store
+        if not self.db:
+            s.error = "no --db given for the target's store: completeness not checked"
+            return
+        mine = set(df["decision_id"]) if len(df) else set()
+        try:
+            store = TelemetryStore(self.db, spool_dir=self.work / "spool-reader")
+            deadline = time.monotonic() + 20
+            while True:
+                ids = store.read_arrow(run_id=self.run_id, columns=["decision_id"])
+                ids = ids.column("decision_id").to_pylist()
+                if len(set(ids)) >= len(mine) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+            store.close()
+        except Exception as exc:  # noqa: BLE001
+            s.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return
+        stored = set(ids)
+        s.telemetry_rows, s.distinct_ids = len(ids), len(stored)
+        s.missing_ids = len(mine - stored)
+        s.missing_sample = sorted(mine - stored)[:5]
+        s.unexpected_ids = len(stored - mine)
+
+
+def _guarantees(sc, rec, status: str) -> list[jr.GuaranteeResult]:
+    """The scenario's checks on the live record, as the virtual runner evaluates them."""
+    from drills.probes import CheckOutcome
+
+    out = []
+    for g in sc.guarantees:
+        check = g.build()
+        try:
+            if status != "completed":
+                raise RuntimeError(f"not evaluated: the drill {status}")
+            o = check.evaluate(rec)
+            verdict = "passed" if o.passed else "failed"
+        except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
+            o = CheckOutcome(False, g.check, {}, str(exc)[:300])
+            verdict = "error"
+        out.append(
+            jr.GuaranteeResult(
+                id=g.id, check=g.check, params=g.params, expected=g.expect,
+                expected_text=o.expected_text, actual=o.actual, actual_text=o.actual_text,
+                verdict=verdict, weight=g.weight, evidence=jr._json_safe(o.evidence),
+                title=g.title,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _num(x: Any) -> Any:
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return x
+    return None if not math.isfinite(v) else v
+
+
+def _dur(seconds: float) -> str:
+    from drills.clock import format_duration
+
+    return format_duration(seconds)
