@@ -59,8 +59,36 @@ def _setup(
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+EX_USAGE = 64
+"""A mistyped flag or missing argument: never 2, which CI gates read as no-go."""
+
+
+def _is(exc: BaseException, name: str) -> bool:
+    """Typer vendors its own copy of Click: match its exception classes by name."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
 def main() -> None:
-    app()
+    """The console entry point: usage errors exit 64 (EX_USAGE), Ctrl-C exits 130."""
+    import sys
+
+    try:
+        code = app(standalone_mode=False)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        if _is(exc, "NoArgsIsHelpError"):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(0)
+        if _is(exc, "UsageError"):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(EX_USAGE)
+        if _is(exc, "Abort"):
+            print("aborted", file=sys.stderr)
+            sys.exit(130)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -72,3 +72,25 @@ def test_help_does_not_import_heavy_libraries():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_a_usage_error_exits_64_never_the_no_go_code(tmp_path):
+    """CI gates read 2 as no-go: a mistyped flag must not look like a verdict."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    bad = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "pilot", "run", "--bogus"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+    )
+    assert bad.returncode == 64 and "No such option" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "pilot", "calibrate"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+    )
+    assert missing.returncode == 64
