@@ -454,6 +454,10 @@ class QualityValidator:
         index = docs_dir / "index.html" if docs_dir is not None else None
         if index is not None and not index.is_file():
             raise RuntimeError(f"Data Docs were not written: {index} is missing after the build")
+        if docs_dir is not None:  # GX links Bootstrap/jQuery/Font Awesome from CDNs
+            from reports.assets import make_data_docs_offline
+
+            make_data_docs_offline(docs_dir)
         return QualityResult(
             success=bool(validation.success),
             day_label=day_label,
