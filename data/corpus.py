@@ -1308,6 +1308,23 @@ def _window_dates(
     return start, start + timedelta(days=days - 1)
 
 
+def check_columns(path: str | Path, *, format: str | None = None) -> str:
+    """A cheap early check of what ``load_corpus`` would refuse as a whole file (not found,
+    unknown format, unreadable, a required column missing), reading the header and at most
+    one record; returns the format. ``CorpusError`` messages never carry row text. JSONL is
+    checked for readability only: its columns are the keys of a whole batch."""
+    src = Path(path)
+    fmt = detect_format(src, format)
+    if not src.is_file():
+        raise CorpusError(f"corpus file not found: {src}")
+    try:
+        if fmt != "jsonl":
+            next(iter(_READERS[fmt](src, 1)), None)
+    except (OSError, EOFError) as exc:
+        raise CorpusError(f"cannot read {src}: {exc}") from None
+    return fmt
+
+
 def load_corpus(
     path: str | Path,
     *,
@@ -1510,6 +1527,7 @@ __all__ = [
     "PreparedCorpus",
     "Reason",
     "bounded_lines",
+    "check_columns",
     "check_single_row",
     "detect_format",
     "iter_days",

@@ -884,5 +884,11 @@ def load_scenario(ref: str | Path) -> Scenario:
             raise ScenarioError(
                 [f"{path}: field 'traffic.corpus': file not found: {scenario.traffic.corpus}"]
             )
+        from data.corpus import CorpusError, check_columns
+
+        try:  # a headerless or unreadable corpus is a scenario error now, not a traceback later
+            check_columns(corpus)
+        except CorpusError as exc:
+            raise ScenarioError([f"{path}: field 'traffic.corpus': {exc}"]) from None
         scenario.traffic.corpus = str(corpus)
     return scenario

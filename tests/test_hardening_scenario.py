@@ -80,3 +80,21 @@ def test_name_pattern_is_printed_literally(tmp_path):
     out = _drill(p, tmp_path)
     assert "^[0-9a-z][0-9a-z-]*$" in out and "lowercase letters" in out
     assert "'^*$'" not in out
+
+
+def test_headerless_traffic_corpus_is_a_scenario_error_without_text(tmp_path):
+    """Issue 9 row 3: `drill run` with a headerless CSV as traffic.corpus printed the first row
+    (query text) in a traceback; now it is one scenario error with counts and positions."""
+    canary = "CANARY-drill-4b1d how do I"
+    (tmp_path / "c.csv").write_text(
+        f"q1,2026-11-16T10:00:00Z,{canary}\nq2,2026-11-16T10:00:01Z,hello\n", encoding="utf-8"
+    )
+    text = BASE.replace(
+        "traffic: {qps: 20, seed: 19}", "traffic: {qps: 2, seed: 19, corpus: c.csv}"
+    )
+    p = _scenario(tmp_path, text)
+    with pytest.raises(ScenarioError, match="header row missing") as info:
+        load_scenario(p)
+    assert canary not in str(info.value)
+    out = _drill(p, tmp_path)
+    assert "traffic.corpus" in out and "canary" not in out.lower()
