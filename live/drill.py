@@ -162,7 +162,7 @@ class _LiveDrill:
             url=f"http://127.0.0.1:{port}", ready_path="/health", log_dir=self.work,
         )  # fmt: skip
         self.children.append(sim)
-        proxy = start_proxy(sim.url, self.work, seed=self.sc.traffic.seed)
+        proxy = start_proxy(sim.url, self.work, seed=self.sc.traffic.seed, label=str(self.work))
         self.children.append(proxy)
         self.admin = proxy.extra["admin"]
         self.db = db or f"sqlite:///{(self.work / 'telemetry.db').resolve()}"

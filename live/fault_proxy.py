@@ -297,7 +297,7 @@ async def serve(listen: int, admin: int, upstream: str, mode: str, seed: int, ho
         await asyncio.gather(main.serve_forever(), adm.serve_forever())
 
 
-def start_proxy(upstream: str, log_dir, *, mode: str = "http", seed: int = 0):
+def start_proxy(upstream: str, log_dir, *, mode: str = "http", seed: int = 0, label: str = ""):
     """Start a proxy process on free ports; returns its ``procs.Child`` (``extra['admin']``)."""
     import sys
 
@@ -307,7 +307,7 @@ def start_proxy(upstream: str, log_dir, *, mode: str = "http", seed: int = 0):
     child = procs.start(
         f"fault-proxy-{listen}",
         [sys.executable, "-m", "live.fault_proxy", "--listen", str(listen), "--admin", str(admin),
-         "--upstream", upstream, "--mode", mode, "--seed", str(seed)],
+         "--upstream", upstream, "--mode", mode, "--seed", str(seed), "--label", label],
         url=f"http://127.0.0.1:{admin}",
         ready_path="/stats",
         log_dir=log_dir,
@@ -326,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", choices=("http", "tcp"), default="http")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--label", default="", help="free text shown in ps (whose proxy this is)")
     a = p.parse_args(argv)
     try:
         asyncio.run(serve(a.listen, a.admin, a.upstream, a.mode, a.seed, a.host))

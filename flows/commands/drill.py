@@ -109,6 +109,36 @@ def run(
     no_reports: Annotated[
         bool, typer.Option("--no-reports", help="Write the journal only, no postmortem.")
     ] = False,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Real processes over HTTP in wall time: upstream-sim, a fault proxy and "
+            "`harness serve` (or --target); the scenario timeline is scaled to <= 4 min.",
+        ),
+    ] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", help="--live against a running service (its base URL).", show_default=False
+        ),
+    ] = None,
+    proxy_admin: Annotated[
+        str | None,
+        typer.Option(
+            "--proxy-admin",
+            help="With --target: admin URL of the fault proxy in front of its upstream.",
+            show_default=False,
+        ),
+    ] = None,
+    time_scale: Annotated[
+        float | None,
+        typer.Option(
+            "--time-scale",
+            help="--live: virtual seconds per wall second (default: duration / 4 min).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run one drill; print expected vs actual for every guarantee and the journal path."""
     from drills.scenario import ScenarioError, load_scenario
@@ -120,6 +150,14 @@ def run(
     if dry_run:
         _print_plan(sc, qps)
         return
+    if target is not None and not live:
+        raise _fail("--target needs --live")
+    if live:
+        result = _run_live(sc, out, target, proxy_admin, time_scale, qps, db)
+        _print_result(result.journal.to_dict(), result.journal_path)
+        if not no_reports:
+            _reports(result, out, site=True)
+        raise typer.Exit(result.exit_code)
     if prefect:
         from drills.journal import read_journal
         from flows.drill import run_drill
@@ -227,6 +265,23 @@ def _run_with_progress(
             )
         except (TelemetryError, ValueError) as exc:
             raise _fail(str(exc)) from None
+
+
+def _run_live(sc, out, target, proxy_admin, time_scale, qps, db) -> Any:
+    from live.drill import LiveDrillError, default_scale, run_live
+    from live.procs import ProcessStartError
+
+    scale = time_scale or default_scale(sc.duration)
+    err_console.print(
+        f"live drill {sc.name}: {sc.duration / scale:.0f} s wall (time scale {scale:g}), "
+        + (f"target {target}" if target else "starting upstream-sim, fault proxy and serve")
+    )
+    try:
+        return run_live(
+            sc, out=out, time_scale=scale, qps=qps, target=target, proxy_admin=proxy_admin, db=db
+        )
+    except (LiveDrillError, ProcessStartError, ValueError) as exc:
+        raise _fail(str(exc)) from None
 
 
 def _print_plan(sc: Any, qps: float | None) -> None:

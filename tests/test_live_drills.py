@@ -1,0 +1,106 @@
+"""Live drills against real processes: `harness drill run model-failure --live` (upstream-sim,
+fault proxy, serve; traffic over HTTP in wall time, the 30 min timeline scaled to 30 s) passes
+every guarantee; the same drill with an inert proxy fails; Ctrl-C stops every process it started;
+nothing is left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from live import procs
+from live.drill import LiveDrillError, run_live
+
+SCALE = "60"  # 30 virtual minutes in 30 wall seconds
+QPS = "30"
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    """Processes whose command line mentions ``text`` (the drill's work folder)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd and int(p.name) != os.getpid():
+            out.append(int(p.name))
+    return out
+
+
+def _journal(out: Path) -> dict:
+    (path,) = sorted(out.glob("drills/*/journal.json"))
+    return json.loads(path.read_text())
+
+
+def test_model_failure_live_passes_and_leaves_nothing_running(tmp_path):
+    out = tmp_path / "out"
+    r = subprocess.run(
+        procs.harness_cmd(
+            "drill", "run", "model-failure", "--live", "--time-scale", SCALE, "--qps", QPS,
+            "--out", str(out), "--no-reports",
+        ),
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    j = _journal(out)
+    failed = [(g["id"], g["actual_text"]) for g in j["guarantees"] if g["verdict"] != "passed"]
+    assert r.returncode == 0, (failed, r.stderr[-2000:])
+    assert j["mode"] == "live" and j["status"] == "completed"
+    assert j["impact"]["decisions"] == j["impact"]["queries"] > 500
+    assert j["impact"]["fallbacks"] > 0
+    kinds = {e["kind"] for e in j["events"]}
+    assert {"fault_on", "fault_off", "rollback", "breaker_open", "alert_fired"} <= kinds
+    assert _pids_mentioning(str(out)) == []
+
+
+def test_an_inert_fault_proxy_makes_the_drill_fail(tmp_path):
+    """No toxic is switched on: traffic, processes and checks are the same, but nothing breaks,
+    so the guarantees that need the fault (breaker opens, fallback alert) must fail."""
+    result = run_live("model-failure", out=tmp_path, time_scale=60, qps=30, inert_proxy=True)
+    verdicts = {g.id: g.verdict for g in result.journal.guarantees}
+    assert result.exit_code == 2
+    assert verdicts["breaker-opens"] == "failed"
+    assert verdicts["fallback-alert"] == "failed"
+    assert verdicts["decision-plane-up"] == "passed"
+    assert _pids_mentioning(str(tmp_path)) == []
+
+
+def test_ctrl_c_stops_every_process(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        procs.harness_cmd(
+            "drill", "run", "model-failure", "--live", "--time-scale", SCALE, "--qps", "10",
+            "--out", str(out), "--no-reports",
+        ),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(_pids_mentioning(str(out / "drills"))) < 3:
+        time.sleep(0.2)
+    assert len(_pids_mentioning(str(out / "drills"))) >= 3, "service, simulator and proxy run"
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)
+    assert _pids_mentioning(str(out / "drills")) == []
+    assert _journal(out)["status"] == "interrupted"
+
+
+def test_unsupported_faults_are_refused_before_anything_starts(tmp_path):
+    with pytest.raises(LiveDrillError, match="no live injector"):
+        run_live("cost-spike", out=tmp_path)
+    assert not (tmp_path / "drills").exists()
+
+
+def test_virtual_journals_say_virtual(tmp_path):
+    from drills.runner import run_scenario
+
+    result = run_scenario("model-failure", out=tmp_path, qps=2, db=f"sqlite:///{tmp_path}/t.db")
+    assert result.journal.to_dict()["mode"] == "virtual"
