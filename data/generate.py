@@ -24,12 +24,13 @@ import functools
 import gzip
 import io
 import json
+import os
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -1597,25 +1598,34 @@ def diurnal_weights() -> np.ndarray:
     return w / w.sum()
 
 
-def _sample_times(
-    rng: np.random.Generator, n: int, start: date, days: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Timestamps (int64 microseconds since epoch, sorted) and a work-hours mask."""
+def _cell_probs(start: date, days: int) -> np.ndarray:
+    """Probability of each (day, UTC hour) cell, day-major."""
     day_w = np.array(
         [WEEKEND_FACTOR if (start + timedelta(d)).weekday() >= 5 else 1.0 for d in range(days)]
     )
     cell_p = (day_w[:, None] * diurnal_weights()[None, :]).ravel()
     cell_p /= cell_p.sum()
+    return cell_p
+
+
+def _work_hours(start: date, days: int, cells: np.ndarray) -> np.ndarray:
+    day_idx, hour = np.divmod(cells, 24)
+    weekday = np.array([(start + timedelta(d)).weekday() < 5 for d in range(days)])[day_idx]
+    return weekday & (hour >= 8) & (hour < 19)
+
+
+def _sample_times(
+    rng: np.random.Generator, n: int, start: date, days: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps (int64 microseconds since epoch, sorted) and a work-hours mask."""
+    cell_p = _cell_probs(start, days)
     cells = np.sort(rng.choice(cell_p.size, size=n, p=cell_p))
     offset_us = rng.integers(0, 3_600_000_000, size=n)
     start_us = int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp()) * 10**6
     ts = start_us + cells.astype(np.int64) * 3_600_000_000 + offset_us
     order = np.argsort(ts, kind="stable")
     ts, cells = ts[order], cells[order]
-    day_idx, hour = np.divmod(cells, 24)
-    weekday = np.array([(start + timedelta(d)).weekday() < 5 for d in range(days)])[day_idx]
-    work = weekday & (hour >= 8) & (hour < 19)
-    return ts, work
+    return ts, _work_hours(start, days, cells)
 
 
 def _fill(
@@ -1800,6 +1810,22 @@ def generate_corpus(
     valid-but-weird rows (emoji, right-to-left, NUL) are added beside them. See the module
     docstring for how bad rows change the table's types.
     """
+    start_d = _check_args(n, days, start, bad_rows, tenants)
+    step = progress or (lambda _msg: None)
+    rng = np.random.default_rng(seed)
+
+    step("timestamps")
+    ts_us, work = _sample_times(rng, n, start_d, days)
+
+    step("query mix")
+    pool = _popular_pool(rng)
+    return _rows(rng, ts_us, work, pool, seed, 0, bad_rows, tenants, step, bad_shape=False)
+
+
+def _check_args(
+    n: int, days: int, start: date | str, bad_rows: float, tenants: Sequence[str]
+) -> date:
+    """The start day, after refusing arguments no corpus can be made of."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     if not 1 <= days <= MAX_DAYS:
@@ -1808,17 +1834,30 @@ def generate_corpus(
         raise ValueError(f"bad_rows is a fraction in [0, 0.5), got {bad_rows}")
     if not tenants:
         raise ValueError("tenants must name at least one tenant")
-    step = progress or (lambda _msg: None)
     start_d = _to_date(start)
     if start_d > date.max - timedelta(days=days):
         raise ValueError(f"start {start_d} plus {days:,} days runs past year 9999")
-    rng = np.random.default_rng(seed)
+    return start_d
 
-    step("timestamps")
-    ts_us, work = _sample_times(rng, n, start_d, days)
 
-    step("query mix")
-    pool_texts, pool_fam, pool_p = _popular_pool(rng)
+def _rows(
+    rng: np.random.Generator,
+    ts_us: np.ndarray,
+    work: np.ndarray,
+    pool: tuple[np.ndarray, np.ndarray, np.ndarray],
+    seed: int,
+    first: int,
+    bad_rows: float,
+    tenants: Sequence[str],
+    step: Callable[[str], None],
+    *,
+    bad_shape: bool,
+) -> pa.Table:
+    """The rows for the given timestamps; query ids count from ``first``. ``bad_shape`` keeps
+    the bad-row column types even when this table has no bad row (streamed chunks must share
+    one schema)."""
+    n = ts_us.size
+    pool_texts, pool_fam, pool_p = pool
     popular = rng.random(n) < POPULAR_SHARE
     fam = np.empty(n, dtype=np.int64)
     for mask, probs in ((work, _family_probs("work")), (~work, _family_probs("leisure"))):
@@ -1842,10 +1881,15 @@ def generate_corpus(
     tenant = np.array(list(tenants), dtype=object)[
         rng.choice(len(tenants), size=n, p=tenant_w / tenant_w.sum())
     ]
-    query_ids = np.array([f"q{seed}-{i:08d}" for i in range(n)], dtype=object)
+    query_ids = np.array([f"q{seed}-{i:08d}" for i in range(first, first + n)], dtype=object)
 
-    plan = _plan_corruption(rng, n, bad_rows)
-    if plan.positions.size == 0:
+    try:
+        plan = _plan_corruption(rng, n, bad_rows)
+    except ValueError:
+        if not bad_shape:
+            raise
+        plan = _Corruption(np.empty(0, dtype=np.int64), np.empty(0, dtype=object))  # tiny chunk
+    if plan.positions.size == 0 and not bad_shape:
         step("table")
         return pa.table(
             {
@@ -1975,22 +2019,217 @@ def write_corpus(table: pa.Table, path: str | Path, format: str | None = None) -
     if fmt == "parquet":
         pq.write_table(table, out, compression="zstd", row_group_size=ROW_GROUP_ROWS)
         return out
+    with _open_text(out) as fh:
+        _write_text_rows(fh, table, fmt, header=True)
+    return out
+
+
+def _write_text_rows(fh: IO[str], table: pa.Table, fmt: str, *, header: bool) -> None:
+    """Append ``table`` as CSV (with the header row when ``header``) or JSONL."""
     cols = _python_columns(table)
     names = list(cols)
     rows = zip(*(cols[c] for c in names), strict=True)
-    with _open_text(out) as fh:
-        if fmt == "csv":
-            writer = csv.writer(fh, lineterminator="\n")
+    if fmt == "csv":
+        writer = csv.writer(fh, lineterminator="\n")
+        if header:
             writer.writerow(names)
-            writer.writerows(rows)
+        writer.writerows(rows)
+        return
+    for row in rows:
+        record = dict(zip(names, row, strict=True))
+        try:
+            line = json.dumps(record, ensure_ascii=False)
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            line = json.dumps(record, ensure_ascii=True)
+        fh.write(line)
+        fh.write("\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming: any n in bounded memory
+# --------------------------------------------------------------------------------------------
+STREAM_CHUNK_ROWS = 200_000  # rows generated and written at a time (~100 MB of Python objects)
+_MIN_BYTES_PER_ROW = {"parquet": 25, "csv": 60, "jsonl": 110}  # lower bounds, measured
+
+
+@dataclass
+class GeneratedCorpus:
+    """What ``write_generated_corpus`` wrote: counts only, never the rows."""
+
+    path: Path
+    rows: int
+    per_day: dict[date, int]
+    unparseable_ts: int
+    levels: dict[str, int]
+    domains: dict[str, int]
+
+    def add(self, table: pa.Table) -> None:
+        from data.corpus import parse_ts
+
+        us, ok = parse_ts(table.column("ts").combine_chunks())
+        day_no, counts = np.unique(us[ok] // 86_400_000_000, return_counts=True)
+        for d, c in zip(day_no.tolist(), counts.tolist(), strict=True):
+            day = date(1970, 1, 1) + timedelta(days=d)
+            self.per_day[day] = self.per_day.get(day, 0) + c
+        self.unparseable_ts += int((~ok).sum())
+        for name, into in (("expected_level", self.levels), ("expected_domain", self.domains)):
+            for vc in pc.value_counts(table.column(name)).to_pylist():
+                key = str(vc["values"])
+                into[key] = into.get(key, 0) + vc["counts"]
+        self.rows += table.num_rows
+
+
+def write_generated_corpus(
+    path: str | Path,
+    n: int,
+    *,
+    seed: int = 42,
+    days: int = 7,
+    start: date | str = "2026-11-16",
+    bad_rows: float = 0.0,
+    format: str | None = None,
+    tenants: Sequence[str] = DEFAULT_TENANTS,
+    chunk_rows: int = STREAM_CHUNK_ROWS,
+    progress: Callable[[int], None] | None = None,
+) -> GeneratedCorpus:
+    """Generate ``n`` rows straight to ``path``, ``chunk_rows`` at a time, so memory does not
+    grow with ``n`` (``generate_corpus`` holds the whole table: 1e9 rows needed 15+ GB).
+
+    Up to ``chunk_rows`` the file is exactly ``write_corpus(generate_corpus(...))``. Beyond,
+    rows per (day, hour) cell are drawn first (multinomial), then generated cell by cell in
+    time order, so the file is still sorted by ``ts`` with the same daily and weekly shape;
+    each chunk has its own seeded generator (same seed, same file) and bad rows are planned per
+    chunk. The file is written under a temporary name and renamed when complete; a target that
+    clearly cannot fit on its disk is refused before any work.
+    """
+    out = Path(path)
+    fmt = format or format_for(out)
+    if fmt not in ("parquet", "csv", "jsonl"):
+        raise ValueError(
+            f"cannot tell the corpus format of {out}: use a .parquet, .csv or .jsonl extension "
+            "or pass format='parquet'|'csv'|'jsonl'"
+        )
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    start_d = _check_args(n, days, start, bad_rows, tenants)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    import shutil
+
+    need = n * _MIN_BYTES_PER_ROW[fmt]
+    free = shutil.disk_usage(out.parent).free
+    if need > free:
+        raise ValueError(
+            f"{n:,} rows need at least {need / 1e9:,.1f} GB as {fmt}; {out.parent} has "
+            f"{free / 1e9:,.1f} GB free"
+        )
+    summary = GeneratedCorpus(out, 0, {}, 0, {}, {})
+    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
+    try:
+        if n <= chunk_rows:
+            table = generate_corpus(n, seed, days, start_d, bad_rows, tenants)
+            write_corpus(table, tmp, format=fmt)
+            summary.add(table)
         else:
-            for row in rows:
-                record = dict(zip(names, row, strict=True))
-                try:
-                    line = json.dumps(record, ensure_ascii=False)
-                    line.encode("utf-8")
-                except UnicodeEncodeError:
-                    line = json.dumps(record, ensure_ascii=True)
-                fh.write(line)
-                fh.write("\n")
-    return out
+            _stream_chunks(
+                tmp, fmt, n, seed, start_d, days, bad_rows, tenants, chunk_rows, summary, progress
+            )
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if progress is not None:
+        progress(summary.rows)
+    return summary
+
+
+def _segments(
+    rng: np.random.Generator, n: int, start: date, days: int, chunk_rows: int
+) -> Iterator[tuple[int, int, int, int]]:
+    """(cell, first microsecond, end microsecond, rows) in time order; a cell with more rows
+    than a chunk is split into equal time slices."""
+    counts = rng.multinomial(n, _cell_probs(start, days))
+    for cell in np.flatnonzero(counts).tolist():
+        c = int(counts[cell])
+        k = -(-c // chunk_rows)
+        sub = rng.multinomial(c, [1.0 / k] * k) if k > 1 else [c]
+        for j, cnt in enumerate(sub):
+            if cnt:
+                yield cell, j * 3_600_000_000 // k, (j + 1) * 3_600_000_000 // k, int(cnt)
+
+
+def _stream_chunks(
+    tmp: Path,
+    fmt: str,
+    n: int,
+    seed: int,
+    start: date,
+    days: int,
+    bad_rows: float,
+    tenants: Sequence[str],
+    chunk_rows: int,
+    summary: GeneratedCorpus,
+    progress: Callable[[int], None] | None,
+) -> None:
+    import pyarrow.parquet as pq
+
+    plan_rng = np.random.default_rng([seed, 0x5743])
+    pool = _popular_pool(np.random.default_rng([seed, 0x9001]))
+    start_us = int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp()) * 10**6
+    noop: Callable[[str], None] = lambda _msg: None  # noqa: E731
+    writer: Any = None
+    fh: IO[str] | None = None
+    chunk_no = 0
+    try:
+
+        def emit(segs: list[tuple[int, int, int, int]]) -> None:
+            nonlocal writer, fh, chunk_no
+            rng = np.random.default_rng([seed, chunk_no, 0xC4])
+            ts_parts, cell_parts = [], []
+            for cell, lo, hi, cnt in segs:
+                ts_parts.append(
+                    start_us + cell * 3_600_000_000 + np.sort(rng.integers(lo, hi, size=cnt))
+                )
+                cell_parts.append(np.full(cnt, cell, dtype=np.int64))
+            ts = np.concatenate(ts_parts).astype(np.int64)
+            work = _work_hours(start, days, np.concatenate(cell_parts))
+            table = _rows(
+                rng,
+                ts,
+                work,
+                pool,
+                seed,
+                summary.rows,
+                bad_rows,
+                tenants,
+                noop,
+                bad_shape=bad_rows > 0,
+            )
+            if fmt == "parquet":
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table.cast(writer.schema), row_group_size=ROW_GROUP_ROWS)
+            else:
+                if fh is None:
+                    fh = _open_text(tmp)
+                _write_text_rows(fh, table, fmt, header=chunk_no == 0)
+            summary.add(table)
+            chunk_no += 1
+            if progress is not None:
+                progress(summary.rows)
+
+        buf: list[tuple[int, int, int, int]] = []
+        rows = 0
+        for seg in _segments(plan_rng, n, start, days, chunk_rows):
+            buf.append(seg)
+            rows += seg[3]
+            if rows >= chunk_rows:
+                emit(buf)
+                buf, rows = [], 0
+        if buf:
+            emit(buf)
+    finally:
+        if writer is not None:
+            writer.close()
+        if fh is not None:
+            fh.close()

@@ -64,17 +64,16 @@ def generate(
         CorpusFormat | None, typer.Option(help="Force a format instead of the extension.")
     ] = None,
 ) -> None:
-    """Generate a seeded synthetic query corpus with a daily and weekly traffic shape."""
+    """Generate a seeded synthetic query corpus with a daily and weekly traffic shape.
+
+    Rows are generated and written in chunks, so memory stays flat however large --n is."""
 
     import time
-    from datetime import date, timedelta
 
-    import numpy as np
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from data.corpus import parse_ts
-    from data.generate import generate_corpus, write_corpus
+    from data.generate import write_generated_corpus
 
     console = _console()
     err = _console(stderr=True)
@@ -83,47 +82,45 @@ def generate(
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
+            BarColumn(),
             TimeElapsedColumn(),
             console=err,
             transient=True,
             disable=n < _SHOW_PROGRESS_FROM,
         ) as progress:
-            task = progress.add_task(f"generating {n:,} rows", total=None)
-
-            def step(phase: str) -> None:
-                progress.update(task, description=f"generating {n:,} rows: {phase}")
-
-            table = generate_corpus(
-                n, seed=seed, days=days, start=start, bad_rows=bad_rows, progress=step
+            task = progress.add_task(f"generating {n:,} rows into {out}", total=n)
+            result = write_generated_corpus(
+                out,
+                n,
+                seed=seed,
+                days=days,
+                start=start,
+                bad_rows=bad_rows,
+                format=format.value if format else None,
+                progress=lambda rows: progress.update(task, completed=rows),
             )
-            progress.update(task, description=f"writing {out}")
-            path = write_corpus(table, out, format=format.value if format else None)
     except (ValueError, OverflowError) as exc:  # --days 10000000 / --start 9999-12-31
         raise _error(exc if isinstance(exc, ValueError) else _overflow(start, days)) from None
     except OSError as exc:
         raise _error(f"cannot write {out}: {exc.strerror or exc}") from None
     elapsed = time.perf_counter() - t0
 
-    us, ok = parse_ts(table.column("ts").combine_chunks())
-    day_no, counts = np.unique(us[ok] // 86_400_000_000, return_counts=True)
-    per_day = [
-        (date(1970, 1, 1) + timedelta(days=int(d)), int(c))
-        for d, c in zip(day_no, counts, strict=True)
-    ]
-    if not ok.all():
-        per_day.append(("unparseable ts (bad rows)", int((~ok).sum())))
+    path = result.path
+    per_day: list[tuple[object, int]] = sorted(result.per_day.items())
+    if result.unparseable_ts:
+        per_day.append(("unparseable ts (bad rows)", result.unparseable_ts))
     summary = Table(title=f"Corpus written to {path}", show_header=False)
     summary.add_column("field", style="bold")
     summary.add_column("value")
-    summary.add_row("rows", f"{table.num_rows:,}")
+    summary.add_row("rows", f"{result.rows:,}")
     summary.add_row("seed", str(seed))
     summary.add_row("days", f"{days} from {start} (UTC)")
     summary.add_row("bad rows", f"{bad_rows:.2%}" if bad_rows else "none")
     summary.add_row("size", f"{path.stat().st_size / 1e6:,.1f} MB")
     summary.add_row("took", f"{elapsed:.1f} s")
     console.print(summary)
-    console.print(_counts_table("expected_level", table.column("expected_level")))
-    console.print(_counts_table("expected_domain", table.column("expected_domain")))
+    console.print(_counts_table("expected_level", result.levels))
+    console.print(_counts_table("expected_domain", result.domains))
     days_table = Table(title="rows per UTC day")
     days_table.add_column("day")
     days_table.add_column("rows", justify="right")
@@ -136,21 +133,16 @@ def _overflow(start: str, days: int) -> str:
     return f"--start {start} with --days {days:,} runs past year 9999; use fewer days"
 
 
-def _counts_table(name: str, column) -> object:
-    import pyarrow.compute as pc
+def _counts_table(name: str, counts: dict[str, int]) -> object:
     from rich.table import Table
 
-    counts = sorted(
-        ((d["values"], d["counts"]) for d in pc.value_counts(column).to_pylist()),
-        key=lambda kv: -kv[1],
-    )
-    total = sum(c for _, c in counts) or 1
+    total = sum(counts.values()) or 1
     table = Table(title=f"{name} mix")
     table.add_column(name)
     table.add_column("rows", justify="right")
     table.add_column("share", justify="right")
-    for value, c in counts:
-        table.add_row(str(value), f"{c:,}", f"{c / total:.1%}")
+    for value, c in sorted(counts.items(), key=lambda kv: -kv[1]):
+        table.add_row(value, f"{c:,}", f"{c / total:.1%}")
     return table
 
 
