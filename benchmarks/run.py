@@ -47,6 +47,10 @@ BENCHES = [
         f"from benchmarks.bench_pilot import run; print(__import__('json').dumps(run({20_000 if QUICK else 200_000}, True)))",
     ),
     ("drills", "from benchmarks.bench_drills import run; print(__import__('json').dumps(run()))"),
+    (
+        "live",
+        f"from benchmarks.bench_live import run; print(__import__('json').dumps(run({5_000 if QUICK else 20_000})))",
+    ),
 ]
 
 TARGETS = {
@@ -58,6 +62,8 @@ TARGETS = {
     ("telemetry", "postgres_insert_rows_per_s"): (">=", 50_000),
     ("pilot_rule_only", "pilot_wall_s"): ("<=", 90),
     ("pilot_rule_only", "peak_rss_mb"): ("<=", 2_048),
+    ("live", "http_batched_vs_in_process"): (">=", 0.5),
+    ("live", "single_p99_ms_at_50_rps"): ("<=", 20),
 }
 
 
