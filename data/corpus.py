@@ -91,6 +91,8 @@ _EXTENSIONS: dict[str, str] = {
 _US_PER_DAY = 86_400_000_000
 _MIN_EPOCH_S = 0  # 1970-01-01
 _MAX_EPOCH_S = 7_258_118_400  # 2200-01-01: larger numbers are usually milliseconds
+# Seconds beyond this overflow int64 microseconds (garbage that could land in range): refused.
+_MAX_ABS_EPOCH_S = 1e12
 _LEVEL_SET = frozenset(lvl.value for lvl in LEVELS)
 _DOMAIN_SET = frozenset(d.value for d in DOMAINS)
 
@@ -825,8 +827,8 @@ def parse_ts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         valid = ~_np(us.is_null()).astype(bool)
     elif pa.types.is_integer(typ) or pa.types.is_floating(typ):
         secs = _np(pc.cast(arr, pa.float64()).fill_null(np.nan)).astype(np.float64)
-        valid = np.isfinite(secs)
-        values = np.where(valid, np.round(np.nan_to_num(secs) * 1e6), 0).astype(np.int64)
+        valid = np.isfinite(secs) & (np.abs(secs) < _MAX_ABS_EPOCH_S)
+        values = np.round(np.where(valid, secs, 0) * 1e6).astype(np.int64)
     elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
         values, valid = _parse_ts_strings(arr)
     else:
@@ -847,7 +849,7 @@ def _parse_ts_strings(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     if numeric.any():
         idx = np.flatnonzero(numeric)
         secs = _np(pc.cast(s.filter(pa.array(numeric)), pa.float64())).astype(np.float64)
-        ok = np.isfinite(secs) & (np.abs(secs) < 1e15)
+        ok = np.isfinite(secs) & (np.abs(secs) < _MAX_ABS_EPOCH_S)
         values[idx] = np.where(ok, np.round(np.where(ok, secs, 0) * 1e6), 0).astype(np.int64)
         valid[idx] = ok
     rest = ~numeric & ~_np(s.is_null()).astype(bool)
@@ -1474,6 +1476,19 @@ def _validate_file(
     )
 
 
+# A malformed or mis-encoded row's fields may be misaligned (a stray quote, a broken line):
+# its "query_id" is kept only when it looks like an id, never when it may be query text.
+_ID_SHAPE = re.compile(r"[\w.:@/+#=-]{1,128}")
+_MISALIGNED = (Reason.MALFORMED_ROW, Reason.INVALID_ENCODING)
+
+
+def _quarantine_id(r: _Reject) -> str | None:
+    qid = _safe(r.query_id)
+    if qid is not None and r.reason in _MISALIGNED and not _ID_SHAPE.fullmatch(qid):
+        return None
+    return qid
+
+
 def _quarantine_table(rejects: list[_Reject], key: bytes | None) -> pa.Table:
     from router.privacy import hash_text
 
@@ -1484,7 +1499,7 @@ def _quarantine_table(rejects: list[_Reject], key: bytes | None) -> pa.Table:
     return pa.table(
         {
             "row_number": pa.array([r.row_number for r in rejects], pa.int64()),
-            "query_id": pa.array([_safe(r.query_id) for r in rejects], pa.string()),
+            "query_id": pa.array([_quarantine_id(r) for r in rejects], pa.string()),
             "reason": pa.array([r.reason.value for r in rejects], pa.string()),
             "detail": pa.array([r.detail for r in rejects], pa.string()),
             "text_hash": pa.array(

@@ -171,3 +171,17 @@ def test_error_lines_are_markup_escaped(tmp_path):
     d.mkdir()
     res = runner.invoke(corpus_app, ["validate", str(d / "missing.csv")])
     assert res.exit_code == 1 and "[a-z0-9]" in res.output
+
+
+def test_huge_epoch_numbers_are_unparseable_not_overflowed():
+    import warnings
+
+    import pyarrow as pa
+
+    from data.corpus import parse_ts
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value encountered in cast"
+        for arr in (pa.array(["99999999999999", "1794826800"]), pa.array([9.9e14, 1794826800.0])):
+            _, ok = parse_ts(arr)
+            assert ok.tolist() == [False, True]
