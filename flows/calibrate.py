@@ -99,8 +99,12 @@ def run_calibration(
                     None
                     if c["value"] is None
                     else Measurement(
-                        c["value"], c["n"], c["ci_low"], c["ci_high"],
-                        method=f"{c['method']}; carried over from the run", exact=True,
+                        c["value"],
+                        c["n"],
+                        c["ci_low"],
+                        c["ci_high"],
+                        method=f"{c['method']}; carried over from the run",
+                        exact=True,
                         no_data=c["reason"] if c["status"] == "inconclusive" else None,
                     )
                 )

@@ -289,12 +289,10 @@ def pilot_week(
     from router.config import load_config
     from router.engine import Router
     from telemetry import pilot_evidence as ev
-    from telemetry.quality import default_validator
-    from telemetry.store import TelemetryStore, safe_url
-
     from telemetry.evidence_store import save_evidence, save_labels
+    from telemetry.quality import default_validator
     from telemetry.run_identity import check_series, make_identity
-    from telemetry.store import default_url
+    from telemetry.store import TelemetryStore, default_url, safe_url
 
     logger = _logger()
     warnings: list[str] = []

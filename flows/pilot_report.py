@@ -140,12 +140,16 @@ def evidence_differences(stored: dict, recomputed: dict) -> list[str]:
     """Verdict and every criterion field that differs (value, n, interval, status)."""
     out = []
     if stored.get("verdict") != recomputed.get("verdict"):
-        out.append(f"verdict: stored {stored.get('verdict')!r}, recomputed {recomputed.get('verdict')!r}")
+        out.append(
+            f"verdict: stored {stored.get('verdict')!r}, recomputed {recomputed.get('verdict')!r}"
+        )
     old = {c["id"]: c for c in stored.get("criteria", [])}
     new = {c["id"]: c for c in recomputed.get("criteria", [])}
     for cid in sorted(set(old) | set(new)):
         if cid not in old or cid not in new:
-            out.append(f"criterion {cid}: only in the {'stored' if cid in old else 'recomputed'} evidence")
+            out.append(
+                f"criterion {cid}: only in the {'stored' if cid in old else 'recomputed'} evidence"
+            )
             continue
         for field in ("status", "value", "n", "ci_low", "ci_high"):
             if not _close(old[cid].get(field), new[cid].get(field)):

@@ -378,7 +378,9 @@ class PilotEvidence(_Part):
     def _verdict_agrees_with_criteria(self) -> PilotEvidence:
         expected = verdict_of(self.criteria)
         if self.verdict != expected:
-            states = ", ".join(f"{c.id}={c.status}" for c in self.criteria if c.severity == "critical")
+            states = ", ".join(
+                f"{c.id}={c.status}" for c in self.criteria if c.severity == "critical"
+            )
             raise ValueError(
                 f"verdict is {self.verdict!r} but the critical criteria ({states}) make it "
                 f"{expected!r}"
@@ -510,7 +512,9 @@ def summarise(ev: PilotEvidence, run_dir: Path) -> dict[str, Any]:
     crit = {
         "passed": sum(c.status == "pass" for c in ev.criteria),
         "failed": [c for c in ev.criteria if c.status == "fail"],
-        "failed_critical": [c for c in ev.criteria if c.status == "fail" and c.severity == "critical"],
+        "failed_critical": [
+            c for c in ev.criteria if c.status == "fail" and c.severity == "critical"
+        ],
         "inconclusive": [c for c in ev.criteria if c.status == "inconclusive"],
         "na": sum(c.status == "not_applicable" for c in ev.criteria),
         "total": len(ev.criteria),
@@ -628,8 +632,18 @@ def summarise(ev: PilotEvidence, run_dir: Path) -> dict[str, Any]:
             "domain_moves": [
                 (
                     dom,
-                    sum(m.matrix[i][j] for i in range(len(m.matrix)) for j in range(len(m.matrix)) if j > i),
-                    sum(m.matrix[i][j] for i in range(len(m.matrix)) for j in range(len(m.matrix)) if j < i),
+                    sum(
+                        m.matrix[i][j]
+                        for i in range(len(m.matrix))
+                        for j in range(len(m.matrix))
+                        if j > i
+                    ),
+                    sum(
+                        m.matrix[i][j]
+                        for i in range(len(m.matrix))
+                        for j in range(len(m.matrix))
+                        if j < i
+                    ),
                     sum(map(sum, m.matrix)),
                 )
                 for dom, m in sorted(cmp_.transition_by_domain.items())

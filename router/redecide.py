@@ -20,17 +20,6 @@ from router.config import RouterConfig
 from router.decision import LEVELS, ReasonCode
 
 LEVEL_NAMES = [lv.value for lv in LEVELS]
-COLUMNS = (
-    "complexity_score",
-    "complexity_level",
-    "upscaled",
-    "domain",
-    "domain_confidence",
-    "model",
-    "tokens_estimate",
-    "confidence_complexity",
-    "reason_codes",
-)
 
 
 def levels_from_scores(
@@ -57,23 +46,24 @@ def redecide(stored: pd.DataFrame, old: RouterConfig, new: RouterConfig) -> pd.D
     domain = stored["domain"].astype(str).to_numpy()
     # Input tokens: the stored estimate minus the output part the old config added.
     o_level, _, _, o_dist = levels_from_scores(score, old.thresholds, old.borderline_band)
-    o_routed = np.minimum(
-        o_level + stored["upscaled"].to_numpy(bool).astype(int), len(LEVELS) - 1
-    )
+    o_routed = np.minimum(o_level + stored["upscaled"].to_numpy(bool).astype(int), len(LEVELS) - 1)
     o_specs = {m.name: m for m in old.models}
     o_out = np.minimum(
         np.array([old.routing.expected_output_tokens[LEVEL_NAMES[r]] for r in o_routed], float),
         np.array([o_specs[m].max_output_tokens for m in stored["model"].astype(str)], float),
     )
     in_tokens = stored["tokens_estimate"].to_numpy(dtype=float) - o_out
-    penalty = np.round(
-        np.maximum(
-            _complexity_base(o_dist, old.borderline_band)
-            - stored["confidence_complexity"].to_numpy(float),
-            0.0,
+    penalty = (
+        np.round(
+            np.maximum(
+                _complexity_base(o_dist, old.borderline_band)
+                - stored["confidence_complexity"].to_numpy(float),
+                0.0,
+            )
+            / 0.1
         )
-        / 0.1
-    ) * 0.1
+        * 0.1
+    )
 
     level, borderline, below, dist = levels_from_scores(score, new.thresholds, new.borderline_band)
     service = np.isin(domain, new.routing.service_domains)
@@ -106,9 +96,12 @@ def redecide(stored: pd.DataFrame, old: RouterConfig, new: RouterConfig) -> pd.D
     cost = np.round(in_tokens / 1000.0 * price_in + out_tokens / 1000.0 * price_out, 8)
     latency = np.round(p50 + in_tokens / 1000.0 * prefill, 1)
     style_batch = (routed >= len(LEVELS) - 1) & (domain != "speech")
-    truncated = stored["reason_codes"].astype(str).str.contains(
-        ReasonCode.INPUT_TRUNCATED.code, regex=False
-    ).to_numpy()
+    truncated = (
+        stored["reason_codes"]
+        .astype(str)
+        .str.contains(ReasonCode.INPUT_TRUNCATED.code, regex=False)
+        .to_numpy()
+    )
     conf_c = np.round(np.clip(_complexity_base(dist, new.borderline_band) - penalty, 0, 1), 4)
     dom_conf = stored["domain_confidence"].to_numpy(dtype=float)
     fit = 0.85 + 0.15 * dom_conf + 0.03 * override - 0.05 * upscaled

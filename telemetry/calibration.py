@@ -20,7 +20,6 @@ import pandas as pd
 
 from router.config import RouterConfig
 from router.decision import LEVELS
-from router.redecide import COLUMNS as REDECIDE_COLUMNS
 from router.redecide import redecide
 from telemetry import stats
 from telemetry.labels import routed_rank
@@ -179,7 +178,7 @@ def calibrate(
     inherited: dict[str, Measurement | None] | None = None,
     seed: int = 0,
 ) -> CalibrationResult:
-    """Sweep thresholds and band on ``stored`` (decision rows with REDECIDE_COLUMNS)."""
+    """Sweep thresholds and band on ``stored`` (decision rows, flows.calibrate.READ_COLUMNS)."""
     from telemetry.pilot_evidence import readiness_measures
     from telemetry.readiness import evaluate
 
@@ -187,7 +186,9 @@ def calibrate(
     tiers = cfg.routing.interactive_tiers
     sample = stored
     if len(stored) > SEARCH_SAMPLE:
-        keep = np.sort(np.random.default_rng(seed).choice(len(stored), SEARCH_SAMPLE, replace=False))
+        keep = np.sort(
+            np.random.default_rng(seed).choice(len(stored), SEARCH_SAMPLE, replace=False)
+        )
         sample = stored.iloc[keep].reset_index(drop=True)
     ev = _Evaluator(sample, cfg, crit, labels, tiers)
     current_pt, _ = ev.point(list(cfg.thresholds), cfg.borderline_band)
@@ -260,8 +261,9 @@ def calibrate(
     result.proposed = proposed
     result.criteria = judged(decisions)
     failing = [
-        c["id"] for c in result.criteria if c["severity"] == "critical" and c["status"] != "pass"
-        and c["status"] != "not_applicable"
+        c["id"]
+        for c in result.criteria
+        if c["severity"] == "critical" and c["status"] != "pass" and c["status"] != "not_applicable"
     ]
     if failing or not proposed.feasible:
         result.message = (

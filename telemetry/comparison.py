@@ -68,7 +68,11 @@ def compare_decisions(
     query's user gets, and what the no-downgrade guarantee is about.
     """
     cols = ["query_id", *COMPARED, "reason_codes", "cost_estimate_usd", "latency_estimate_ms"]
-    extra = [c for c in ("query_hash", "borderline", "confidence_overall") if c in base and c in candidate]
+    extra = [
+        c
+        for c in ("query_hash", "borderline", "confidence_overall")
+        if c in base and c in candidate
+    ]
     b = base[cols + extra].set_index("query_id")
     c = candidate[cols + extra].set_index("query_id")
     missing = b.index.difference(c.index)
@@ -177,8 +181,9 @@ def _changed(b, c, diff, rb_rank, rc_rank, cost_delta) -> pd.DataFrame:
         }
     )
     rank = np.where(step < 0, 0, np.where(step > 0, 1, 2))
-    order = np.lexsort((out["query_id"].to_numpy(), -np.abs(out["cost_delta_usd"].to_numpy()),
-                        -np.abs(step), rank))
+    order = np.lexsort(
+        (out["query_id"].to_numpy(), -np.abs(out["cost_delta_usd"].to_numpy()), -np.abs(step), rank)
+    )
     return out.iloc[order].reset_index(drop=True)
 
 
@@ -188,13 +193,17 @@ def paired_tests(b, c, rb_rank, rc_rank, labels: pd.DataFrame | None) -> list[st
     if "borderline" in b:
         tests.append(
             stats.mcnemar(
-                "borderline_rate", b["borderline"].to_numpy(bool), c["borderline"].to_numpy(bool),
+                "borderline_rate",
+                b["borderline"].to_numpy(bool),
+                c["borderline"].to_numpy(bool),
                 "Borderline rate",
             )
         )
     tests.append(
         stats.mcnemar(
-            "upscale_rate", b["upscaled"].to_numpy(bool), c["upscaled"].to_numpy(bool),
+            "upscale_rate",
+            b["upscaled"].to_numpy(bool),
+            c["upscaled"].to_numpy(bool),
             "Upscale rate",
         )
     )
@@ -205,33 +214,43 @@ def paired_tests(b, c, rb_rank, rc_rank, labels: pd.DataFrame | None) -> list[st
             exp = lab[known].map({n: i for i, n in enumerate(LEVEL_NAMES)}).to_numpy()
             tests.append(
                 stats.mcnemar(
-                    "downgrade_rate", rb_rank[known] < exp, rc_rank[known] < exp,
+                    "downgrade_rate",
+                    rb_rank[known] < exp,
+                    rc_rank[known] < exp,
                     "Downgrade rate against the labels",
                 )
             )
             tests.append(
                 stats.mcnemar(
-                    "overpay_rate", rb_rank[known] > exp, rc_rank[known] > exp,
+                    "overpay_rate",
+                    rb_rank[known] > exp,
+                    rc_rank[known] > exp,
                     "Overpay rate against the labels",
                 )
             )
     tests.append(
         stats.paired_bootstrap(
-            "cost_per_query_usd", b["cost_estimate_usd"].to_numpy(float),
-            c["cost_estimate_usd"].to_numpy(float), "Estimated cost per query",
+            "cost_per_query_usd",
+            b["cost_estimate_usd"].to_numpy(float),
+            c["cost_estimate_usd"].to_numpy(float),
+            "Estimated cost per query",
         )
     )
     tests.append(
         stats.paired_bootstrap(
-            "latency_estimate_ms", b["latency_estimate_ms"].to_numpy(float),
-            c["latency_estimate_ms"].to_numpy(float), "Mean latency estimate",
+            "latency_estimate_ms",
+            b["latency_estimate_ms"].to_numpy(float),
+            c["latency_estimate_ms"].to_numpy(float),
+            "Mean latency estimate",
         )
     )
     if "confidence_overall" in b:
         tests.append(
             stats.paired_bootstrap(
-                "median_confidence", b["confidence_overall"].to_numpy(float),
-                c["confidence_overall"].to_numpy(float), "Median overall confidence",
+                "median_confidence",
+                b["confidence_overall"].to_numpy(float),
+                c["confidence_overall"].to_numpy(float),
+                "Median overall confidence",
                 stat="median",
             )
         )
@@ -257,9 +276,15 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         for k, v in value.items():
             out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
-    if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, dict) and "name" in v for v in value)
+    ):
         out = {}
         for v in value:
-            out.update(_flatten({k: x for k, x in v.items() if k != "name"}, f"{prefix}[{v['name']}]"))
+            out.update(
+                _flatten({k: x for k, x in v.items() if k != "name"}, f"{prefix}[{v['name']}]")
+            )
         return out
     return {prefix: value}

@@ -69,7 +69,9 @@ def load_evidence(store: TelemetryStore, run_id: str) -> dict:
     try:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
-        raise EvidenceError(f"stored evidence of run {run_id!r} is not valid JSON ({exc.msg})") from None
+        raise EvidenceError(
+            f"stored evidence of run {run_id!r} is not valid JSON ({exc.msg})"
+        ) from None
     if not isinstance(data, dict) or data.get("run_id") != run_id:
         raise EvidenceError(f"stored evidence of run {run_id!r} names another run")
     return data

@@ -191,8 +191,12 @@ def readiness_measures(
     if sample:
         w = stats.wilson(int(determinism["matched"]), sample)
         out["determinism_rate"] = Measurement(
-            w.value, sample, w.ci_low, w.ci_high,
-            method="zero tolerance: one mismatch fails (Wilson interval shown)", exact=True,
+            w.value,
+            sample,
+            w.ci_low,
+            w.ci_high,
+            method="zero tolerance: one mismatch fails (Wilson interval shown)",
+            exact=True,
         )
     else:
         out["determinism_rate"] = None
@@ -203,7 +207,11 @@ def readiness_measures(
         out["median_confidence"] = Measurement(q.value, q.n, q.ci_low, q.ci_high, q.method)
         d = stats.bootstrap_max_drop(day_means)
         out["max_confidence_drop_pct"] = Measurement(
-            d.value, d.n, d.ci_low, d.ci_high, d.method,
+            d.value,
+            d.n,
+            d.ci_low,
+            d.ci_high,
+            d.method,
             no_data=None if len(day_means) >= 2 else "one day of data: no day-over-day drop",
         )
     else:
@@ -360,8 +368,12 @@ def build_comparison(
     inherited = {}
     for key in ("quality_pass_rate", "determinism_rate"):
         m = base.measurements.get(key)
-        inherited[key] = None if m is None else replace(
-            m, method=f"{m.method}; inherited from the baseline run (same router code)"
+        inherited[key] = (
+            None
+            if m is None
+            else replace(
+                m, method=f"{m.method}; inherited from the baseline run (same router code)"
+            )
         )
     cand = _categorical(cand)
     cand_assessment = assess(

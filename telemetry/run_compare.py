@@ -114,16 +114,16 @@ def compare_runs(
     )
     out.metrics = _judge(ha, hb, tolerance, min_points)
     half = len(ha) // 2
-    out.noise_floor = _judge(
-        ha.iloc[:half], ha.iloc[half:], tolerance, max(1, min_points // 2)
-    )
+    out.noise_floor = _judge(ha.iloc[:half], ha.iloc[half:], tolerance, max(1, min_points // 2))
     judged = [r for r in out.metrics if r["result"] != "nodata"]
     out.vetoed_by = [r["metric"] for r in out.metrics if r["critical"] and r["harmful"]]
     if judged:
         total = sum(r["weight"] for r in judged)
         good = sum(r["weight"] for r in judged if not r["harmful"])
         out.score = round(100.0 * good / total, 1)
-    critical_nodata = [r["metric"] for r in out.metrics if r["critical"] and r["result"] == "nodata"]
+    critical_nodata = [
+        r["metric"] for r in out.metrics if r["critical"] and r["result"] == "nodata"
+    ]
     if out.vetoed_by:
         out.result = "fail"
         out.summary = (

@@ -49,7 +49,9 @@ def fingerprint_days(days: Iterable[pa.Table]) -> tuple[str, int]:
         order = pc.sort_indices(t, sort_keys=[("query_id", "ascending")])
         t = t.take(order)
         ts = pc.cast(t.column("ts"), pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
-        for qid, us, text in zip(t.column("query_id").to_pylist(), ts, t.column("text").to_pylist(), strict=True):
+        for qid, us, text in zip(
+            t.column("query_id").to_pylist(), ts, t.column("text").to_pylist(), strict=True
+        ):
             q = qid.encode("utf-8", "surrogatepass")
             x = text.encode("utf-8", "surrogatepass")
             h.update(b"%d:%s%d;%d:%s" % (len(q), q, us, len(x), x))

@@ -125,7 +125,9 @@ def mcnemar(metric: str, base: np.ndarray, cand: np.ndarray, label: str) -> Pair
     c = np.asarray(cand, dtype=bool)
     n = len(b)
     if n == 0:
-        return PairedTest(metric, None, None, None, None, None, None, "mcnemar", 0, False, "no data")
+        return PairedTest(
+            metric, None, None, None, None, None, None, "mcnemar", 0, False, "no data"
+        )
     only_base = int((b & ~c).sum())
     only_cand = int((~b & c).sum())
     discordant = only_base + only_cand

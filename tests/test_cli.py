@@ -85,12 +85,20 @@ def test_a_usage_error_exits_64_never_the_no_go_code(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(root)}
     bad = subprocess.run(
         [sys.executable, "-m", "flows.cli", "pilot", "run", "--bogus"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
     )
     assert bad.returncode == 64 and "No such option" in bad.stderr
     assert "Traceback" not in bad.stderr
     missing = subprocess.run(
         [sys.executable, "-m", "flows.cli", "pilot", "calibrate"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
     )
     assert missing.returncode == 64

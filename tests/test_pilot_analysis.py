@@ -148,7 +148,9 @@ def test_wilson_interval_matches_the_formula_and_handles_the_edges():
     w = wilson(100, 100)
     assert w.ci_high == 1.0 and 0.96 < w.ci_low < 0.97
     w = wilson(50, 100)
-    assert w.ci_low == pytest.approx(0.4038, abs=1e-4) and w.ci_high == pytest.approx(0.5962, abs=1e-4)
+    assert w.ci_low == pytest.approx(0.4038, abs=1e-4) and w.ci_high == pytest.approx(
+        0.5962, abs=1e-4
+    )
 
 
 def test_quantile_interval_covers_the_true_median():

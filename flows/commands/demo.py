@@ -56,7 +56,9 @@ def demo(
     from flows.calibrate import run_calibration
 
     candidate = out / "demo-candidate.yaml"
-    console.print(f"[bold]2. calibrate[/bold] thresholds and band on {outcome['run_id']}'s stored scores")
+    console.print(
+        f"[bold]2. calibrate[/bold] thresholds and band on {outcome['run_id']}'s stored scores"
+    )
     try:
         cal, cal_page = run_calibration(
             outcome["run_id"], out=candidate, db=None, config=None, reports_out=out

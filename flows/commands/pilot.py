@@ -150,7 +150,13 @@ def report(
                 target.print("recomputed evidence matches the stored evidence")
         else:
             outcome = rerender_pilot_report(run_id, out=out, db=db)
-    except (LookupError, ValueError, EvidenceError, PilotEvidenceError, StoreUnavailableError) as exc:
+    except (
+        LookupError,
+        ValueError,
+        EvidenceError,
+        PilotEvidenceError,
+        StoreUnavailableError,
+    ) as exc:
         fail(str(exc), EXIT_ERROR)
     _finish(outcome, as_json)
 
@@ -185,27 +191,30 @@ def calibrate(
     except CalibrationError as exc:
         fail(str(exc), EXIT_ERROR)
     target = err_console if as_json else console
-    cur, prop = result["current"], result["proposed"]
-    target.print(
-        f"current : thresholds {cur['thresholds'][1:]} band {cur['band']}  borderline "
-        f"{cur['borderline_rate']:.2%}  cost ${cur['cost_usd']:.4f}"
-        + ("" if cur["downgrade_rate"] is None else f"  downgrade {cur['downgrade_rate']:.2%}"),
-        markup=False,
-    )
-    if prop:
-        target.print(
-            f"proposed: thresholds {prop['thresholds'][1:]} band {prop['band']}  borderline "
-            f"{prop['borderline_rate']:.2%}  cost ${prop['cost_usd']:.4f}"
-            + ("" if prop["downgrade_rate"] is None else f"  downgrade {prop['downgrade_rate']:.2%}"),
-            markup=False,
-        )
+    for name, p in (("current", result["current"]), ("proposed", result["proposed"])):
+        if p is None:
+            continue
+        target.print(f"{name}:", markup=False)
+        target.print(f"  thresholds {p['thresholds'][1:]}, band {p['band']}", markup=False)
+        down = "" if p["downgrade_rate"] is None else f", downgrade {p['downgrade_rate']:.2%}"
+        target.print(f"  borderline {p['borderline_rate']:.2%}{down}", markup=False)
+        target.print(f"  estimated cost ${p['cost_usd']:,.4f}", markup=False)
     target.print(result["message"], markup=False)
-    if prop:
-        target.print(f"candidate config: {out}", markup=False)
-    target.print(f"calibration page: {page}", markup=False)
+    if result["proposed"]:
+        target.print(f"candidate config: {out}", markup=False, soft_wrap=True)
+    target.print(f"calibration page: {page}", markup=False, soft_wrap=True)
     if as_json:
-        print(json.dumps({**result, "points": len(result["points"]), "candidate": str(out) if prop else None, "page": str(page)}))
-    raise typer.Exit(EXIT_GO if prop else EXIT_NO_GO)
+        print(
+            json.dumps(
+                {
+                    **result,
+                    "points": len(result["points"]),
+                    "candidate": str(out) if result["proposed"] else None,
+                    "page": str(page),
+                }
+            )
+        )
+    raise typer.Exit(EXIT_GO if result["proposed"] else EXIT_NO_GO)
 
 
 @app.command("compare")
@@ -240,7 +249,7 @@ def compare(
         flag = " (harmful)" if m["harmful"] else ""
         target.print(f"  {m['metric']:<26} {m['result']:<7}{flag}", markup=False)
     target.print(f"{result['result'].upper()}: {result['summary']}", markup=False)
-    target.print(f"report: {page}", markup=False)
+    target.print(f"report: {page}", markup=False, soft_wrap=True)
     if as_json:
         print(json.dumps({**result, "report_html": str(page)}))
     raise typer.Exit({"pass": 0, "fail": 2}.get(result["result"], 3))
@@ -254,7 +263,13 @@ def _finish(outcome: dict, as_json: bool) -> None:
         print(json.dumps(outcome, default=str))
     else:
         _print_outcome(outcome, console)
-    raise typer.Exit(int({"go": ExitCode.GO, "no-go": ExitCode.NO_GO}.get(outcome["verdict"], ExitCode.INCONCLUSIVE)))
+    raise typer.Exit(
+        int(
+            {"go": ExitCode.GO, "no-go": ExitCode.NO_GO}.get(
+                outcome["verdict"], ExitCode.INCONCLUSIVE
+            )
+        )
+    )
 
 
 def _fmt_interval(c: dict) -> str:
@@ -275,14 +290,15 @@ def _print_outcome(outcome: dict, target) -> None:
         target.print(
             f"  [{STATUS_STYLE[st]}]{st.upper():<14}[/{STATUS_STYLE[st]}] {c['id']} ({c['severity']})"
         )
-        target.print(
-            f"      measured {c['measured']}, 95% CI {_fmt_interval(c)}, n={c['n']:,}, "
-            f"threshold {c['threshold']}",
-            markup=False,
-        )
+        target.print(f"      measured {c['measured']}, n={c['n']:,}", markup=False)
+        target.print(f"      95% CI {_fmt_interval(c)}, threshold {c['threshold']}", markup=False)
         if st == "inconclusive":
-            more = f"; ~{c['more_queries']:,} more queries would settle it" if c.get("more_queries") else ""
-            target.print(f"      {c['reason']}{more}", markup=False)
+            more = (
+                f"; ~{c['more_queries']:,} more queries would settle it"
+                if c.get("more_queries")
+                else ""
+            )
+            target.print(f"      {c['reason']}{more}", markup=False, soft_wrap=False)
     cmp_ = outcome.get("comparison")
     if cmp_:
         f = cmp_["flips"]
@@ -301,4 +317,4 @@ def _print_outcome(outcome: dict, target) -> None:
     target.print(f"verdict: [bold {style}]{verdict.upper()}[/bold {style}]")
     if outcome.get("verdict_reason"):
         target.print(f"  {outcome['verdict_reason']}", markup=False)
-    target.print(f"report: {outcome['report_html']}", markup=False)
+    target.print(f"report: {outcome['report_html']}", markup=False, soft_wrap=True)
