@@ -23,6 +23,7 @@ app.add_typer(alerts.app, name="alerts")
 app.add_typer(pilot.app, name="pilot")
 app.add_typer(drill.app, name="drill")
 app.add_typer(report.app, name="report")
+app.add_typer(__import__("flows.commands.router_cmd", fromlist=["app"]).app, name="router")
 app.command("demo", help=demo.demo.__doc__)(demo.demo)
 serve.register(app)  # `harness serve`, `harness upstream-sim` (live mode)
 

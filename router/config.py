@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from router.decision import DOMAINS, LEVELS, ExecutionStyle
 from router.yaml_safe import load_yaml_file
@@ -147,6 +147,17 @@ class ExemplarConfig(_Strict):
     domains: dict[str, list[str]]
 
 
+class HeadConfig(_Strict):
+    """The learned head written by `harness router fit` (router/head.py). The weights file's
+    sha256 is part of the config, hence of ``config_hash``; a file that does not match is refused."""
+
+    weights: str = Field(min_length=1)  # path, relative to the config file's folder
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hash_dim: int = Field(ge=16, le=1 << 22)
+    cascade_margin: float = Field(default=0.1, ge=0, le=0.5)  # min distance to a boundary
+    domain_clarity: float = Field(default=0.8, ge=0, le=1)  # min fast-head domain probability
+
+
 class RouterConfig(_Strict):
     router_version: str
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
@@ -159,6 +170,8 @@ class RouterConfig(_Strict):
     routing: RoutingConfig
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     exemplars: ExemplarConfig
+    head: HeadConfig | None = None
+    _base_dir: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> RouterConfig:
@@ -258,10 +271,19 @@ class RouterConfig(_Strict):
             return ExecutionStyle.BATCH_PARALLEL
         return ExecutionStyle.STREAMING
 
+    def head_path(self) -> Path | None:
+        """The head's weights file, resolved against the folder of the config file."""
+        if self.head is None:
+            return None
+        p = Path(self.head.weights)
+        return p if p.is_absolute() or self._base_dir is None else self._base_dir / p
+
     @cached_property
     def config_hash(self) -> str:
         """Hash of the normalised config (sorted-key JSON): equal configs hash equal, whatever the YAML layout."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # A config without a head hashes as it did before heads existed.
+        dump = self.model_dump(mode="json", exclude={"head"} if self.head is None else None)
+        blob = json.dumps(dump, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -289,6 +311,8 @@ def load_config(path: str | Path | None = None) -> RouterConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"router config {p} must be a mapping at the top level")
     try:
-        return RouterConfig.model_validate(raw)
+        cfg = RouterConfig.model_validate(raw)
+        cfg._base_dir = p.resolve().parent
+        return cfg
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(p, exc)) from None

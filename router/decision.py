@@ -77,6 +77,11 @@ class ReasonCode(Enum):
         "LEVEL_FROM_HYBRID",
         "Complexity blended from rules and semantic similarity",
     )
+    LEVEL_FROM_CASCADE = (
+        "LEVEL_FROM_CASCADE",
+        "Complexity decided by the fitted rule head alone: far from every level boundary and a"
+        " clear domain, so the text was not embedded",
+    )
     BORDERLINE_UPSCALE = (
         "BORDERLINE_UPSCALE",
         "Score inside a borderline band: routed one tier up (no-downgrade)",

@@ -48,6 +48,21 @@ SEM_DOMAIN_FLOOR = 0.25  # top-k mean cosine below which an exemplar resemblance
 SEM_DOMAIN_SPAN = 0.35
 
 
+def head_expectations(config: RouterConfig, domain_names: list[str]) -> dict:
+    """What a head's weights file must have been fitted for, to be usable with ``config``."""
+    from router.head import HEAD_FORMAT
+
+    sc = config.semantic
+    return {
+        "format": HEAD_FORMAT,
+        "encoder": f"{sc.model}|{sc.max_tokens}|{'int8' if sc.quantize_int8 else 'fp32'}",
+        "levels": [lv.value for lv in LEVELS],
+        "rule_domains": list(domain_names),
+        "rule_weights": config.rule_weights.model_dump(mode="json"),
+        "hash_dim": config.head.hash_dim,
+    }
+
+
 class InvalidQueryError(ValueError):
     """A query that cannot be routed (empty or whitespace-only). Never carries the text."""
 
@@ -153,6 +168,9 @@ class Router:
         ]  # semantic order; rule evidence is mapped onto it
         if "general" not in self._domain_names:
             self._domain_names.append("general")
+        self._head = None
+        if config.head is not None:
+            self._head = self._load_head(config)
         self._scorer = None
         if self.semantic_enabled:
             from router.semantic import SemanticScorer
@@ -176,6 +194,23 @@ class Router:
             )
 
     # --- construction -------------------------------------------------------------------
+    def _load_head(self, config: RouterConfig):
+        """The fitted head, refused unless its file is the one the config names and it was fitted
+        for this encoder variant, these rule features and these domains."""
+        from router.config import ConfigError
+        from router.head import LearnedHead, file_sha256
+
+        path = config.head_path()
+        if not path.is_file():
+            raise ConfigError(f"router head weights not found: {path}")
+        got = file_sha256(path)
+        if got != config.head.sha256:
+            raise ConfigError(
+                f"router head weights {path} have sha256 {got[:16]}..., the config expects "
+                f"{config.head.sha256[:16]}... (refit with `harness router fit`)"
+            )
+        return LearnedHead(path, head_expectations(config, self._domain_names))
+
     @classmethod
     def from_config(
         cls, path: str | Path | None = None, *, semantic: bool | None = None, **kwargs
@@ -267,14 +302,18 @@ class Router:
     def explain(self, text: str, **kwargs) -> Explanation:
         decision = self.route(text, **kwargs)
         scored = self._score([self._bounded(_clean(text))[0]], want_detail=True)
+        learned = None if self._head is None or scored["path"][0] != 2 else scored["score"][0]
         ex = Explanation(
             decision=decision,
-            rule_score=float(scored["rule"][0]),
-            semantic_score=None if scored["sem"] is None else float(scored["sem"][0]),
+            rule_score=float(scored.get("fast_score", scored["rule"])[0]),
+            semantic_score=float(scored["sem"][0]) if scored["sem"] is not None else learned,
             features={k: float(v[0]) for k, v in scored["features"].items()},
             domain_scores={d: float(scored["dom"][0, j]) for j, d in enumerate(self._domain_names)},
         )
-        if scored["sem"] is not None:
+        if self._head is not None:
+            for j, lv in enumerate(self._level_names):
+                ex.level_probability[lv] = float(scored["level_probs"][0, j])
+        elif scored["sem"] is not None:
             sims, probs, best = scored["level_sims"], scored["level_probs"], scored["best"]
             for j, lv in enumerate(self._level_names):
                 ex.level_similarity[lv] = float(sims[0, j])
@@ -387,6 +426,8 @@ class Router:
             elif d == "general":
                 dom_rule[:, j] = GENERAL_RULE_PRIOR
         out: dict = {
+            "domain_names": self._domain_names,
+            "rule_features": f,
             "rule": rule,
             "features": {
                 "length": len_feat,
@@ -406,8 +447,12 @@ class Router:
             "speech_intent": f.speech_intent > 0,
             "dom_rule": dom_rule,
             "sem": None,
+            "path": np.zeros(n, dtype=np.int8),  # 0 rules, 1 cascade (fast head), 2 embedded
+            "disagree": np.zeros(n, dtype=np.float64),
         }
-        if self._scorer is not None:
+        if self._head is not None:
+            self._score_head(col, f, out)
+        elif self._scorer is not None:
             from router.semantic import softmax
 
             sc = cfg.semantic
@@ -433,10 +478,64 @@ class Router:
                 level_sims=level_sims,
                 level_probs=level_probs,
                 best=best,
+                path=np.full(n, 2, dtype=np.int8),
+                disagree=np.abs(self._levels_of(rule) - self._levels_of(sem)).astype(np.float64),
             )
         else:
             out.update(score=rule, dom=dom_rule, dom_sem=None)
         return out
+
+    def _score_head(self, col: pa.Array, f, out: dict) -> None:
+        """The cascade: the fast head (rules + hashed words) decides a text when its score is far
+        from every level boundary and its domain is clear; only the others are embedded and go to
+        the full head. Each row's path depends on its own text alone (route == route_batch)."""
+        from router.head import dense_features, hashed_tokens, subset_tokens
+
+        head, hc = self._head, self.config.head
+        n = len(col)
+        dense, _ = dense_features(out, f)
+        xq = head.grid(dense)
+        tok = hashed_tokens(col, head.dim)
+        lp, dp = head.predict("fast", xq, tok)
+        fast = self._expected_score(lp)
+        dist = np.abs(fast[:, None] - self._thresholds[1:][None, :]).min(axis=1)
+        clear = (dp.max(axis=1) >= hc.domain_clarity) | out["image_intent"] | out["speech_intent"]
+        path = np.full(n, 1 if self._scorer is not None else 0, dtype=np.int8)
+        score = fast.copy()
+        disagree = np.zeros(n, dtype=np.float64)
+        if self._scorer is not None:
+            sel = np.flatnonzero(~((dist >= hc.cascade_margin) & clear))
+            if sel.size:
+                from router.semantic import quantise
+
+                texts = col.take(pa.array(sel, pa.int64())).to_pylist()
+                embq = quantise(self._scorer.embed(texts))
+                lp2, dp2 = head.predict("full", xq[sel], subset_tokens(tok, sel), embq)
+                full = self._expected_score(lp2)
+                disagree[sel] = np.abs(self._levels_of(full) - self._levels_of(fast[sel]))
+                score[sel], lp[sel], dp[sel], path[sel] = full, lp2, dp2, 2
+        # Domain scores in the router's domain order: the head's probabilities where it knows the
+        # domain, keyword evidence for the domains it was not fitted on (robotics, speech, ...).
+        dom = out["dom_rule"].copy()
+        for j, d in enumerate(self._domain_names):
+            if d in head.domains:
+                dom[:, j] = dp[:, head.domains.index(d)]
+        out.update(
+            score=score,
+            dom=dom,
+            sem=None,
+            level_probs=lp,
+            path=path,
+            disagree=disagree,
+            fast_score=fast,
+        )
+
+    def _expected_score(self, probs: np.ndarray) -> np.ndarray:
+        """Probability-weighted level centre, summed column by column (batch-invariant)."""
+        acc = np.zeros(probs.shape[0], dtype=np.float64)
+        for j in range(probs.shape[1]):
+            acc = acc + probs[:, j] * self._centers[j]
+        return acc
 
     def _levels_of(self, score: np.ndarray) -> np.ndarray:
         return np.clip(
@@ -574,9 +673,7 @@ class Router:
 
         # --- confidence --------------------------------------------------------------------
         conf_c = 0.6 + 0.4 * np.minimum(1.0, dist / (4.0 * cfg.borderline_band))
-        if s["sem"] is not None:
-            disagreement = np.abs(self._levels_of(s["rule"]) - self._levels_of(s["sem"]))
-            conf_c = conf_c - 0.1 * disagreement
+        conf_c = conf_c - 0.1 * s["disagree"]
         conf_c = np.round(np.clip(conf_c, 0.0, 1.0), 4)
         fit = 0.85 + 0.15 * domain_conf + 0.03 * override - 0.05 * upscaled
         fit = np.where(service, 0.98, fit)
@@ -594,12 +691,9 @@ class Router:
         toggle = self.toggle
         feats = s["features"]
         masks: list[tuple[ReasonCode, np.ndarray]] = [
-            (
-                ReasonCode.LEVEL_FROM_HYBRID
-                if s["sem"] is not None
-                else ReasonCode.LEVEL_FROM_RULES,
-                np.ones(n, dtype=bool),
-            ),
+            (ReasonCode.LEVEL_FROM_RULES, s["path"] == 0),
+            (ReasonCode.LEVEL_FROM_CASCADE, s["path"] == 1),
+            (ReasonCode.LEVEL_FROM_HYBRID, s["path"] == 2),
             (ReasonCode.BORDERLINE_UPSCALE, upscaled),
             (ReasonCode.DOMAIN_EXPLICIT_INTENT, explicit),
             (ReasonCode.DOMAIN_DEFAULT_GENERAL, ~explicit & no_evidence),
