@@ -62,13 +62,19 @@ def sweep_stale_work_dirs(out_root: Path | None = None) -> int:
 def new_work_dir(out_root: Path | None = None) -> Path:
     """A private staging dir owned by this process (after sweeping dead runs' dirs)."""
     sweep_stale_work_dirs(out_root)
+    from flows.interrupt import register_cleanup_dir
+
     d = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))  # mode 0700
     (d / PID_FILE).write_text(str(os.getpid()))
+    register_cleanup_dir(d)
     return d
 
 
 def remove_work_dir(d: Path) -> None:
+    from flows.interrupt import unregister_cleanup_dir
+
     shutil.rmtree(d, ignore_errors=True)
+    unregister_cleanup_dir(d)
 
 
 @dataclass

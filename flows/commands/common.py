@@ -43,3 +43,31 @@ def quiet_injected_faults() -> Iterator[None]:
     finally:
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
+
+
+# Prefect's engine loggers print a full traceback for a failed task or flow run. On the terminal
+# the command prints one `error:` line instead (the run's state in Prefect keeps the exception).
+PREFECT_ENGINE_LOGGERS = (
+    "prefect.task_runs",
+    "prefect.flow_runs",
+    "prefect.task_engine",
+    "prefect.flow_engine",
+)
+
+
+@contextmanager
+def quiet_prefect_tracebacks() -> Iterator[None]:
+    """Without --verbose, a failing run ends in one error line, not Prefect's tracebacks."""
+    import logging
+
+    if logging.getLogger().level <= logging.INFO:  # harness --verbose
+        yield
+        return
+    saved = {name: logging.getLogger(name).level for name in PREFECT_ENGINE_LOGGERS}
+    for name in PREFECT_ENGINE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from flows.commands.common import console, err_console, fail
+from flows.commands.common import console, err_console, fail, quiet_prefect_tracebacks
 from telemetry.readiness import ExitCode
 
 app = typer.Typer(
@@ -61,6 +61,7 @@ def run(
     from flows.progress import rich_progress
     from flows.staging import RunBusyError
     from router.config import ConfigError
+    from telemetry.errors import TelemetryError as HarnessTelemetryError
     from telemetry.run_identity import RunIdentityError, check_series
 
     try:
@@ -91,9 +92,11 @@ def run(
             except ConfigError as exc:
                 fail(f"{label}: {exc}", EXIT_ERROR)
     try:
+        from flows import interrupt
         from flows.pilot import pilot_week
 
-        with rich_progress(err_console if as_json else console):
+        interrupt.install()
+        with rich_progress(err_console if as_json else console), quiet_prefect_tracebacks():
             outcome = pilot_week(
                 corpus=str(corpus),
                 start=start,
@@ -106,7 +109,14 @@ def run(
                 semantic=False if rule_only else None,
                 format=fmt,
             )
-    except (CorpusError, ConfigError, ValueError, FileNotFoundError, RunBusyError) as exc:
+    except (
+        CorpusError,
+        ConfigError,
+        ValueError,
+        OSError,
+        RunBusyError,
+        HarnessTelemetryError,
+    ) as exc:
         fail(str(exc), EXIT_ERROR)
     _finish(outcome, as_json)
 
