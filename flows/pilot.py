@@ -12,10 +12,8 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -25,48 +23,16 @@ from flows import staging
 from flows.progress import report
 from router.toggle import ENV_VAR as TOGGLE_ENV
 from router.toggle import resolve_toggle, toggle_from_env
+from telemetry.pilot_run import (
+    CorpusFacts,
+    DayResult,
+    Determinism,
+    PilotOutcome,
+    TelemetryFacts,
+    run_record_counts,
+)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DayResult:
-    day: date
-    accepted: int
-    routed: int
-    written: int
-    spooled: int
-    duplicates: int
-    unrouted: int
-    slim: pd.DataFrame
-    candidate: pd.DataFrame | None = None
-    labels: pd.DataFrame | None = None
-    route_s: float = 0.0
-    write_s: float = 0.0
-
-
-@dataclass
-class PilotOutcome:
-    run_id: str
-    verdict: str
-    report_html: Path | None
-    report_md: Path | None
-    evidence_path: Path
-    criteria: list[dict] = field(default_factory=list)
-    verdict_reason: str = ""
-    comparison: dict | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "verdict": self.verdict,
-            "verdict_reason": self.verdict_reason,
-            "comparison": self.comparison,
-            "report_html": str(self.report_html) if self.report_html else None,
-            "report_md": str(self.report_md) if self.report_md else None,
-            "evidence": str(self.evidence_path),
-            "criteria": self.criteria,
-        }
 
 
 def _logger():
@@ -250,20 +216,12 @@ def _finish_run(store, run_id: str, status: str, counts: dict) -> None:
         _logger().warning("run record %s not updated (%s)", run_id, type(exc).__name__)
 
 
-def _merge_determinism(parts: list[dict]) -> dict:
-    sample = sum(p["sample"] for p in parts)
-    matched = sum(p["matched"] for p in parts)
-    fields: dict[str, int] = {}
-    for p in parts:
-        for k, v in p["mismatched_fields"].items():
-            fields[k] = fields.get(k, 0) + v
-    return {
-        "sample": sample,
-        "matched": matched,
-        "mismatched": sample - matched,
-        "rate": matched / sample if sample else None,
-        "mismatched_fields": fields,
-    }
+def _claim_run(out_root: Path, **identity_inputs):
+    """The run's identity (corpus fingerprint included) and its lock: one process per run id."""
+    from telemetry.run_identity import make_identity
+
+    identity = make_identity(**identity_inputs)
+    return identity, staging.acquire_run_lock(out_root, identity.run_id)
 
 
 @flow(name="pilot-week", log_prints=False)
@@ -291,7 +249,7 @@ def pilot_week(
     from telemetry import pilot_evidence as ev
     from telemetry.evidence_store import save_evidence, save_labels
     from telemetry.quality import default_validator
-    from telemetry.run_identity import check_series, make_identity
+    from telemetry.run_identity import check_series
     from telemetry.store import TelemetryStore, default_url, safe_url
 
     logger = _logger()
@@ -335,17 +293,22 @@ def pilot_week(
             f"(days with rows: {', '.join(d.isoformat() for d in summary.days) or 'none'})"
         )
     window = (summary.window[0], summary.window[1])
-    identity = make_identity(
-        series=series,
-        window=window,
-        config_hash=cfg.config_hash,
-        semantic=use_semantic,
-        candidate_config_hash=candidate.config_hash if candidate else None,
-        corpus_days=(table for _, table in prepared.iter_days()),
-        db_url=db or default_url(),
-    )
+    try:
+        identity, lock = _claim_run(
+            out_root,
+            series=series,
+            window=window,
+            config_hash=cfg.config_hash,
+            semantic=use_semantic,
+            candidate_config_hash=candidate.config_hash if candidate else None,
+            corpus_days=(table for _, table in prepared.iter_days()),
+            db_url=db or default_url(),
+        )
+    except BaseException:
+        prepared.close()
+        staging.remove_work_dir(work)
+        raise
     run_id = identity.run_id
-    lock = staging.acquire_run_lock(out_root, run_id)
     run_dir = out_root / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     quarantine = run_dir / "quarantine.parquet"
@@ -413,7 +376,7 @@ def pilot_week(
             quality.append(q)
             det_parts.append(d)
             report("quality + determinism", i + 1, total_days)
-        determinism = _merge_determinism(det_parts)
+        determinism = Determinism.merge(det_parts).to_dict()
         timings["quality_determinism_s"] = time.perf_counter() - t_stage
         t_stage = time.perf_counter()
 
@@ -426,25 +389,13 @@ def pilot_week(
             cand_pair = (cand, candidate_cfg)
         label_frames = [r.labels for r in results if r.labels is not None]
         labels = pd.concat(label_frames, ignore_index=True) if label_frames else None
-        corpus_summary = {
-            "rows": summary.total_rows,
-            "accepted": summary.accepted,
-            "quarantined": summary.quarantined,
-            "by_reason": {k: v for k, v in summary.reasons.items() if v},
-            "rows_per_day": {d.isoformat(): n for d, n in sorted(summary.rows_per_day.items())},
-            "in_window": summary.in_window,
-            "quarantine_file": quarantine.name,
-        }
-        telemetry_info = {
-            "db": safe_url(store.url),
-            "rows": _stored_rows(store, run_id),
-            "routed": sum(r.routed for r in results),
-            "written": sum(r.written for r in results),
-            "spooled": sum(r.spooled for r in results),
-            "drained": drained.rows_written,
-            "duplicates": sum(r.duplicates for r in results),
-            "unrouted": sum(r.unrouted for r in results),
-        }
+        corpus_summary = CorpusFacts.of(summary, quarantine.name).to_dict()
+        telemetry_info = TelemetryFacts.of(
+            results,
+            db=safe_url(store.url),
+            stored_rows=_stored_rows(store, run_id),
+            drained=drained.rows_written,
+        ).to_dict()
         evidence = ev.build_evidence(
             df,
             cfg,
@@ -488,21 +439,7 @@ def pilot_week(
             )
         report("report", 1, 1)
         _publish_artifacts(evidence, paths)
-        _finish_run(
-            store,
-            run_id,
-            "completed",
-            {
-                "verdict": evidence["verdict"],
-                "rows": evidence["telemetry"]["rows"],
-                "quality": quality,
-                "determinism": determinism,
-                "corpus": evidence["corpus"],
-                "corpus_summary": corpus_summary,
-                "telemetry": telemetry_info,
-                "warnings": warnings,
-            },
-        )
+        _finish_run(store, run_id, "completed", run_record_counts(evidence))
     except BaseException as exc:
         _finish_run(store, run_id, "failed", {"error": type(exc).__name__})
         raise
@@ -511,16 +448,7 @@ def pilot_week(
         store.close()
         staging.remove_work_dir(work)
         lock.release()
-    outcome = PilotOutcome(
-        run_id=run_id,
-        verdict=evidence["verdict"],
-        report_html=paths.html,
-        report_md=paths.markdown,
-        evidence_path=evidence_path,
-        criteria=evidence["criteria"],
-        verdict_reason=evidence["verdict_reason"],
-        comparison=evidence.get("comparison"),
-    )
+    outcome = PilotOutcome.of(evidence, paths, evidence_path)
     logger.info("pilot %s: %s — %s", run_id, evidence["verdict"].upper(), paths.html)
     return outcome.to_dict()
 
