@@ -171,6 +171,10 @@ class RouterConfig(_Strict):
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     exemplars: ExemplarConfig
     head: HeadConfig | None = None
+    score_centers: dict[str, float] | None = None
+    """Where each level sits on the complexity-score scale: the semantic and learned scores are
+    probability-weighted mixes of these. Default: the middle of each level's threshold range.
+    `pilot calibrate` pins them, so moving a threshold moves the decision, not the score."""
     _base_dir: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -192,6 +196,16 @@ class RouterConfig(_Strict):
                 f"borderline_band {self.borderline_band} must be under half the narrowest level width"
                 f" ({min(gaps) / 2:.3f})"
             )
+        if self.score_centers is not None:
+            if set(self.score_centers) != set(level_names):
+                raise ValueError(
+                    f"score_centers must give exactly {level_names}, got {list(self.score_centers)}"
+                )
+            centers = [self.score_centers[name] for name in level_names]
+            if any(b <= a for a, b in pairwise(centers)) or not 0 <= centers[0] < centers[-1] <= 1:
+                raise ValueError(
+                    f"score_centers must strictly increase within [0, 1], got {centers}"
+                )
         names = [m.name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -261,6 +275,24 @@ class RouterConfig(_Strict):
     def thresholds(self) -> list[float]:
         return [self.levels[lv.value] for lv in LEVELS]
 
+    @property
+    def centers(self) -> list[float]:
+        """The score-scale position of each level (see ``score_centers``)."""
+        if self.score_centers is not None:
+            return [self.score_centers[lv.value] for lv in LEVELS]
+        t = self.thresholds
+        return [(a + b) / 2.0 for a, b in zip(t, [*t[1:], 1.0], strict=True)]
+
+    @property
+    def scale_boundaries(self) -> list[float]:
+        """Level boundaries of the score scale itself (midpoints between centres): what the
+        cascade and the rule/semantic disagreement measure against. Equal to the thresholds
+        unless calibration moved the thresholds and pinned the centres."""
+        if self.score_centers is None:
+            return self.thresholds[1:]  # exactly, not a float round trip
+        c = self.centers
+        return [(a + b) / 2.0 for a, b in zip(c, c[1:], strict=False)]
+
     def models_in_tier(self, tier: str) -> list[ModelSpec]:
         return [m for m in self.models if m.tier == tier]
 
@@ -282,7 +314,9 @@ class RouterConfig(_Strict):
     def config_hash(self) -> str:
         """Hash of the normalised config (sorted-key JSON): equal configs hash equal, whatever the YAML layout."""
         # A config without a head hashes as it did before heads existed.
-        dump = self.model_dump(mode="json", exclude={"head"} if self.head is None else None)
+        # Likewise a config without pinned score centres.
+        unset = {k for k in ("head", "score_centers") if getattr(self, k) is None}
+        dump = self.model_dump(mode="json", exclude=unset or None)
         blob = json.dumps(dump, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
