@@ -111,7 +111,7 @@ def run_calibration(
     result = calibrate(stored, cfg, run_id=run_id, labels=labels, inherited=inherited)
     data = result.to_dict()
     if result.proposed is not None:
-        raw = candidate_yaml(config, result.proposed, out)
+        raw = candidate_yaml(cfg, config, result.proposed, out)
         header = (
             f"# Written by `harness pilot calibrate {run_id}`: thresholds and borderline band\n"
             f"# swept on the run's stored scores. {result.message}\n"

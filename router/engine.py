@@ -160,8 +160,10 @@ class Router:
         self.toggle = toggle if toggle is not None else toggle_from_env()
         self.config_hash = config.config_hash
         self._thresholds = np.array(config.thresholds, dtype=np.float64)
-        upper = np.append(self._thresholds[1:], 1.0)
-        self._centers = (self._thresholds + upper) / 2.0
+        # The score scale (level centres, and the boundaries between them) is separate from the
+        # decision thresholds, so calibration can move a threshold without moving any score.
+        self._centers = np.array(config.centers, dtype=np.float64)
+        self._scale_bounds = np.array(config.scale_boundaries, dtype=np.float64)
         self._level_names = [lv.value for lv in LEVELS]
         self._domain_names = [
             d for d in config.exemplars.domains
@@ -479,7 +481,7 @@ class Router:
                 level_probs=level_probs,
                 best=best,
                 path=np.full(n, 2, dtype=np.int8),
-                disagree=np.abs(self._levels_of(rule) - self._levels_of(sem)).astype(np.float64),
+                disagree=np.abs(self._scale_level(rule) - self._scale_level(sem)).astype(np.float64),
             )
         else:
             out.update(score=rule, dom=dom_rule, dom_sem=None)
@@ -498,7 +500,7 @@ class Router:
         tok = hashed_tokens(col, head.dim)
         lp, dp = head.predict("fast", xq, tok)
         fast = self._expected_score(lp)
-        dist = np.abs(fast[:, None] - self._thresholds[1:][None, :]).min(axis=1)
+        dist = np.abs(fast[:, None] - self._scale_bounds[None, :]).min(axis=1)
         clear = (dp.max(axis=1) >= hc.domain_clarity) | out["image_intent"] | out["speech_intent"]
         path = np.full(n, 1 if self._scorer is not None else 0, dtype=np.int8)
         score = fast.copy()
@@ -536,6 +538,10 @@ class Router:
         for j in range(probs.shape[1]):
             acc = acc + probs[:, j] * self._centers[j]
         return acc
+
+    def _scale_level(self, score: np.ndarray) -> np.ndarray:
+        """A score's level on the score scale (not the decision): for disagreement measures."""
+        return np.searchsorted(self._scale_bounds, score, side="right")
 
     def _levels_of(self, score: np.ndarray) -> np.ndarray:
         return np.clip(

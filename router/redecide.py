@@ -6,9 +6,10 @@ the texts again for each would take hours. Everything after the complexity score
 and the config, reproduced here. A test holds ``redecide(route_batch(A), B) == route_batch(B)``
 for rule-only routing, so the engine and this module cannot drift apart unnoticed.
 
-One approximation, stated: the hybrid router lowers complexity confidence by 0.1 per level of
-disagreement between its rule and semantic scores, which are not stored; the penalty read from
-the stored record is held fixed.
+The hybrid and learned scores are mixes of level centres; a candidate written by calibration pins
+the run's centres (``score_centers``), so every stored score, the cascade's path and the
+rule/semantic disagreement (0.1 confidence per level, read back from the stored record) mean the
+same under the new thresholds — the re-decision is exact, not an approximation.
 """
 
 from __future__ import annotations

@@ -75,6 +75,10 @@ class CalibrationResult:
         }
 
 
+def _pinned_centers(cfg: RouterConfig) -> dict[str, float]:
+    return dict(zip(LEVEL_NAMES, cfg.centers, strict=True))
+
+
 def _with(cfg: RouterConfig, thresholds: list[float], band: float) -> RouterConfig | None:
     """A copy of ``cfg`` with other thresholds and band, or None when the config would refuse it."""
     if any(b <= a for a, b in zip(thresholds, thresholds[1:], strict=False)):
@@ -84,7 +88,13 @@ def _with(cfg: RouterConfig, thresholds: list[float], band: float) -> RouterConf
     if band * 2 >= min(b - a for a, b in zip(thresholds, thresholds[1:], strict=False)):
         return None
     levels = dict(zip(LEVEL_NAMES, (round(t, 6) for t in thresholds), strict=True))
-    return cfg.model_copy(update={"levels": levels, "borderline_band": round(band, 6)})
+    return cfg.model_copy(
+        update={
+            "levels": levels,
+            "borderline_band": round(band, 6),
+            "score_centers": _pinned_centers(cfg),
+        }
+    )
 
 
 class _Evaluator:
@@ -290,8 +300,11 @@ def _thin(points: list[Point], limit: int = 2000) -> list[Point]:
     return pts
 
 
-def candidate_yaml(cfg_path: str | None, proposed: Point, out_path) -> dict[str, Any]:
-    """The run's config file with the proposed thresholds and band (everything else as is)."""
+def candidate_yaml(
+    cfg: RouterConfig, cfg_path: str | None, proposed: Point, out_path
+) -> dict[str, Any]:
+    """The run's config file with the proposed thresholds and band and the run's score centres
+    pinned (so every stored score means the same under the candidate); everything else as is."""
     import os
     from pathlib import Path
 
@@ -302,6 +315,7 @@ def candidate_yaml(cfg_path: str | None, proposed: Point, out_path) -> dict[str,
     raw = load_yaml_file(src)
     raw["levels"] = dict(zip(LEVEL_NAMES, proposed.thresholds, strict=True))
     raw["borderline_band"] = proposed.band
+    raw["score_centers"] = _pinned_centers(cfg)
     head = raw.get("head")
     if isinstance(head, dict) and "weights" in head:
         # The weights path is relative to the config's folder: keep it pointing at the same file.

@@ -77,9 +77,8 @@ def corpus_file(corpus_and_canary) -> Path:
 def _run(corpus_file: Path, out: Path, db: str, **kwargs) -> dict:
     from flows.pilot import pilot_week
 
-    return pilot_week(
-        corpus=str(corpus_file), days=3, out=str(out), db=db, semantic=False, **kwargs
-    )
+    kwargs.setdefault("semantic", False)
+    return pilot_week(corpus=str(corpus_file), days=3, out=str(out), db=db, **kwargs)
 
 
 def _all_files(root: Path) -> list[Path]:
@@ -233,8 +232,9 @@ def test_different_content_over_the_same_window_gets_its_own_run(
         assert Path(o["report_html"]).exists()
 
 
+@pytest.mark.parametrize("semantic", [False, True], ids=["rules", "hybrid"])
 def test_calibrate_writes_a_candidate_that_keeps_its_promise(
-    prefect_harness, corpus_file, tmp_path, monkeypatch
+    prefect_harness, corpus_file, tmp_path, monkeypatch, semantic
 ):
     """Calibrate sweeps the stored scores; a pilot of the written candidate on the same corpus
     reproduces the promised criterion values and statuses."""
@@ -244,7 +244,7 @@ def test_calibrate_writes_a_candidate_that_keeps_its_promise(
 
     monkeypatch.chdir(tmp_path)
     db = f"sqlite:///{tmp_path / 't.db'}"
-    base = _run(corpus_file, tmp_path / "out", db)
+    base = _run(corpus_file, tmp_path / "out", db, semantic=semantic)
     cand = tmp_path / "candidate.yaml"
     result, page = run_calibration(
         base["run_id"], out=cand, db=db, config=None, reports_out=tmp_path / "out"
@@ -254,7 +254,7 @@ def test_calibrate_writes_a_candidate_that_keeps_its_promise(
         assert "No threshold" in result["message"] or "does not hold" in result["message"]
         pytest.skip("no setting meets the criteria on this small corpus: " + result["message"])
     assert load_config(cand).borderline_band == result["proposed"]["band"]
-    rerun = _run(corpus_file, tmp_path / "out", db, config=str(cand))
+    rerun = _run(corpus_file, tmp_path / "out", db, config=str(cand), semantic=semantic)
     got = {c["id"]: c for c in rerun["criteria"]}
     for c in result["criteria"]:
         if c["id"] in ("noisy_rules", "data_quality", "determinism"):

@@ -45,6 +45,11 @@ def test_redecide_equals_routing_again_under_the_new_config(tmp_path, levels, ba
     raw = yaml.safe_load(default_config_path().read_text())
     raw["levels"].update(levels)
     raw["borderline_band"] = band
+    raw["score_centers"] = dict(
+        zip(["TRIVIAL", "SIMPLE", "MODERATE", "COMPLEX", "EXPERT"], old_cfg.centers, strict=True)
+    )
+    if isinstance(raw.get("head"), dict):  # weights are relative to the config's folder
+        raw["head"]["weights"] = str(default_config_path().parent / raw["head"]["weights"])
     p = tmp_path / "new.yaml"
     p.write_text(yaml.safe_dump(raw, sort_keys=False))
     new_cfg = load_config(p)
