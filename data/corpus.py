@@ -420,23 +420,47 @@ class _RecordTooLong(Exception):
     """One CSV record passed ``RECORD_LIMIT`` characters."""
 
 
-def bounded_lines(raw: io.BufferedIOBase, limit: int = LINE_LIMIT_BYTES) -> Iterator[bytes | int]:
-    """Physical lines as bytes; a line over ``limit`` bytes is read in 1 MiB pieces and
-    dropped, and its size (an int) is yielded instead, so memory stays bounded per line."""
-    while True:
-        line = raw.readline(limit + 1)
-        if not line:
-            return
-        if len(line) <= limit or line.endswith(b"\n"):
-            yield line
-            continue
-        size = len(line)
+def bounded_lines(
+    raw: io.BufferedIOBase, limit: int = LINE_LIMIT_BYTES, *, universal: bool = False
+) -> Iterator[bytes | int]:
+    """Physical lines as bytes; a line over ``limit`` bytes is dropped as it is read (1 MiB at
+    a time) and its size (an int) is yielded instead, so memory stays bounded per line.
+    ``universal``: a bare ``\\r`` also ends a line (old Mac CSV), as in Python's text mode."""
+    if not universal:
         while True:
-            piece = raw.readline(1 << 20)
-            size += len(piece)
-            if not piece or piece.endswith(b"\n"):
-                break
-        yield size
+            line = raw.readline(limit + 1)
+            if not line:
+                return
+            if len(line) <= limit or line.endswith(b"\n"):
+                yield line
+                continue
+            size = len(line)
+            while True:
+                piece = raw.readline(1 << 20)
+                size += len(piece)
+                if not piece or piece.endswith(b"\n"):
+                    break
+            yield size
+    buf = b""
+    skipped = 0  # bytes of an over-long line read so far (and dropped)
+    eof = False
+    while not eof:
+        chunk = raw.read(1 << 20)
+        eof = not chunk
+        lines = (buf + chunk).splitlines(keepends=True)  # bytes: only \n, \r\n and \r
+        # The last piece may be cut mid-line, or be the \r of a \r\n split across reads.
+        buf = b"" if eof or not lines or lines[-1].endswith(b"\n") else lines.pop()
+        for line in lines:
+            if skipped or len(line) > limit:
+                yield skipped + len(line)
+                skipped = 0
+            else:
+                yield line
+        if len(buf) > limit:
+            skipped += len(buf)
+            buf = b""
+    if skipped:
+        yield skipped
 
 
 class _CsvLines:
@@ -444,7 +468,7 @@ class _CsvLines:
     ``RECORD_LIMIT`` characters) so a runaway quoted field can be re-read line by line."""
 
     def __init__(self, raw: io.BufferedIOBase) -> None:
-        self._src = bounded_lines(raw)
+        self._src = bounded_lines(raw, universal=True)
         self._pending: deque[tuple[int, str]] = deque()
         self.held: list[tuple[int, str]] = []
         self._held_chars = 0
@@ -458,11 +482,10 @@ class _CsvLines:
             n, text = self._pending.popleft()
         else:
             item = next(self._src)
-            self.line_no += 1
-            n = self.line_no
-            if isinstance(item, int):
-                raise _OverlongLine(n, item)
-            text = item.decode("utf-8", "surrogateescape")
+            self.line_no = n = self.line_no + 1
+            if item.__class__ is int:
+                raise _OverlongLine(n, item)  # type: ignore[arg-type]
+            text = item.decode("utf-8", "surrogateescape")  # type: ignore[union-attr]
             if n == 1:
                 text = text.removeprefix("\ufeff")
         self.held.append((n, text))
@@ -518,6 +541,8 @@ def _read_csv(path: Path, batch_rows: int) -> Iterator[_Chunk]:
         ts_at = index["ts"]
 
         def looks_like_record(line: str) -> bool:
+            if line.count(",") < width - 1:  # cheap: most text lines have fewer commas
+                return False
             try:
                 fields = next(csv.reader([line]))
             except (csv.Error, StopIteration):

@@ -185,3 +185,23 @@ def test_huge_epoch_numbers_are_unparseable_not_overflowed():
         for arr in (pa.array(["99999999999999", "1794826800"]), pa.array([9.9e14, 1794826800.0])):
             _, ok = parse_ts(arr)
             assert ok.tolist() == [False, True]
+
+
+def test_old_mac_line_endings_still_read(tmp_path):
+    """The bounded line reader keeps Python's universal newlines for CSV (a bare CR ends a line,
+    also inside a quoted field) as the text-mode reader did."""
+    p = tmp_path / "cr.csv"
+    p.write_bytes(
+        b'query_id,ts,text\rq1,2026-11-16T10:00:00Z,hello\rq2,2026-11-16T10:00:00Z,"multi\rline"\r'
+    )
+    s = validate_corpus(p)
+    assert (s.total_rows, s.accepted, s.quarantined) == (2, 2, 0)
+
+
+def test_crlf_split_across_reads_is_one_line_break():
+    import io
+
+    from data.corpus import bounded_lines
+
+    data = b"a" * (2**20 - 1) + b"\r\n" + b"b"
+    assert [len(x) for x in bounded_lines(io.BytesIO(data), universal=True)] == [2**20 + 1, 1]
