@@ -150,8 +150,11 @@ class _LiveDrill:
                 )
             }
         )
+        dump = scaled.model_dump(mode="json", by_alias=True)
+        if getattr(cfg, "head", None) is not None:  # relative to the original config's folder
+            dump["head"]["weights"] = str(cfg.head_path().resolve())
         cfg_path = self.work / "router.yaml"
-        cfg_path.write_text(yaml.safe_dump(scaled.model_dump(mode="json", by_alias=True)))
+        cfg_path.write_text(yaml.safe_dump(dump, sort_keys=False))  # order matters (domains)
         port = procs.free_port()
         sim = procs.start(
             "upstream-sim",
@@ -333,6 +336,8 @@ class _LiveDrill:
     def run(self, target, proxy_admin, db, inert: bool, result_cls):
         import httpx
 
+        from live.procs import ProcessStartError
+
         wall_start = time.perf_counter()
         status, error = "completed", None
         self.db = db
@@ -353,9 +358,9 @@ class _LiveDrill:
             if self.admin:
                 client.delete(self.admin + "/toxics")
             self._drive(client, inert)
-        except LiveDrillError:
+        except (LiveDrillError, ProcessStartError) as exc:
             self._cleanup(client)
-            raise
+            raise LiveDrillError(str(exc)) from None
         except KeyboardInterrupt:
             status, error = "interrupted", "interrupted (KeyboardInterrupt)"
         except Exception as exc:  # noqa: BLE001 - recorded in the journal
@@ -401,9 +406,10 @@ class _LiveDrill:
             rows.append(row)
         cols = [*DECISION_COLUMNS, "offset_s", "routed_model", "routed_tier", "served_tier"]
         df = pd.DataFrame(rows, columns=cols)
-        if len(df):
-            # metrics bucket by ts: the query's arrival on the drill's (virtual) timeline
-            df["ts"] = pd.Timestamp(self.start) + pd.to_timedelta(df["offset_s"], unit="s")
+        # metrics bucket by ts: the query's arrival on the drill's (virtual) timeline
+        df["ts"] = pd.Timestamp(self.start) + pd.to_timedelta(
+            df["offset_s"].astype(float), unit="s"
+        )
         return df
 
     def _conclude(self, client, status, error, wall_start, result_cls):

@@ -83,19 +83,23 @@ def start(
         )
     child = Child(name, proc, url, log_path)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ProcessStartError(
-                f"{name} exited with code {proc.returncode} before it was ready:\n"
-                + child.log_tail()
-            )
-        try:
-            httpx.get(url + ready_path, timeout=1.0)
-            return child
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    stop(child)
-    raise ProcessStartError(f"{name} not ready after {timeout_s:.0f} s:\n" + child.log_tail())
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ProcessStartError(
+                    f"{name} exited with code {proc.returncode} before it was ready:\n"
+                    + child.log_tail()
+                )
+            try:
+                httpx.get(url + ready_path, timeout=1.0)
+                return child
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise ProcessStartError(f"{name} not ready after {timeout_s:.0f} s:\n" + child.log_tail())
+    except BaseException:
+        # Not ready, or Ctrl-C while waiting: the caller never got the child, so stop it here.
+        stop(child)
+        raise
 
 
 def stop(child: Child, timeout_s: float = 10.0) -> int | None:

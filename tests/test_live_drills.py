@@ -86,8 +86,7 @@ def test_ctrl_c_stops_every_process(tmp_path):
     while time.monotonic() < deadline and len(_pids_mentioning(str(out / "drills"))) < 3:
         time.sleep(0.2)
     assert len(_pids_mentioning(str(out / "drills"))) >= 3, "service, simulator and proxy run"
-    time.sleep(2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)  # maybe while the service is still starting
     proc.wait(60)
     assert _pids_mentioning(str(out / "drills")) == []
     assert _journal(out)["status"] == "interrupted"
