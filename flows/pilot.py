@@ -216,6 +216,42 @@ def _finish_run(store, run_id: str, status: str, counts: dict) -> None:
         _logger().warning("run record %s not updated (%s)", run_id, type(exc).__name__)
 
 
+class RemoteRouter:
+    """A deployed router behind ``POST /v1/simulate``, with ``route_batch``'s signature, so the
+    rest of the pilot (store, quality, determinism replay, verdict) is unchanged."""
+
+    hash_key = "remote"  # the service hashes; no local key warning
+
+    def __init__(self, target: str, config) -> None:
+        self.target = target.rstrip("/")
+        self.config = config
+        self.config_hash = config.config_hash
+
+    @classmethod
+    def connect(cls, target: str, config) -> RemoteRouter:
+        """Check the target answers its health endpoint before any work."""
+        import httpx
+
+        from live.shadow import ShadowTargetError
+
+        if not target.startswith(("http://", "https://")):
+            raise ShadowTargetError(f"--target {target!r} is not an http(s) URL")
+        try:
+            r = httpx.get(target.rstrip("/") + "/v1/health", timeout=5.0)
+        except httpx.HTTPError as exc:
+            raise ShadowTargetError(
+                f"--target {target} does not answer ({type(exc).__name__}); is the service up?"
+            ) from None
+        if r.status_code >= 500 and r.status_code != 503:
+            raise ShadowTargetError(f"--target {target}/v1/health answered {r.status_code}")
+        return cls(target, config)
+
+    def route_batch(self, texts, *, query_ids, ts, run_id, tenants=None):
+        from live.shadow import shadow_decisions
+
+        return shadow_decisions(self.target, texts, query_ids, ts, run_id, tenants=tenants)
+
+
 def _claim_run(out_root: Path, **identity_inputs):
     """The run's identity (corpus fingerprint included) and its lock: one process per run id."""
     from telemetry.run_identity import make_identity
@@ -236,6 +272,7 @@ def pilot_week(
     series: str = "pilot",
     semantic: bool | None = None,
     format: str | None = None,
+    target: str | None = None,
 ) -> dict:
     """One decision-only pilot over ``days`` days of ``corpus`` (default: its last ``days`` days).
 
@@ -267,7 +304,15 @@ def pilot_week(
             "(a pilot never executes)."
         )
     forced = resolve_toggle("decision-only")
-    router = Router(cfg, semantic=use_semantic, toggle=forced)
+    if target:
+        router = RemoteRouter.connect(target, cfg)
+        warnings.append(
+            f"Shadow of the deployed router at {router.target}: decisions are the service's; "
+            "cost baselines and interactive tiers come from the local config "
+            f"{cfg.config_hash[:12]} — pass the deployed config with --config."
+        )
+    else:
+        router = Router(cfg, semantic=use_semantic, toggle=forced)
     if router.hash_key is None:
         warnings.append(
             "AMAIMA_TELEMETRY_HASH_KEY is not set: query hashes are plain SHA-256, which a "
@@ -303,6 +348,7 @@ def pilot_week(
             candidate_config_hash=candidate.config_hash if candidate else None,
             corpus_days=(table for _, table in prepared.iter_days()),
             db_url=db or default_url(),
+            target=target,
         )
     except BaseException:
         prepared.close()
@@ -355,7 +401,11 @@ def pilot_week(
         # 3-4. Data quality per day (Great Expectations) and deterministic replay.
         t_stage = time.perf_counter()
         validator = default_validator()
-        replay_router = Router(cfg, semantic=use_semantic, toggle=forced)
+        replay_router = (
+            RemoteRouter(target, cfg)
+            if target
+            else Router(cfg, semantic=use_semantic, toggle=forced)
+        )
         sample_min = math.ceil(1000 / total_days)
         quality, det_parts = [], []
         report("quality + determinism", 0, total_days)

@@ -81,16 +81,20 @@ class RunIdentity:
     corpus_fingerprint: str
     corpus_rows: int
     database: str
+    target: str | None = None
+    """The deployed router a shadow pilot replayed against (None: the in-process router)."""
 
     @property
     def key(self) -> str:
         """8 hex digits over what the readable part of the id does not spell out."""
         parts = [self.corpus_fingerprint, self.candidate_config_hash or "", self.database]
+        if self.target:
+            parts.append(self.target)
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:8]
 
     @property
     def run_id(self) -> str:
-        mode = "" if self.semantic else "-rules"
+        mode = "-target" if self.target else ("" if self.semantic else "-rules")
         vs = f"-vs-{self.candidate_config_hash[:8]}" if self.candidate_config_hash else ""
         start, end = (d.replace("-", "") for d in self.window)
         return f"{self.series}-{start}-{end}-{self.config_hash[:8]}{mode}{vs}-{self.key}"
@@ -108,6 +112,7 @@ def make_identity(
     candidate_config_hash: str | None,
     corpus_days: Iterable[pa.Table],
     db_url: str,
+    target: str | None = None,
 ) -> RunIdentity:
     fp, rows = fingerprint_days(corpus_days)
     return RunIdentity(
@@ -119,4 +124,5 @@ def make_identity(
         corpus_fingerprint=fp,
         corpus_rows=rows,
         database=database_identity(db_url),
+        target=target.rstrip("/") if target else None,
     )

@@ -53,6 +53,14 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the outcome as one JSON document on stdout.")
     ] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="Shadow a deployed router: replay against URL's POST /v1/simulate instead of "
+            "routing in process.",
+        ),
+    ] = None,
 ) -> None:
     """Replay DAYS days of CORPUS in decision-only mode. Exit 0 go, 2 no-go, 3 inconclusive,
     1 error."""
@@ -60,6 +68,7 @@ def run(
     from data.corpus import CorpusError, detect_format
     from flows.progress import rich_progress
     from flows.staging import RunBusyError
+    from live.shadow import ShadowTargetError
     from router.config import ConfigError
     from telemetry.errors import TelemetryError as HarnessTelemetryError
     from telemetry.run_identity import RunIdentityError, check_series
@@ -108,6 +117,7 @@ def run(
                 series=series,
                 semantic=False if rule_only else None,
                 format=fmt,
+                target=target,
             )
     except (
         CorpusError,
@@ -116,6 +126,7 @@ def run(
         OSError,
         RunBusyError,
         HarnessTelemetryError,
+        ShadowTargetError,
     ) as exc:
         fail(str(exc), EXIT_ERROR)
     _finish(outcome, as_json)
