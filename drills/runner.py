@@ -28,7 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +103,11 @@ class DrillResult:
         }
 
 
-def new_run_id(name: str, start: datetime) -> str:
-    return f"drill-{name}-{start.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+def new_run_id(name: str, start: datetime | None = None) -> str:
+    """``drill-<name>-<wall-clock UTC>-<random>``: every run of a scenario starts at the same
+    virtual time, so the id carries when it actually ran (``start`` is kept for callers)."""
+    now = datetime.now(UTC)
+    return f"drill-{name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
 
 
 def run_scenario(

@@ -97,3 +97,44 @@ def index(out: OutOption = DEFAULT_OUT) -> None:
     if path is None:
         raise typer.Exit(1)
     console.print(str(path), highlight=False, soft_wrap=True)
+
+
+@app.command("prune")
+def prune(
+    keep: Annotated[
+        int,
+        typer.Option("--keep", help="Runs to keep per pilot series and per drill scenario."),
+    ],
+    out: OutOption = DEFAULT_OUT,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")
+    ] = False,
+) -> None:
+    """Keep the newest N runs of each pilot series / drill scenario; delete older run folders.
+
+    Only run folders inside --out are removed (never a symlink, never anything outside it);
+    unreadable runs are kept. The telemetry store is not touched. The index is rebuilt.
+    """
+    from rich.markup import escape
+
+    from reports.site import PruneError
+    from reports.site import prune as prune_site
+
+    try:
+        result = prune_site(out, keep, dry_run=dry_run)
+    except PruneError as exc:
+        fail(str(exc))
+    verb = "would remove" if dry_run else "removed"
+    for path in result.removed:
+        console.print(f"{verb}: {path}", highlight=False, soft_wrap=True)
+    for note in result.skipped:
+        err_console.print(
+            f"[yellow]skipped:[/yellow] {escape(note)}", highlight=False, soft_wrap=True
+        )
+    console.print(
+        f"{verb} {len(result.removed)} run folder(s), kept {result.kept}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not dry_run:
+        console.print(f"index: {Path(out) / 'index.html'}", highlight=False, soft_wrap=True)
