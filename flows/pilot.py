@@ -29,6 +29,7 @@ from telemetry.pilot_run import (
     Determinism,
     PilotOutcome,
     TelemetryFacts,
+    route_and_write,
     run_record_counts,
 )
 
@@ -75,58 +76,7 @@ def validate_corpus(
 @task(name="route-day", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
 def route_day(router, candidate, store, day: date, table, run_id: str) -> DayResult:
     """Route one day in decision-only mode and write its telemetry (spooled if the store fails)."""
-    from router.engine import BatchInputError
-    from telemetry.pilot_evidence import slim
-
-    texts = table.column("text").to_pylist()
-    kwargs = dict(
-        query_ids=table.column("query_id").to_pylist(),
-        ts=table.column("ts"),
-        run_id=run_id,
-        tenants=table.column("tenant").to_pylist(),
-    )
-    unrouted = 0
-    t0 = time.perf_counter()
-    try:
-        decisions = router.route_batch(texts, **kwargs)
-    except BatchInputError as exc:  # the corpus validator should have quarantined these
-        decisions, unrouted = exc.table, len(exc.errors)
-        _logger().error("%s: %d rows could not be routed: %s", day, unrouted, exc)
-    t1 = time.perf_counter()
-    w = store.write(decisions)
-    t2 = time.perf_counter()
-    if w.spooled:
-        _logger().warning(
-            "%s: telemetry store unavailable (%s); %d decisions spooled for drain",
-            day,
-            w.error_kind,
-            w.spooled,
-        )
-    cand = None
-    if candidate is not None:
-        cand = slim(candidate.route_batch(texts, **(kwargs | {"run_id": f"{run_id}-candidate"})))
-    labels = None
-    label_cols = [
-        c for c in ("expected_level", "expected_domain", "served_model") if c in table.column_names
-    ]
-    if label_cols:
-        lab = table.select(["query_id", *label_cols]).to_pandas()
-        if lab[label_cols].notna().any().any():
-            labels = lab
-    return DayResult(
-        day=day,
-        accepted=table.num_rows,
-        routed=decisions.num_rows,
-        written=w.written,
-        spooled=w.spooled,
-        duplicates=w.duplicates,
-        unrouted=unrouted,
-        slim=slim(decisions),
-        candidate=cand,
-        labels=labels,
-        route_s=t1 - t0,
-        write_s=t2 - t1,
-    )
+    return route_and_write(router, candidate, store, day, table, run_id, logger=_logger())
 
 
 @task(name="check-day", cache_policy=NO_CACHE)
@@ -273,6 +223,8 @@ def pilot_week(
     semantic: bool | None = None,
     format: str | None = None,
     target: str | None = None,
+    cluster: str | None = None,
+    shard_rows: int = 20_000,
 ) -> dict:
     """One decision-only pilot over ``days`` days of ``corpus`` (default: its last ``days`` days).
 
@@ -323,6 +275,17 @@ def pilot_week(
     if compare_config:
         candidate_cfg = load_config(compare_config)
         candidate = Router(candidate_cfg, semantic=use_semantic, toggle=forced)
+
+    client = local_cluster = cluster_spec = None
+    if cluster:
+        if target:
+            raise ValueError(
+                "--cluster routes in process on the workers; it cannot shadow a --target"
+            )
+        from flows.cluster import parse_cluster, probe
+
+        cluster_spec = parse_cluster(cluster, db or default_url())
+        probe(cluster_spec)  # before any work: a clear error if the scheduler is down
 
     timings: dict[str, float] = {}
     t_stage = time.perf_counter()
@@ -383,10 +346,39 @@ def pilot_week(
         # 1-2. Route each day in decision-only mode and write its telemetry.
         results: list[DayResult] = []
         total_days = len(prepared.days)
-        report("route + write telemetry", 0, total_days)
-        for i, (day, table) in enumerate(prepared.iter_days()):
-            results.append(route_day(router, candidate, store, day, table, run_id))
-            report("route + write telemetry", i + 1, total_days)
+        if cluster_spec is not None:
+            from flows.cluster import PartitionSpec, connect, route_week_on_cluster, workers_of
+
+            client, local_cluster = connect(cluster_spec)
+
+            spec = PartitionSpec(
+                config_path=str(Path(config).resolve()) if config else None,
+                candidate_path=str(Path(compare_config).resolve()) if compare_config else None,
+                semantic=use_semantic,
+                db=db or default_url(),
+                run_id=run_id,
+            )
+            report("route + write telemetry (dask)", 0, None)
+            results, partitions = route_week_on_cluster(
+                client,
+                spec,
+                prepared.iter_days(),
+                shard_rows,
+                lambda done, total: report("route + write telemetry (dask)", done, total),
+            )
+            execution = {
+                "engine": "dask",
+                "address": cluster_spec.address,
+                "workers": workers_of(client),
+                "partitions": partitions,
+                "shard_rows": shard_rows,
+            }
+        else:
+            report("route + write telemetry", 0, total_days)
+            for i, (day, table) in enumerate(prepared.iter_days()):
+                results.append(route_day(router, candidate, store, day, table, run_id))
+                report("route + write telemetry", i + 1, total_days)
+            execution = {"engine": "local", "workers": 1, "partitions": total_days}
         timings["route_s"] = sum(r.route_s for r in results)
         timings["write_s"] = sum(r.write_s for r in results)
         t_stage = time.perf_counter()
@@ -461,6 +453,7 @@ def pilot_week(
             warnings=warnings,
             candidate=cand_pair,
             identity=identity.to_dict(),
+            execution=execution,
         )
         report("metrics + alerts + verdict", 1, 1)
         timings["metrics_alerts_verdict_s"] = time.perf_counter() - t_stage
@@ -498,6 +491,10 @@ def pilot_week(
         store.close()
         staging.remove_work_dir(work)
         lock.release()
+        if client is not None:
+            client.close()
+        if local_cluster is not None:
+            local_cluster.close()
     outcome = PilotOutcome.of(evidence, paths, evidence_path)
     logger.info("pilot %s: %s — %s", run_id, evidence["verdict"].upper(), paths.html)
     return outcome.to_dict()

@@ -407,6 +407,7 @@ def build_evidence(
     warnings: list[str],
     candidate: tuple[pd.DataFrame, RouterConfig] | None = None,
     identity: dict | None = None,
+    execution: dict | None = None,
 ) -> dict:
     """Metrics, alert back-test, labelled evaluation, comparison and the verdict, as one
     JSON-ready document (the contract the pilot report renders and the store keeps)."""
@@ -431,6 +432,7 @@ def build_evidence(
         "run_id": run_id,
         "created_at": now_iso(),
         "identity": identity or {},
+        "execution": execution or {"engine": "local"},
         "corpus": corpus,
         "window": {
             "start": window[0].isoformat(),

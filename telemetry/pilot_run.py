@@ -124,6 +124,92 @@ class TelemetryFacts:
         return asdict(self)
 
 
+LABEL_COLUMNS = ("expected_level", "expected_domain", "served_model")
+
+
+def route_and_write(
+    router, candidate, store, day: date, table, run_id: str, *, logger
+) -> DayResult:
+    """Route one partition (a day, or a day's shard on a cluster worker) in decision-only mode,
+    write its telemetry (spooled if the store fails) and keep the slim frames for the week."""
+    import time
+
+    from router.engine import BatchInputError
+    from telemetry.pilot_evidence import slim
+
+    texts = table.column("text").to_pylist()
+    kwargs = dict(
+        query_ids=table.column("query_id").to_pylist(),
+        ts=table.column("ts"),
+        run_id=run_id,
+        tenants=table.column("tenant").to_pylist(),
+    )
+    unrouted = 0
+    t0 = time.perf_counter()
+    try:
+        decisions = router.route_batch(texts, **kwargs)
+    except BatchInputError as exc:  # the corpus validator should have quarantined these
+        decisions, unrouted = exc.table, len(exc.errors)
+        logger.error("%s: %d rows could not be routed: %s", day, unrouted, exc)
+    t1 = time.perf_counter()
+    w = store.write(decisions)
+    t2 = time.perf_counter()
+    if w.spooled:
+        logger.warning(
+            "%s: telemetry store unavailable (%s); %d decisions spooled for drain",
+            day,
+            w.error_kind,
+            w.spooled,
+        )
+    cand = None
+    if candidate is not None:
+        cand = slim(candidate.route_batch(texts, **(kwargs | {"run_id": f"{run_id}-candidate"})))
+    labels = None
+    label_cols = [c for c in LABEL_COLUMNS if c in table.column_names]
+    if label_cols:
+        lab = table.select(["query_id", *label_cols]).to_pandas()
+        if lab[label_cols].notna().any().any():
+            labels = lab
+    return DayResult(
+        day=day,
+        accepted=table.num_rows,
+        routed=decisions.num_rows,
+        written=w.written,
+        spooled=w.spooled,
+        duplicates=w.duplicates,
+        unrouted=unrouted,
+        slim=slim(decisions),
+        candidate=cand,
+        labels=labels,
+        route_s=t1 - t0,
+        write_s=t2 - t1,
+    )
+
+
+def merge_shards(parts: list[DayResult]) -> DayResult:
+    """One day's result from its shards (in shard order)."""
+    first = parts[0]
+
+    def cat(frames):
+        frames = [f for f in frames if f is not None]
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+    return DayResult(
+        day=first.day,
+        accepted=sum(p.accepted for p in parts),
+        routed=sum(p.routed for p in parts),
+        written=sum(p.written for p in parts),
+        spooled=sum(p.spooled for p in parts),
+        duplicates=sum(p.duplicates for p in parts),
+        unrouted=sum(p.unrouted for p in parts),
+        slim=cat([p.slim for p in parts]),
+        candidate=cat([p.candidate for p in parts]),
+        labels=cat([p.labels for p in parts]),
+        route_s=sum(p.route_s for p in parts),
+        write_s=sum(p.write_s for p in parts),
+    )
+
+
 def run_record_counts(evidence: dict) -> dict:
     """What the run record keeps so `pilot report --recompute` can rebuild the evidence: a
     selection of evidence keys (one source), not a second hand-built document."""

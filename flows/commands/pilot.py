@@ -53,6 +53,18 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the outcome as one JSON document on stdout.")
     ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Route and write on Dask: local[:N] worker processes here, or tcp://HOST:PORT "
+            "(an existing scheduler; needs a PostgreSQL --db).",
+        ),
+    ] = None,
+    shard_rows: Annotated[
+        int,
+        typer.Option("--shard-rows", min=100, help="Rows per day × shard partition (--cluster)."),
+    ] = 20_000,
     target: Annotated[
         str | None,
         typer.Option(
@@ -118,6 +130,8 @@ def run(
                 semantic=False if rule_only else None,
                 format=fmt,
                 target=target,
+                cluster=cluster,
+                shard_rows=shard_rows,
             )
     except (
         CorpusError,

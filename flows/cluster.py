@@ -1,0 +1,178 @@
+"""Pilot weeks on a Dask cluster: day × shard partitions routed and written by the workers
+straight to the shared store; everything after routing runs unchanged on the driver.
+
+Why outside Prefect task wrappers: Prefect's temporary server cannot serve Dask worker processes
+(each would start its own), and a Prefect task run per partition would add API round trips to
+the hot path. The flow orchestrates; Dask schedules, retries a partition whose worker died, and
+the idempotent store (decision ids are uuid5 of run + query id) keeps exactly one copy.
+
+Determinism across workers: every worker builds the same router from the same config and key;
+on one machine the canonical embedding store (a SQLite file, first vector wins) is shared by all
+workers, so a text embedded on worker A and again on worker B gets the same vector. Workers on
+other machines need that file on a shared path (`AMAIMA_EMBEDDING_CACHE_DIR`) — see the README.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import pyarrow as pa
+
+from telemetry.pilot_run import DayResult, merge_shards, route_and_write
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHARD_ROWS = 20_000
+_LOCAL = re.compile(r"^local(?::(\d+))?$")
+
+
+class ClusterError(ValueError):
+    """A cluster address that cannot be used, or a store it cannot share."""
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    address: str  # "local" or tcp://host:port
+    workers: int | None  # local only
+
+    @property
+    def local(self) -> bool:
+        return self.address == "local"
+
+
+def parse_cluster(value: str, db_url: str) -> ClusterSpec:
+    """``local``, ``local:N`` or ``tcp://HOST:PORT``; SQLite only with local workers."""
+    m = _LOCAL.match(value.strip())
+    if m:
+        n = int(m.group(1) or 2)
+        if not 1 <= n <= 64:
+            raise ClusterError(f"--cluster {value!r}: local:N takes 1 to 64 workers")
+        return ClusterSpec("local", n)
+    if not value.startswith("tcp://"):
+        raise ClusterError(
+            f"--cluster {value!r} is not 'local', 'local:N' or 'tcp://HOST:PORT' (a Dask scheduler)"
+        )
+    if db_url.startswith("sqlite"):
+        raise ClusterError(
+            "a cluster on other machines needs a shared store: SQLite is a local file; use "
+            "--db postgresql+psycopg://... (local:N workers may share a SQLite file)"
+        )
+    return ClusterSpec(value, None)
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """Everything a worker needs to route and write a shard (no text: that travels as Arrow)."""
+
+    config_path: str | None
+    candidate_path: str | None
+    semantic: bool
+    db: str | None
+    run_id: str
+
+
+_WORKER_STATE: dict[tuple, object] = {}
+
+
+def _worker_objects(spec: PartitionSpec):
+    """One router, candidate and store per worker process (built on first use)."""
+    key = (spec.config_path, spec.candidate_path, spec.semantic, spec.db)
+    if key not in _WORKER_STATE:
+        from router.config import load_config
+        from router.engine import Router
+        from router.toggle import resolve_toggle
+        from telemetry.store import TelemetryStore
+
+        forced = resolve_toggle("decision-only")
+        router = Router(load_config(spec.config_path), semantic=spec.semantic, toggle=forced)
+        cand = None
+        if spec.candidate_path:
+            cand = Router(load_config(spec.candidate_path), semantic=spec.semantic, toggle=forced)
+        _WORKER_STATE[key] = (router, cand, TelemetryStore(spec.db))
+    return _WORKER_STATE[key]
+
+
+def route_partition(spec: PartitionSpec, day: date, ipc: bytes) -> DayResult:
+    """Runs on a worker: route one shard and write it to the shared store."""
+    table = pa.ipc.open_stream(ipc).read_all()
+    router, cand, store = _worker_objects(spec)
+    return route_and_write(router, cand, store, day, table, spec.run_id, logger=log)
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def probe(spec: ClusterSpec) -> None:
+    """Before any work: is a remote scheduler listening at all?"""
+    import socket
+    from urllib.parse import urlsplit
+
+    if spec.local:
+        return
+    u = urlsplit(spec.address)
+    try:
+        socket.create_connection((u.hostname, u.port or 8786), timeout=5).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"Dask scheduler {spec.address} unreachable ({type(exc).__name__}); start it with "
+            "`dask scheduler` and workers with `dask worker tcp://HOST:8786`"
+        ) from None
+
+
+def connect(spec: ClusterSpec):
+    """A Dask client: a LocalCluster of worker processes, or an existing scheduler."""
+    from distributed import Client, LocalCluster
+
+    if spec.local:
+        cluster = LocalCluster(
+            n_workers=spec.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        return Client(cluster), cluster
+    try:
+        return Client(spec.address, timeout="5s"), None
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(
+            f"Dask scheduler {spec.address} unreachable ({type(exc).__name__}); start it with "
+            "`dask scheduler` and workers with `dask worker tcp://HOST:8786`"
+        ) from None
+
+
+def workers_of(client) -> int:
+    return len(client.scheduler_info().get("workers", {}))
+
+
+def route_week_on_cluster(
+    client, spec: PartitionSpec, days, shard_rows: int, progress
+) -> tuple[list[DayResult], int]:
+    """Submit every day × shard, gather in order; returns per-day results and the partition
+    count. A partition whose worker dies is retried by Dask (the store keeps one copy)."""
+    futures = []
+    order: list[date] = []
+    for day, table in days:
+        order.append(day)
+        for a in range(0, max(table.num_rows, 1), shard_rows):
+            shard = table.slice(a, shard_rows)
+            futures.append(
+                (day, client.submit(route_partition, spec, day, _ipc(shard), pure=False, retries=2))
+            )
+    from distributed import as_completed
+
+    done = 0
+    for _ in as_completed([f for _, f in futures]):
+        done += 1
+        progress(done, len(futures))
+    by_day: dict[date, list[DayResult]] = {}
+    for day, fut in futures:
+        by_day.setdefault(day, []).append(fut.result())
+    return [merge_shards(by_day[d]) for d in order], len(futures)
