@@ -259,12 +259,13 @@ def parse_rules(data: Any, source: str = "<rules>") -> list[AlertRule]:
 
 
 def _load_yaml(path: Path) -> Any:
+    """The one strict loader (router.yaml_safe): duplicate keys and non-UTF-8 are refused."""
+    from router.yaml_safe import load_yaml_file
+
     try:
-        text = path.read_text(encoding="utf-8")
+        return load_yaml_file(path)
     except FileNotFoundError:
         raise AlertRulesError([f"{path}: file not found"]) from None
-    try:
-        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

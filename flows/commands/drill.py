@@ -56,7 +56,9 @@ VERDICT_STYLE = {"passed": "green", "failed": "red", "error": "yellow"}
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}")  # patterns like [a-z] print as is
     return typer.Exit(1)
 
 
