@@ -308,7 +308,15 @@ class RouterConfig(_Strict):
         if self.head is None:
             return None
         p = Path(self.head.weights)
-        return p if p.is_absolute() or self._base_dir is None else self._base_dir / p
+        if p.is_absolute():
+            return p
+        # Beside the config first; then the packaged folder, so a copy of the default config
+        # written elsewhere (a calibrated candidate, a test) still finds the shipped weights.
+        # Safe: the file's sha256 is checked against the config at load.
+        for folder in (self._base_dir, default_config_path().parent):
+            if folder is not None and (folder / p).is_file():
+                return folder / p
+        return (self._base_dir or Path.cwd()) / p
 
     @cached_property
     def config_hash(self) -> str:

@@ -315,6 +315,8 @@ class Router:
         if self._head is not None:
             for j, lv in enumerate(self._level_names):
                 ex.level_probability[lv] = float(scored["level_probs"][0, j])
+            if self._scorer is not None:
+                self._explain_semantic(ex, self._bounded(_clean(text))[0], scored)
         elif scored["sem"] is not None:
             sims, probs, best = scored["level_sims"], scored["level_probs"], scored["best"]
             for j, lv in enumerate(self._level_names):
@@ -325,6 +327,26 @@ class Router:
                     float(sims[0, j]),
                 )
         return ex
+
+    def _explain_semantic(self, ex: Explanation, text: str, scored: dict) -> None:
+        """For a reader: the full head's score and the nearest level exemplars, even when the
+        cascade decided without embedding (the decision itself is unchanged)."""
+        from router.head import dense_features, hashed_tokens
+        from router.semantic import quantise
+
+        head = self._head
+        dense, _ = dense_features(scored, scored["rule_features"])
+        tok = hashed_tokens(pa.array([text], pa.string()), head.dim)
+        embq = quantise(self._scorer.embed([text]))
+        lp, _ = head.predict("full", head.grid(dense), tok, embq)
+        ex.semantic_score = float(self._expected_score(lp)[0])
+        sims, _, best = self._scorer.similarities([text])
+        for j, lv in enumerate(self._level_names):
+            ex.level_similarity[lv] = float(sims[0, j])
+            ex.nearest_exemplars[lv] = (
+                self._scorer.exemplar(lv, int(best[0, j])),
+                float(sims[0, j]),
+            )
 
     # --- internals ------------------------------------------------------------------------
     def _hashes(self, texts: list) -> list[str]:
@@ -481,7 +503,9 @@ class Router:
                 level_probs=level_probs,
                 best=best,
                 path=np.full(n, 2, dtype=np.int8),
-                disagree=np.abs(self._scale_level(rule) - self._scale_level(sem)).astype(np.float64),
+                disagree=np.abs(self._scale_level(rule) - self._scale_level(sem)).astype(
+                    np.float64
+                ),
             )
         else:
             out.update(score=rule, dom=dom_rule, dom_sem=None)
@@ -500,7 +524,7 @@ class Router:
         tok = hashed_tokens(col, head.dim)
         lp, dp = head.predict("fast", xq, tok)
         fast = self._expected_score(lp)
-        dist = np.abs(fast[:, None] - self._scale_bounds[None, :]).min(axis=1)
+        dist = np.abs(fast[:, None] - head.boundaries[None, :]).min(axis=1)
         clear = (dp.max(axis=1) >= hc.domain_clarity) | out["image_intent"] | out["speech_intent"]
         path = np.full(n, 1 if self._scorer is not None else 0, dtype=np.int8)
         score = fast.copy()
@@ -514,11 +538,16 @@ class Router:
                 embq = quantise(self._scorer.embed(texts))
                 lp2, dp2 = head.predict("full", xq[sel], subset_tokens(tok, sel), embq)
                 full = self._expected_score(lp2)
-                disagree[sel] = np.abs(self._levels_of(full) - self._levels_of(fast[sel]))
+                disagree[sel] = np.abs(
+                    np.searchsorted(head.boundaries, full, side="right")
+                    - np.searchsorted(head.boundaries, fast[sel], side="right")
+                )
                 score[sel], lp[sel], dp[sel], path[sel] = full, lp2, dp2, 2
         # Domain scores in the router's domain order: the head's probabilities where it knows the
         # domain, keyword evidence for the domains it was not fitted on (robotics, speech, ...).
-        dom = out["dom_rule"].copy()
+        # A keyword hit for a domain the head was not fitted on outranks the head (its domains are
+        # probabilities <= 1): the head cannot know that domain, the keywords are specific.
+        dom = np.where(out["dom_rule"] > 0, 1.0 + out["dom_rule"], 0.0)
         for j, d in enumerate(self._domain_names):
             if d in head.domains:
                 dom[:, j] = dp[:, head.domains.index(d)]
@@ -533,11 +562,9 @@ class Router:
         )
 
     def _expected_score(self, probs: np.ndarray) -> np.ndarray:
-        """Probability-weighted level centre, summed column by column (batch-invariant)."""
-        acc = np.zeros(probs.shape[0], dtype=np.float64)
-        for j in range(probs.shape[1]):
-            acc = acc + probs[:, j] * self._centers[j]
-        return acc
+        """Probability-weighted level centre on the head's fixed score scale (the centres of the
+        thresholds it was fitted with), so moving a threshold in the config moves decisions."""
+        return self._head.expected_score(probs)
 
     def _scale_level(self, score: np.ndarray) -> np.ndarray:
         """A score's level on the score scale (not the decision): for disagreement measures."""

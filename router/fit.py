@@ -31,7 +31,7 @@ MIN_ROWS_PER_LEVEL = 10
 MIN_DOMAIN_ROWS = 10  # a domain with fewer labelled rows keeps keyword evidence only
 HASH_DIM = 1 << 15
 EMB_GAIN = 4.0  # embedding inputs are scaled up so the L2 penalty does not silence them
-EXEMPLAR_WEIGHT = 5.0  # a config exemplar counts as much as five average corpus rows
+EXEMPLAR_WEIGHT = 20.0  # a config exemplar: hand-written, so it counts as much as 20 corpus rows
 C = {"fast": (2.0, 2.0), "full": (2.0, 2.0)}  # inverse L2 strength: (level, domain) per head
 MARGINS = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2)
 FAST_DOMAIN_USES_HASHED = True  # keyword evidence generalises; word identity memorises sources
@@ -290,6 +290,7 @@ def fit(
     meta = head_expectations(fake_head, probe._domain_names) | {
         "domains": head_domains,
         "dense_features": dense_names,
+        "score_centers": [round(float(c), 6) for c in probe._centers],
         "fitted_at": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
     _write_npz(weights_path, arrays, meta)
@@ -383,8 +384,8 @@ def _choose_margin(base, weights_path, sha, hash_dim, dense, tok, emb, rows) -> 
     t = subset_tokens(tok, rows)
     lp, dp = head.predict("fast", xq, t)
     lp2, _ = head.predict("full", xq, t, emb[rows])
-    fast, full = probe._expected_score(lp), probe._expected_score(lp2)
-    dist = np.abs(fast[:, None] - probe._thresholds[1:][None, :]).min(axis=1)
+    fast, full = head.expected_score(lp), head.expected_score(lp2)
+    dist = np.abs(fast[:, None] - head.boundaries[None, :]).min(axis=1)
     clear = dp.max(axis=1) >= DOMAIN_CLARITY
     same = probe._levels_of(fast) == probe._levels_of(full)
     for m in MARGINS:

@@ -163,6 +163,9 @@ class LearnedHead:
         self.levels: list[str] = meta["levels"]
         self.domains: list[str] = meta["domains"]
         self.dim = int(meta["hash_dim"])
+        self.centers = np.asarray(meta["score_centers"], dtype=np.float64)
+        # The head's own score scale: fixed at fit time, whatever thresholds a config sets later.
+        self.boundaries = (self.centers[:-1] + self.centers[1:]) / 2.0
         try:
             self.fast_level = _Linear.from_arrays(z, "fast_level")
             self.fast_domain = _Linear.from_arrays(z, "fast_domain")
@@ -174,6 +177,13 @@ class LearnedHead:
         for m in (self.fast_level, self.fast_domain, self.full_level, self.full_domain):
             if m.dense.shape[0] != k or m.hashed.shape[0] != self.dim:
                 raise HeadError(f"router head weights {p}: array shapes do not match the meta")
+
+    def expected_score(self, probs: np.ndarray) -> np.ndarray:
+        """Probability-weighted level centre, summed column by column (batch-invariant)."""
+        acc = np.zeros(probs.shape[0], dtype=np.float64)
+        for j in range(probs.shape[1]):
+            acc = acc + probs[:, j] * self.centers[j]
+        return acc
 
     @staticmethod
     def grid(x: np.ndarray) -> np.ndarray:

@@ -292,7 +292,11 @@ def test_service_intents_are_detected_first(hybrid, text, domain):
 
 
 def test_router_accuracy_on_the_hand_written_dev_set(hybrid, rules):
-    """A quality bar, not a snapshot: measured 65/69 levels hybrid, 52/69 rule-only."""
+    """A quality bar, not a snapshot. With the fitted head (fitted on real prompts, not on this
+    set): 58-59/69 levels and 6-7 downgrades hybrid, 56/69 rule-only (the exemplar-only router
+    measured 65/69 and 52/69 here, but rank correlation 0.35 on unseen real sources; README:
+    router calibration). The downgrades are agent-building requests (no labelled agent traffic)
+    and short general requests the head places with voice commands."""
 
     def score(router):
         t = router.route_batch([q["text"] for q in DEV], ts=TS).to_pylist()
@@ -307,9 +311,9 @@ def test_router_accuracy_on_the_hand_written_dev_set(hybrid, rules):
         return lv_ok / n, dom_ok / n, down / n
 
     lv, dom, down = score(hybrid)
-    assert lv >= 0.85 and dom >= 0.85 and down <= 0.05, (lv, dom, down)
+    assert lv >= 0.8 and dom >= 0.85 and down <= 0.12, (lv, dom, down)
     lv, dom, _ = score(rules)
-    assert lv >= 0.65 and dom >= 0.85, (lv, dom)
+    assert lv >= 0.75 and dom >= 0.85, (lv, dom)
 
 
 # --- determinism and route == route_batch ---------------------------------------------------
