@@ -25,10 +25,12 @@ from reports.postmortem import (
     POSTMORTEM_HTML,
     DrillJournal,
     DrillJournalError,
+    cost_change,
     drill_verdict,
     human_duration,
     load_journal,
     rows_lost,
+    tier_p95_during,
 )
 from reports.render import is_missing, ms, num, parse_ts, pct, render_to, usd
 
@@ -225,6 +227,13 @@ DERIVED: dict[str, Any] = {
     "upstream_calls_while_misconfigured": lambda j: _sum(_misconfigured(j), "upstream_calls"),
     "decisions_while_misconfigured": lambda j: _sum(
         _misconfigured(j), "misconfigured_toggle_count"
+    ),
+    # a tier fault hardly moves the all-tier p95 (833 ms for a +4 s spike): the faulted tier's
+    "tier_p95_during": tier_p95_during,
+    "cost_change": lambda j: (
+        None
+        if (c := cost_change(j)) is None
+        else f"{c['signed']} against the pre-fault cost per query"
     ),
 }
 """Measures computed from the journal's metrics (``derived.<name>`` in the catalogue)."""

@@ -21,7 +21,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from reports.render import is_missing, parse_ts, render_to, write_atomic
+from reports.render import (
+    MISSING,
+    is_missing,
+    ms,
+    num,
+    parse_ts,
+    pct,
+    render_to,
+    sig,
+    usd,
+    write_atomic,
+)
 from reports.validation import describe
 
 POSTMORTEM_HTML = "postmortem.html"
@@ -300,7 +311,7 @@ def _compact(value: Any, limit: int = 160) -> str:
     elif isinstance(value, bool):
         text = "yes" if value else "no"
     elif isinstance(value, float):
-        text = f"{value:.4g}"
+        text = sig(value)  # three significant digits: 0.0333, 4,946, not 0.03333333
     elif isinstance(value, str) and (value != value.strip() or not value):
         text = repr(value)  # a toggle value with a stray space must be visible as such
     else:
@@ -609,7 +620,6 @@ def lessons(
     well: list[str] = []
     wrong: list[str] = []
     lucky: list[str] = []
-    imp = j.impact
     for g in rows:
         if g["verdict"] == "passed" and not g["weak"]:
             well.append(f"{_cap(g['expected_text'])}: {g['actual_text']} ({g['id']}).")
@@ -653,7 +663,7 @@ def lessons(
         if p.violations:
             wrong.append(
                 f"Steady-state probe {p.probe} was violated during the fault in "
-                f"{p.violations:.0f} of {p.samples or 0:.0f} samples (worst {_compact(p.worst)})."
+                f"{p.violations:.0f} of {p.samples or 0:.0f} samples (worst {probe_value(p.probe, p.worst)})."
             )
     after = j.steady_state.after
     if after and all(p.ok for p in after):
@@ -665,11 +675,11 @@ def lessons(
     for r in j.rollbacks:
         if r.ok is False:
             wrong.append(f"Rollback {r.type} failed" + (f": {r.detail}" if r.detail else "") + ".")
-    errors = _num(imp.errors)
-    if errors:
-        wrong.append(f"{errors:,.0f} executed queries ended in error.")
-    elif errors == 0 and (_num(imp.executed) or 0) > 0:
-        well.append("No executed query ended in error.")
+    o = outcomes(j)
+    if o["failed"]:
+        wrong.append(failed_text(o) or "")
+    elif o["failed"] == 0 and (o["executed"] or 0) > 0:
+        well.append(failed_text(o) or "")
     lost = rows_lost(j)
     if lost:
         wrong.append(f"{lost:,.0f} decision rows are missing from telemetry.")
@@ -683,6 +693,261 @@ def rows_lost(j: DrillJournal) -> float | None:
         return j.impact.rows_lost
     d, t = _num(j.impact.decisions), _num(j.impact.telemetry_rows)
     return None if d is None or t is None else max(0.0, d - t)
+
+
+# ------------------------------------------------------------------ numbers people can trust
+
+
+def outcomes(j: DrillJournal) -> dict[str, float | None]:
+    """What happened to the queries, in the journal's own terms, so that the postmortem, the
+    error-rate chart and the ``error_rate_high`` alert agree.
+
+    The journal's ``executed`` counts every decision sent to the execution path (served,
+    fallback, rejected, error, timeout); ``errors`` counts upstream errors and timeouts only.
+    The error-rate metric (and its alert) counts errors, timeouts AND rejections as failures:
+    ``failed`` is that numerator and ``failed_rate`` that share of ``executed``.
+    """
+    imp = j.impact
+    executed = _num(imp.executed)
+    errors = _num(imp.errors)
+    rejected = _num(imp.rejected)
+    fallbacks = _num(imp.fallbacks)
+    failed = None if errors is None and rejected is None else (errors or 0) + (rejected or 0)
+    served = None
+    if executed is not None and failed is not None:
+        served = max(0.0, executed - failed - (fallbacks or 0))
+    return {
+        "executed": executed,
+        "served": served,
+        "fallbacks": fallbacks,
+        "rejected": rejected,
+        "errors": errors,
+        "failed": failed,
+        "failed_rate": failed / executed if failed is not None and executed else None,
+    }
+
+
+def failed_text(o: Mapping[str, float | None]) -> str | None:
+    """One sentence that matches what the error-rate alert measured."""
+    if o["failed"] is None or o["executed"] is None:
+        return None
+    if not o["failed"]:
+        return f"None of the {num(o['executed'])} queries sent to execution failed."
+    return (
+        f"{num(o['failed'])} of {num(o['executed'])} queries sent to execution failed "
+        f"({pct(o['failed_rate'])}): {num(o['rejected'] or 0)} rejected with a retryable "
+        f"decision id and {num(o['errors'] or 0)} upstream error(s) or timeout(s). The error "
+        "rate chart and the error_rate_high alert count both."
+    )
+
+
+def _fault_minutes(j: DrillJournal) -> tuple[list[MetricRow], list[MetricRow], list[MetricRow]]:
+    """Metric rows (minute buckets) before the first fault, while any fault is active, after."""
+    if not j.faults:
+        return list(j.metrics), [], []
+    end_of_drill = parse_ts(j.ended_at) if j.ended_at else None
+    spans = [
+        (parse_ts(f.start), parse_ts(f.end) if f.end else end_of_drill or parse_ts(f.start))
+        for f in j.faults
+    ]
+    first, last = min(a for a, _ in spans), max(b for _, b in spans)
+    before, during, after = [], [], []
+    for m in j.metrics:
+        ts = parse_ts(m.ts)
+        if ts < first:
+            before.append(m)
+        elif any(a <= ts < b for a, b in spans):
+            during.append(m)
+        elif ts >= last:
+            after.append(m)
+    return before, during, after
+
+
+def cost_change(j: DrillJournal) -> dict[str, Any] | None:
+    """``impact.extra_cost_usd`` with the words it needs: billed USD during the faults minus
+    what the same number of queries cost per query before the first fault."""
+    extra = _num(j.impact.extra_cost_usd)
+    if extra is None or not j.faults:
+        return None
+    before, during, _ = _fault_minutes(j)
+
+    def per_query(rows: list[MetricRow]) -> float | None:
+        q = sum(_num(getattr(m, "decisions", None) or m.queries) or 0 for m in rows)
+        c = sum(_num(getattr(m, "cost_usd", None)) or 0 for m in rows)
+        return c / q if q else None
+
+    base, now = per_query(before), per_query(during)
+    o = outcomes(j)
+    if abs(extra) < 0.005:
+        text = "The faults did not change what was billed per query."
+    elif extra > 0:
+        text = f"The faults cost {usd(extra)} more than the same queries cost before them"
+    else:
+        text = f"{usd(-extra)} less was billed during the faults than before them"
+    if base is not None and now is not None and abs(extra) >= 0.005:
+        text += f" ({usd(now * 1000)} per 1,000 queries during, {usd(base * 1000)} before)"
+    if extra < -0.005 and (o["rejected"] or 0) > 0:
+        text += f": the {num(o['rejected'])} rejected queries were never billed"
+    elif extra > 0.005 and (o["fallbacks"] or 0) > 0:
+        text += f": {num(o['fallbacks'])} queries were served by a fallback model"
+    if not text.endswith("."):
+        text += "."
+    signed = ("+" if extra > 0 else "−") + usd(abs(extra)) if abs(extra) >= 0.005 else usd(0)
+    return {"value": extra, "signed": signed, "text": text}
+
+
+def fault_tiers(j: DrillJournal) -> list[str]:
+    """Model tiers a fault targeted (``target: {tier: large}``), in order."""
+    tiers: list[str] = []
+    for f in j.faults:
+        tier = (f.target or {}).get("tier")
+        if isinstance(tier, str) and tier not in tiers:
+            tiers.append(tier)
+    return tiers
+
+
+def _tier_probe(probes: list[Probe], tier: str) -> Probe | None:
+    for p in probes:
+        params = getattr(p, "params", None) or {}
+        if (
+            p.probe == "latency_p95_ms"
+            and isinstance(params, Mapping)
+            and params.get("tier") == tier
+        ):
+            return p
+    return None
+
+
+def latency_rows(j: DrillJournal) -> list[dict[str, Any]]:
+    """p95 latency before / during / after: all executed queries, every faulted tier (its
+    steady-state probe), and the slowest tier per minute (what the latency alert watches).
+    A tier fault hidden in the all-tier p95 (833 ms for a +4 s spike) shows on its own row."""
+    imp = j.impact
+    rows = [
+        {
+            "label": "all executed queries",
+            "before": _num(imp.latency_p95_ms_before),
+            "during": _num(imp.latency_p95_ms_during),
+            "after": _num(imp.latency_p95_ms_after),
+            "note": "p95 over each whole phase",
+        }
+    ]
+    ss = j.steady_state
+    during_by_probe = {p.probe: p for p in ss.during}
+    for tier in fault_tiers(j):
+        b, a = _tier_probe(ss.before, tier), _tier_probe(ss.after, tier)
+        d = during_by_probe.get("latency_p95_ms") if b is not None or a is not None else None
+        if b is None and a is None:
+            continue
+        rows.append(
+            {
+                "label": f"tier {tier} (the faulted tier)",
+                "before": _num(b.value) if b else None,
+                "during": _num(d.worst) if d else tier_p95_during(j),
+                "after": _num(a.value) if a else None,
+                "note": "steady-state probe; during = worst"
+                + (f" {b.window} window" if b and b.window else ""),
+            }
+        )
+    before, during, after = _fault_minutes(j)
+
+    def worst(rows_: list[MetricRow]) -> float | None:
+        vals = [_num(getattr(m, "actual_latency_p95_worst_tier_ms", None)) for m in rows_]
+        vals = [v for v in vals if v is not None]
+        return max(vals) if vals else None
+
+    if any(worst(x) is not None for x in (before, during, after)):
+        rows.append(
+            {
+                "label": "slowest tier, worst minute",
+                "before": worst(before),
+                "during": worst(during),
+                "after": worst(after),
+                "note": "what execution_p95_latency_high watches",
+            }
+        )
+    return rows
+
+
+def tier_p95_during(j: DrillJournal) -> float | None:
+    """p95 of the faulted tier during the faults: its steady-state probe's worst value, else
+    the slowest tier's worst minute; the all-tier p95 when no fault targets a tier."""
+    tiers = fault_tiers(j)
+    if not tiers:
+        return _num(j.impact.latency_p95_ms_during)
+    d = next((p for p in j.steady_state.during if p.probe == "latency_p95_ms"), None)
+    if d is not None and any(_tier_probe(j.steady_state.before, t) for t in tiers):
+        return _num(d.worst)
+    _, during, _ = _fault_minutes(j)
+    vals = [_num(getattr(m, "actual_latency_p95_worst_tier_ms", None)) for m in during]
+    vals = [v for v in vals if v is not None]
+    return max(vals) if vals else _num(j.impact.latency_p95_ms_during)
+
+
+_RATIO_PROBES = frozenset({"decision_availability", "error_rate"})
+_MS_PROBES = frozenset({"latency_p95_ms"})
+_USD_PROBES = frozenset({"cost_per_query_usd"})
+
+
+def probe_value(probe: str, value: Any) -> str:
+    """A steady-state value for people: 0.0907 -> "9.1 %", 581.74 -> "582 ms"."""
+    v = _num(value)
+    if v is None:
+        return MISSING if is_missing(value) else _compact(value, 60)
+    if probe in _RATIO_PROBES:
+        return pct(v)
+    if probe in _MS_PROBES:
+        return ms(v)
+    if probe in _USD_PROBES:
+        return usd(v)
+    return sig(v)
+
+
+def tolerance_text(probe: str, tolerance: Mapping[str, Any] | None) -> str:
+    """``{"max": 0.02}`` -> "≤ 2.0 %"; ``{"min": 1.0, "max": 2}`` -> "≥ 100.0 % and ≤ ..."."""
+    if not tolerance:
+        return MISSING
+    words = {"min": "≥", "max": "≤", "eq": "="}
+    parts = [
+        f"{words.get(k, k)} {probe_value(probe, v)}"
+        for k, v in tolerance.items()
+        if k in words or not isinstance(v, Mapping)
+    ]
+    return " and ".join(parts) or MISSING
+
+
+def breaker_summary(j: DrillJournal) -> list[dict[str, Any]]:
+    """One line per model whose breaker moved: first opened, how many half-open probes failed
+    and re-opened it, when it closed. The events themselves are listed once, in the timeline."""
+    by_model: dict[str, dict[str, Any]] = {}
+    for e in sorted(j.events, key=lambda e: parse_ts(e.ts)):
+        if not e.kind.startswith("breaker_"):
+            continue
+        d = e.detail if isinstance(e.detail, Mapping) else {}
+        model = str(d.get("model") or "?")
+        row = by_model.setdefault(
+            model,
+            {
+                "model": model,
+                "tier": d.get("tier"),
+                "opened": None,
+                "reopened": 0,
+                "closed": None,
+                "reason": None,
+            },
+        )
+        if e.kind == "breaker_open":
+            if row["opened"] is None:
+                row["opened"], row["reason"] = parse_ts(e.ts), d.get("reason")
+            elif d.get("old") == "half_open":
+                row["reopened"] += 1
+        elif e.kind == "breaker_closed":
+            row["closed"] = parse_ts(e.ts)
+    final = getattr(j, "breakers", None)
+    for row in by_model.values():
+        state = final.get(row["model"]) if isinstance(final, Mapping) else None
+        row["final"] = str(state).replace("_", "-") if state else None
+    return list(by_model.values())
 
 
 def _alert_windows(j: DrillJournal) -> list[tuple[str, datetime, datetime | None]]:
@@ -700,13 +965,49 @@ def _alert_windows(j: DrillJournal) -> list[tuple[str, datetime, datetime | None
     return sorted(out, key=lambda w: w[1])
 
 
+def _detail(e: Event) -> Mapping[str, Any]:
+    return e.detail if isinstance(e.detail, Mapping) else {}
+
+
+def _failed_probes(events: Sequence[Event]) -> set[int]:
+    """Indexes of ``breaker_half_open`` events whose next breaker event for the same model is
+    the re-open (the probe failed): the timeline shows the pair as one row."""
+    out: set[int] = set()
+    for i, e in enumerate(events):
+        if e.kind != "breaker_half_open":
+            continue
+        model = _detail(e).get("model")
+        nxt = next(
+            (
+                k
+                for k in range(i + 1, len(events))
+                if events[k].kind.startswith("breaker_")
+                and _detail(events[k]).get("model") == model
+            ),
+            None,
+        )
+        if (
+            nxt is not None
+            and events[nxt].kind == "breaker_open"
+            and _detail(events[nxt]).get("old") == "half_open"
+        ):
+            out.add(i)
+    return out
+
+
 def timeline_rows(j: DrillJournal, markers: Markers) -> list[dict[str, Any]]:
     """Every event in time order, with the OUTAGE BEGINS / MITIGATED / OUTAGE ENDS markers
     placed just before the event at their instant."""
     start = parse_ts(j.started_at)
     entries: list[tuple[datetime, int, dict[str, Any]]] = []
+    probing = _failed_probes(j.events)
     for i, e in enumerate(j.events):
+        if i in probing:
+            continue  # shown with the re-open it led to
         ts = parse_ts(e.ts)
+        label = EVENT_LABELS.get(e.kind, e.kind.replace("_", " ").capitalize())
+        if e.kind == "breaker_open" and _detail(e).get("old") == "half_open":
+            label = "Circuit breaker re-opened (half-open probe failed)"
         entries.append(
             (
                 ts,
@@ -717,7 +1018,7 @@ def timeline_rows(j: DrillJournal, markers: Markers) -> list[dict[str, Any]]:
                         e.offset_s if e.offset_s is not None else (ts - start).total_seconds()
                     ),
                     "kind": e.kind,
-                    "label": EVENT_LABELS.get(e.kind, e.kind.replace("_", " ").capitalize()),
+                    "label": label,
                     "detail": _detail_text(e),
                     "cls": EVENT_CLASS.get(e.kind, ""),
                     "marker": None,
@@ -866,13 +1167,37 @@ def summarise(j: DrillJournal, source: str) -> dict[str, Any]:
             "how": markers.mitigated_by,
             "ttm": ttm,
             "ttm_text": human_duration(ttm),
-            "breaker_events": [
+            "breakers": breaker_summary(j),
+            "other_events": [
                 r
                 for r in timeline_rows(j, Markers(None, None, None, None))
-                if r["kind"].startswith("breaker_")
-                or r["kind"] in ("fallback", "spool", "drain", "toggle_changed")
+                if r["kind"] in ("fallback", "spool", "drain", "toggle_changed")
             ],
         },
+        "outcomes": outcomes(j),
+        "failed_text": failed_text(outcomes(j)),
+        "cost": cost_change(j),
+        "latency": latency_rows(j),
+        "steady_state": [
+            {
+                "phase": phase,
+                "probe": p.probe,
+                "tolerance": tolerance_text(p.probe, p.tolerance),
+                "value": probe_value(p.probe, p.value if p.value is not None else p.worst),
+                "samples": p.samples,
+                "violations": p.violations,
+                "ok": p.ok,
+                "tier": (getattr(p, "params", None) or {}).get("tier")
+                if isinstance(getattr(p, "params", None), Mapping)
+                else None,
+            }
+            for phase, probes in (
+                ("before", j.steady_state.before),
+                ("during (worst)", j.steady_state.during),
+                ("after", j.steady_state.after),
+            )
+            for p in probes
+        ],
         "outage_text": human_duration(outage_s) if outage_s is not None else None,
         "faults": [
             {
@@ -932,10 +1257,19 @@ def build_figure(j: DrillJournal, s: Mapping[str, Any]) -> Any:
 
     series: dict[str, list[tuple[datetime, float | None]]] = {
         "p95 latency": column("actual_latency_p95_ms"),
-        "error rate": column("error_rate", 100.0),
+        "error rate (incl. rejected)": column("error_rate", 100.0),
         "alerts firing": [(parse_ts(m.ts), firing_count(parse_ts(m.ts))) for m in metrics],
     }
-    units = {"p95 latency": "p95 (ms)", "error rate": "errors (%)", "alerts firing": "alerts"}
+    units = {
+        "p95 latency": "p95 (ms)",
+        "error rate (incl. rejected)": "failed (%)",
+        "alerts firing": "alerts",
+    }
+    worst_tier = column("actual_latency_p95_worst_tier_ms")
+    if fault_tiers(j) and any(v is not None for _, v in worst_tier):
+        # a tier fault hardly moves the all-tier p95: show the slowest tier the alert watches
+        series = {"p95 slowest tier": worst_tier, **series}
+        units["p95 slowest tier"] = "tier p95 (ms)"
     # Further rows only when that signal is part of the story: a count that left zero, a cost
     # that spiked, upstream calls that stopped while queries kept coming (the kill switch).
     extra = [(parse_ts(m.ts), (_num(m.fallback) or 0) + (_num(m.rejected) or 0)) for m in metrics]

@@ -395,3 +395,150 @@ def test_invalid_toggle_from_the_start_is_the_outage(tmp_path: Path) -> None:
     assert "'Execution-Enabled '" in s["toggle_note"] and "fail closed" in s["toggle_note"]
     html = build_postmortem(data, tmp_path).html.read_text()
     assert "Execution-Enabled" in section(html, "root-cause")
+
+
+# ------------------------------------------- numbers that agree, on journals the runner wrote
+
+
+@pytest.fixture(scope="module")
+def real_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The latency-spike drill run by the real runner twice — as shipped (passes) and with the
+    alert demanded within 10 s (it takes 60 s: fails) — and every page built from the journals."""
+    from drills.runner import run_scenario
+    from drills.scenario import load_scenario, parse_scenario
+    from reports.site import build_index
+
+    root = tmp_path_factory.mktemp("real")
+    out = root / "out"
+    journals = {}
+    for label, within in (("passed", None), ("failed", "10s")):
+        data = load_scenario("upstream-latency-spike").model_dump(mode="json")
+        if within:
+            for g in data["guarantees"]:
+                if g["id"] == "latency-alert":
+                    g["expect"] = {"within": within}
+        result = run_scenario(
+            parse_scenario(data, f"spike ({label})"),
+            db=f"sqlite:///{root / 'telemetry.db'}",
+            out=out,
+            spool_dir=root / "spool",
+            qps=2,
+        )
+        build_postmortem(result.journal_path, out)
+        journals[label] = read(result.journal_path)
+    build_failure_modes(out)
+    build_index(out)
+    return {"out": out, "journals": journals}
+
+
+def _real_page(real_site: dict[str, Any], label: str, ext: str = "html") -> str:
+    run_id = real_site["journals"][label]["run_id"]
+    return (real_site["out"] / "drills" / run_id / f"postmortem.{ext}").read_text("utf-8")
+
+
+def test_failures_are_counted_the_way_the_error_rate_alert_counts_them(real_site) -> None:
+    j = real_site["journals"]["passed"]
+    imp = j["impact"]
+    assert "error_rate_high" in {a["rule"] for a in j["alerts"]}  # the alert fired ...
+    failed = imp["errors"] + imp["rejected"]
+    assert failed > 0  # ... because rejections count as failures
+    md = _real_page(real_site, "passed", "md")
+    html = _real_page(real_site, "passed")
+    assert f"| Failed (rejected + error + timeout, what the error rate counts) | {failed:,} (" in md
+    assert f"| Rejected (retryable decision id) | {imp['rejected']:,} |" in md
+    assert f"| Upstream error or timeout | {imp['errors']:,} |" in md
+    served = imp["executed"] - failed - imp["fallbacks"]
+    assert f"| Served by the routed model | {served:,} |" in md
+    for page in (md, html):
+        assert not re.search(r"ended in error(?!, timeout or rejection)", page)
+        assert "executed by a model" not in page
+        assert f"{failed:,} of {imp['executed']:,} queries sent to execution failed" in page
+
+
+def test_a_tier_fault_shows_the_tier_p95_not_the_all_tier_p95(real_site) -> None:
+    md = _real_page(real_site, "passed", "md")
+    row = next(line for line in md.splitlines() if line.startswith("| tier large"))
+    during = float(row.split("|")[3].replace(",", "").replace("ms", ""))
+    assert during > 3000  # the fault adds 4 s to the large tier
+    all_row = next(line for line in md.splitlines() if line.startswith("| all executed queries"))
+    assert float(all_row.split("|")[3].replace(",", "").replace("ms", "")) < during
+    fm = (real_site["out"] / "failure-modes.html").read_text("utf-8")
+    cell = fm[fm.index("p95 of the faulted tier during") :][:200]
+    value = re.search(r"<span>([\d,]+) ms</span>", cell)
+    assert value and float(value.group(1).replace(",", "")) > 3000
+
+
+def test_cost_change_is_explained_in_words(real_site) -> None:
+    j = real_site["journals"]["passed"]
+    md = _real_page(real_site, "passed", "md")
+    extra = j["impact"]["extra_cost_usd"]
+    sign = "+" if extra > 0 else "−"
+    assert f"| Cost change during the faults | {sign}${abs(extra):.2f} |" in md
+    assert "per 1,000 queries during" in md and "Extra cost" not in md
+    from reports.postmortem import cost_change
+
+    for value, signed, words in (
+        (1.95, "+$1.95", "The faults cost $1.95 more than the same queries cost before them"),
+        (-1.95, "−$1.95", "$1.95 less was billed during the faults than before them"),
+    ):
+        other = copy.deepcopy(j)
+        other["impact"]["extra_cost_usd"] = value
+        c = cost_change(load_journal(other)[0])
+        assert c["signed"] == signed and c["text"].startswith(words)
+        if value < 0 and j["impact"]["rejected"]:
+            assert "rejected queries were never billed" in c["text"]
+
+
+def test_numbers_are_rounded_for_people(real_site) -> None:
+    for label in ("passed", "failed"):
+        for ext in ("html", "md"):
+            page = _real_page(real_site, label, ext)
+            text = re.sub(r"<script.*?</script>", "", page, flags=re.S)
+            text = re.sub(r'<div class="figure.*?</div>', "", text, flags=re.S)
+            assert not re.search(r"\d\.\d{5,}", text), re.search(r".{40}\d\.\d{5,}.{20}", text)
+            assert "&#34;max&#34;" not in text and '{"max"' not in text and "{'max'" not in text
+    html = _real_page(real_site, "passed")
+    ss = section(html, "supporting")
+    assert "≤ 2.0 %" in ss and "≥ 100.0 %" in ss and "≤ 1,500 ms" in ss
+
+
+def test_each_breaker_event_is_listed_once(real_site) -> None:
+    j = real_site["journals"]["passed"]
+    reopen = sum(
+        e["kind"] == "breaker_open" and e["detail"].get("old") == "half_open" for e in j["events"]
+    )
+    assert reopen > 0
+    html = _real_page(real_site, "passed")
+    md = _real_page(real_site, "passed", "md")
+    assert (
+        section(html, "timeline").count("Circuit breaker re-opened (half-open probe failed)")
+        == reopen
+    )
+    assert section(html, "resolution").count("half-open") == 0 or "re-opened" not in section(
+        html, "resolution"
+    ).replace("Re-opened after a failed probe", "")
+    assert md.count("Circuit breaker re-opened (half-open probe failed)") == reopen
+    # a failed probe and its re-open are one row; only probes that did not fail keep a row
+    probes = sum(e["kind"] == "breaker_half_open" for e in j["events"])
+    assert md.count("Circuit breaker half-open (probing)") == probes - reopen
+    for model in {e["detail"]["model"] for e in j["events"] if e["kind"] == "breaker_open"}:
+        assert md.count(f"- Circuit breaker `{model}`") == 1
+
+
+def test_a_failed_drill_is_failed_on_every_page(real_site) -> None:
+    j = real_site["journals"]["failed"]
+    assert j["status"] == "completed"  # the run ended normally; a guarantee did not hold
+    html = _real_page(real_site, "failed")
+    md = _real_page(real_site, "failed", "md")
+    header = html[: html.index("</header>")]
+    assert "DRILL · FAILED" in header and "completed" not in header.split("Result", 1)[1]
+    assert 'class="verdict-word">FAILED' in html
+    assert "| Result | DRILL · verdict **FAILED** (7 of 8 guarantees held" in md
+    assert 'status good">completed' not in html
+    index = (real_site["out"] / "index.html").read_text("utf-8")
+    at = index.index(f'<code class="id-full">{j["run_id"]}</code>')
+    row = index[index.rindex("<tr", 0, at) : at]
+    assert "FAILED" in row and "PASSED" not in row and "status good" not in index
+    assert "Drill upstream-latency-spike failed its latest run" in section(index, "status")
+    fm = (real_site["out"] / "failure-modes.html").read_text("utf-8")
+    assert fm_row(fm, "upstream-latency-spike").count("FAILED") >= 1
