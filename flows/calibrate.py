@@ -31,16 +31,12 @@ READ_COLUMNS = (
 
 
 def _pilot_run(store, run_id: str):
-    from telemetry.store import safe_url
+    from telemetry.evidence_store import require_pilot_run
 
-    run = store.get_run(run_id)
-    if run is None:
-        raise CalibrationError(
-            f"no run {run_id!r} in {safe_url(store.url)} (see `harness telemetry runs`)"
-        )
-    if run.kind != "pilot":
-        raise CalibrationError(f"run {run_id!r} is a {run.kind} run, not a pilot")
-    return run
+    try:
+        return require_pilot_run(store, run_id, finished=False)
+    except (LookupError, ValueError) as exc:
+        raise CalibrationError(str(exc)) from None
 
 
 def run_calibration(

@@ -59,23 +59,18 @@ def recompute_pilot_report(
     outcome and every difference from the stored evidence (empty when they agree)."""
     from router.config import load_config
     from telemetry import pilot_evidence as ev
-    from telemetry.evidence_store import EvidenceError, load_evidence, load_labels
+    from telemetry.evidence_store import (
+        EvidenceError,
+        load_evidence,
+        load_labels,
+        require_pilot_run,
+    )
     from telemetry.store import TelemetryStore, safe_url
 
     store = TelemetryStore(db)
     try:
-        run = store.get_run(run_id)
-        if run is None:
-            raise LookupError(
-                f"no run {run_id!r} in {safe_url(store.url)} (see `harness telemetry runs`)"
-            )
-        if run.kind != "pilot":
-            raise ValueError(f"run {run_id!r} is a {run.kind} run, not a pilot")
-        counts = run.counts or {}
-        if "quality" not in counts:
-            raise ValueError(
-                f"run {run_id!r} did not finish (status {run.status}); rerun the pilot"
-            )
+        run = require_pilot_run(store, run_id)
+        counts = run.counts
         cfg = load_config(config)
         if cfg.config_hash != run.config_hash:
             raise ValueError(

@@ -55,6 +55,21 @@ def harness_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "flows.cli", *args]
 
 
+def start_service(
+    log_dir: str | Path, db_url: str, *, mode: str = "decision-only", args: tuple[str, ...] = ()
+) -> Child:
+    """`harness serve` on a free 127.0.0.1 port with its own store, ready to answer."""
+    port = free_port()
+    return start(
+        "serve",
+        harness_cmd("serve", "--port", str(port), "--db", db_url, *args),
+        url=f"http://127.0.0.1:{port}",
+        ready_path="/v1/health",
+        log_dir=log_dir,
+        env={"AMAIMA_EXECUTION_MODE": mode},
+    )
+
+
 def start(
     name: str,
     cmd: list[str],

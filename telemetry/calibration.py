@@ -211,20 +211,7 @@ def calibrate(
 
     for _ in range(MAX_PASSES):
         improved = False
-        for i in range(1, 5):  # level boundaries SIMPLE..EXPERT (TRIVIAL stays at 0)
-            for k in range(-20, 21):
-                if k == 0:
-                    continue
-                y = list(x)
-                y[i] = round(x[i] + k * STEP, 6)
-                r = ev.point(y[:5], y[5])
-                if r is None:
-                    continue
-                points.append(r[0])
-                if key(r[0]) < key(best):
-                    best, x, improved = r[0], y, True
-        for band in np.round(np.arange(0.0, 0.2001, 0.0025), 6):
-            y = x[:5] + [float(band)]
+        for y in _neighbours(x):
             r = ev.point(y[:5], y[5])
             if r is None:
                 continue
@@ -289,6 +276,19 @@ def calibrate(
         f"({'saves' if saving >= 0 else 'costs'} ${abs(saving):,.4f} against the current config)."
     )
     return result
+
+
+def _neighbours(x: list[float]):
+    """One coordinate at a time: each level boundary (SIMPLE..EXPERT; TRIVIAL stays at 0) moved
+    by up to 20 steps either way, then every band on a 0.0025 grid."""
+    for i in range(1, 5):
+        for k in range(-20, 21):
+            if k:
+                y = list(x)
+                y[i] = round(x[i] + k * STEP, 6)
+                yield y
+    for band in np.round(np.arange(0.0, 0.2001, 0.0025), 6):
+        yield x[:5] + [float(band)]
 
 
 def _thin(points: list[Point], limit: int = 2000) -> list[Point]:

@@ -187,73 +187,43 @@ def _changed(b, c, diff, rb_rank, rc_rank, cost_delta) -> pd.DataFrame:
     return out.iloc[order].reset_index(drop=True)
 
 
+# (metric, column, label): yes/no per query -> McNemar; amounts -> paired bootstrap (statistic).
+PAIRED_FLAGS = (
+    ("borderline_rate", "borderline", "Borderline rate"),
+    ("upscale_rate", "upscaled", "Upscale rate"),
+)
+PAIRED_AMOUNTS = (
+    ("cost_per_query_usd", "cost_estimate_usd", "Estimated cost per query", "mean"),
+    ("latency_estimate_ms", "latency_estimate_ms", "Mean latency estimate", "mean"),
+    ("median_confidence", "confidence_overall", "Median overall confidence", "median"),
+)
+
+
 def paired_tests(b, c, rb_rank, rc_rank, labels: pd.DataFrame | None) -> list[stats.PairedTest]:
     """Is each difference real? McNemar for yes/no per query, paired bootstrap for amounts."""
-    tests = []
-    if "borderline" in b:
-        tests.append(
-            stats.mcnemar(
-                "borderline_rate",
-                b["borderline"].to_numpy(bool),
-                c["borderline"].to_numpy(bool),
-                "Borderline rate",
-            )
-        )
-    tests.append(
-        stats.mcnemar(
-            "upscale_rate",
-            b["upscaled"].to_numpy(bool),
-            c["upscaled"].to_numpy(bool),
-            "Upscale rate",
-        )
-    )
+    pairs = [
+        (metric, b[col].to_numpy(bool), c[col].to_numpy(bool), label)
+        for metric, col, label in PAIRED_FLAGS
+        if col in b
+    ]
     if labels is not None and "expected_level" in labels:
         lab = labels.set_index("query_id")["expected_level"].reindex(b.index)
         known = lab.isin(LEVEL_NAMES).to_numpy()
         if known.any():
             exp = lab[known].map({n: i for i, n in enumerate(LEVEL_NAMES)}).to_numpy()
-            tests.append(
-                stats.mcnemar(
-                    "downgrade_rate",
-                    rb_rank[known] < exp,
-                    rc_rank[known] < exp,
-                    "Downgrade rate against the labels",
-                )
+            rb, rc = rb_rank[known], rc_rank[known]
+            pairs.append(
+                ("downgrade_rate", rb < exp, rc < exp, "Downgrade rate against the labels")
             )
-            tests.append(
-                stats.mcnemar(
-                    "overpay_rate",
-                    rb_rank[known] > exp,
-                    rc_rank[known] > exp,
-                    "Overpay rate against the labels",
-                )
-            )
-    tests.append(
+            pairs.append(("overpay_rate", rb > exp, rc > exp, "Overpay rate against the labels"))
+    tests = [stats.mcnemar(*p) for p in pairs]
+    tests += [
         stats.paired_bootstrap(
-            "cost_per_query_usd",
-            b["cost_estimate_usd"].to_numpy(float),
-            c["cost_estimate_usd"].to_numpy(float),
-            "Estimated cost per query",
+            metric, b[col].to_numpy(float), c[col].to_numpy(float), label, stat=stat
         )
-    )
-    tests.append(
-        stats.paired_bootstrap(
-            "latency_estimate_ms",
-            b["latency_estimate_ms"].to_numpy(float),
-            c["latency_estimate_ms"].to_numpy(float),
-            "Mean latency estimate",
-        )
-    )
-    if "confidence_overall" in b:
-        tests.append(
-            stats.paired_bootstrap(
-                "median_confidence",
-                b["confidence_overall"].to_numpy(float),
-                c["confidence_overall"].to_numpy(float),
-                "Median overall confidence",
-                stat="median",
-            )
-        )
+        for metric, col, label, stat in PAIRED_AMOUNTS
+        if col in b
+    ]
     return tests
 
 

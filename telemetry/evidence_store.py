@@ -115,3 +115,20 @@ def delete_run_evidence(store: TelemetryStore, run_id: str) -> None:
     with store._connect(write=True) as conn:
         conn.execute(sa.delete(run_evidence).where(run_evidence.c.run_id == run_id))
         conn.execute(sa.delete(run_labels).where(run_labels.c.run_id == run_id))
+
+
+def require_pilot_run(store: TelemetryStore, run_id: str, *, finished: bool = True):
+    """The run record of a pilot, or a clear error naming the run (unknown id, another kind of
+    run, or a run that did not finish)."""
+    from telemetry.store import safe_url
+
+    run = store.get_run(run_id)
+    if run is None:
+        raise LookupError(
+            f"no run {run_id!r} in {safe_url(store.url)} (see `harness telemetry runs`)"
+        )
+    if run.kind != "pilot":
+        raise ValueError(f"run {run_id!r} is a {run.kind} run, not a pilot")
+    if finished and "quality" not in (run.counts or {}):
+        raise ValueError(f"run {run_id!r} did not finish (status {run.status}); rerun the pilot")
+    return run

@@ -73,15 +73,7 @@ def test_every_series_the_rules_read_is_exposed_by_the_service(tmp_path):
     doc, _ = prometheus_rules(context="pilot")
     exprs = " ".join(r["expr"] for g in doc["groups"] for r in g["rules"])
     names = set(re.findall(r"\bamaima_[a-z_]+", exprs))
-    port = procs.free_port()
-    svc = procs.start(
-        "serve",
-        procs.harness_cmd("serve", "--port", str(port), "--db", f"sqlite:///{tmp_path / 't.db'}"),
-        url=f"http://127.0.0.1:{port}",
-        ready_path="/v1/health",
-        log_dir=tmp_path,
-        env={"AMAIMA_EXECUTION_MODE": "execution-enabled"},
-    )
+    svc = procs.start_service(tmp_path, f"sqlite:///{tmp_path / 't.db'}", mode="execution-enabled")
     try:
         for text in ("hi", "prove that sqrt(2) is irrational", "translate hello to german"):
             httpx.post(svc.url + "/v1/execute", json={"text": text}, timeout=30)

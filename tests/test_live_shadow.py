@@ -30,15 +30,7 @@ SEEDS = [
 @pytest.fixture(scope="module")
 def target(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shadow")
-    port = procs.free_port()
-    child = procs.start(
-        "serve",
-        procs.harness_cmd("serve", "--port", str(port), "--db", f"sqlite:///{tmp / 't.db'}"),
-        url=f"http://127.0.0.1:{port}",
-        ready_path="/v1/health",
-        log_dir=tmp,
-        env={"AMAIMA_EXECUTION_MODE": "decision-only"},
-    )
+    child = procs.start_service(tmp, f"sqlite:///{tmp / 't.db'}")
     try:
         yield child
     finally:

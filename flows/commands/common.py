@@ -28,21 +28,28 @@ DRILL_NOISE = ("telemetry.store", "router.breaker", "router.execution", "router.
 
 
 @contextmanager
-def quiet_injected_faults() -> Iterator[None]:
-    """During a drill, expected fault warnings stay out of the console (unless --verbose)."""
+def _raised_level(names: tuple[str, ...], level: int) -> Iterator[None]:
+    """Raise these loggers to ``level`` for the block, unless --verbose asked for everything."""
     import logging
 
     if logging.getLogger().level <= logging.INFO:  # harness --verbose
         yield
         return
-    saved = {name: logging.getLogger(name).level for name in DRILL_NOISE}
-    for name in DRILL_NOISE:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    saved = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(level)
     try:
         yield
     finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
+        for name, old in saved.items():
+            logging.getLogger(name).setLevel(old)
+
+
+def quiet_injected_faults():
+    """During a drill, expected fault warnings stay out of the console (unless --verbose)."""
+    import logging
+
+    return _raised_level(DRILL_NOISE, logging.ERROR)
 
 
 # Prefect's engine loggers print a full traceback for a failed task or flow run. On the terminal
@@ -55,19 +62,8 @@ PREFECT_ENGINE_LOGGERS = (
 )
 
 
-@contextmanager
-def quiet_prefect_tracebacks() -> Iterator[None]:
+def quiet_prefect_tracebacks():
     """Without --verbose, a failing run ends in one error line, not Prefect's tracebacks."""
     import logging
 
-    if logging.getLogger().level <= logging.INFO:  # harness --verbose
-        yield
-        return
-    saved = {name: logging.getLogger(name).level for name in PREFECT_ENGINE_LOGGERS}
-    for name in PREFECT_ENGINE_LOGGERS:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
+    return _raised_level(PREFECT_ENGINE_LOGGERS, logging.CRITICAL)

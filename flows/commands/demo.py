@@ -33,19 +33,25 @@ def demo(
                 generate_corpus(n, seed=42, days=7, start="2026-11-16", bad_rows=0.005), corpus
             )
     console.print(f"[bold]1. pilot week[/bold] on {corpus} (decision-only, SQLite telemetry)")
-    from flows.pilot import pilot_week
 
-    try:
-        with rich_progress(console):
-            outcome = pilot_week(
-                corpus=str(corpus),
-                days=7,
-                out=str(out),
-                series="demo",
-                semantic=False if rule_only else None,
-            )
-    except Exception as exc:  # noqa: BLE001 - a demo reports any failure plainly
-        fail(f"pilot failed: {type(exc).__name__}: {exc}")
+    def week(what: str, **kwargs) -> dict:
+        """One pilot week of the demo corpus; any failure is reported plainly."""
+        from flows.pilot import pilot_week
+
+        try:
+            with rich_progress(console):
+                return pilot_week(
+                    corpus=str(corpus),
+                    days=7,
+                    out=str(out),
+                    series="demo",
+                    semantic=False if rule_only else None,
+                    **kwargs,
+                )
+        except Exception as exc:  # noqa: BLE001 - a demo reports any failure plainly
+            fail(f"{what} failed: {type(exc).__name__}: {exc}")
+
+    outcome = week("pilot")
     console.print(
         f"   verdict [bold]{outcome['verdict'].upper()}[/bold]: {outcome['verdict_reason']}"
     )
@@ -69,18 +75,7 @@ def demo(
     console.print(f"   page: {cal_page}", markup=False)
     if cal["proposed"] is not None:
         console.print("[bold]3. shadow comparison[/bold] of the candidate on the same week")
-        try:
-            with rich_progress(console):
-                cmp_outcome = pilot_week(
-                    corpus=str(corpus),
-                    days=7,
-                    out=str(out),
-                    series="demo",
-                    semantic=False if rule_only else None,
-                    compare_config=str(candidate),
-                )
-        except Exception as exc:  # noqa: BLE001
-            fail(f"comparison failed: {type(exc).__name__}: {exc}")
+        cmp_outcome = week("comparison", compare_config=str(candidate))
         c = cmp_outcome["comparison"]
         console.print(
             f"   candidate verdict [bold]{c['candidate']['verdict'].upper()}[/bold]; "
@@ -88,18 +83,7 @@ def demo(
             f"{c['queries']:,} decisions -> {cmp_outcome['report_html']}"
         )
         console.print("[bold]4. the candidate's own pilot week[/bold]")
-        try:
-            with rich_progress(console):
-                final = pilot_week(
-                    corpus=str(corpus),
-                    days=7,
-                    config=str(candidate),
-                    out=str(out),
-                    series="demo",
-                    semantic=False if rule_only else None,
-                )
-        except Exception as exc:  # noqa: BLE001
-            fail(f"candidate pilot failed: {type(exc).__name__}: {exc}")
+        final = week("candidate pilot", config=str(candidate))
         console.print(
             f"   verdict [bold]{final['verdict'].upper()}[/bold]: {final['verdict_reason']}"
         )

@@ -1,0 +1,123 @@
+"""Scale-out: the routing and writing of a week on a Dask LocalCluster with 1 and 2 workers.
+
+Measures decisions/s of `route_week_on_cluster` (the part that scales out; GX, replay and the
+verdict stay on the driver) for a hybrid corpus with a cold embedding store per run and for a
+rule-only corpus, plus the per-partition costs behind a throughput model for 10 and 100 workers.
+Writes go to a fresh PostgreSQL schema per run (the shared store a real cluster uses).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+
+
+def _week(n: int, seed: int):
+    import pyarrow.compute as pc
+
+    from data.generate import generate_corpus
+
+    t = generate_corpus(n, seed=seed, days=7, start="2026-11-16").select(
+        ["query_id", "ts", "text", "tenant"]
+    )
+    days = pc.floor_temporal(t.column("ts"), unit="day")
+    out = []
+    for d in sorted(set(days.to_pylist())):
+        out.append((d.date(), t.filter(pc.equal(days, d))))
+    return out
+
+
+def _schema_url() -> tuple[str, str]:
+    import sqlalchemy as sa
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    base = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    eng = sa.create_engine(base)
+    with eng.begin() as c:
+        c.execute(sa.text(f"create schema {schema}"))
+    eng.dispose()
+    return f"{base}?options=-csearch_path%3D{schema}", schema
+
+
+def _drop(schema: str) -> None:
+    import sqlalchemy as sa
+
+    eng = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    with eng.begin() as c:
+        c.execute(sa.text(f"drop schema if exists {schema} cascade"))
+    eng.dispose()
+
+
+def _one(n_workers: int, week, semantic: bool, shard_rows: int) -> dict:
+    from flows.cluster import ClusterSpec, PartitionSpec, connect, route_week_on_cluster
+
+    url, schema = _schema_url()
+    cache = tempfile.mkdtemp(prefix="bench-emb-")
+    os.environ["AMAIMA_EMBEDDING_CACHE_DIR"] = cache  # cold store, inherited by the workers
+    client, cluster = connect(ClusterSpec("local", n_workers))
+    try:
+        # Warm the workers (model load is a one-off per worker, not throughput).
+        spec = PartitionSpec(None, None, semantic, url, f"warm-{uuid.uuid4().hex[:6]}")
+        route_week_on_cluster(
+            client, spec, iter([(week[0][0], week[0][1].slice(0, 8))]), 8, lambda *_: None
+        )
+        spec = PartitionSpec(None, None, semantic, url, f"bench-{uuid.uuid4().hex[:6]}")
+        rows = sum(t.num_rows for _, t in week)
+        t0 = time.perf_counter()
+        results, parts = route_week_on_cluster(
+            client, spec, iter(week), shard_rows, lambda *_: None
+        )
+        wall = time.perf_counter() - t0
+        route_s = sum(r.route_s for r in results)
+        write_s = sum(r.write_s for r in results)
+        return {
+            "workers": n_workers,
+            "rows": rows,
+            "partitions": parts,
+            "wall_s": round(wall, 2),
+            "decisions_per_s": round(rows / wall, 1),
+            "route_s_per_1k": round(1000 * route_s / rows, 4),
+            "write_s_per_1k": round(1000 * write_s / rows, 4),
+        }
+    finally:
+        client.close()
+        cluster.close()
+        _drop(schema)
+
+
+def run(hybrid_rows: int = 4_000, rule_rows: int = 1_000_000) -> dict:
+    out: dict = {}
+    hy = _week(hybrid_rows, 31)
+    h1 = _one(1, hy, True, 1_000)
+    h2 = _one(2, hy, True, 1_000)
+    out["hybrid_1_worker"] = h1
+    out["hybrid_2_workers"] = h2
+    out["hybrid_speedup_2_workers"] = round(h2["decisions_per_s"] / h1["decisions_per_s"], 2)
+    ro = _week(rule_rows, 32)
+    r1 = _one(1, ro, False, 20_000)
+    r2 = _one(2, ro, False, 20_000)
+    out["rules_1_worker"] = r1
+    out["rules_2_workers"] = r2
+    out["rules_speedup_2_workers"] = round(r2["decisions_per_s"] / r1["decisions_per_s"], 2)
+    # Throughput model: each worker routes at 1 / route_s_per_row; the shared store absorbs
+    # writes at 1 / write_s_per_row at most (one PostgreSQL, COPY), whatever the worker count.
+    per_worker_hybrid = 1000 / h1["route_s_per_1k"]
+    store_rate = 1000 / max(r1["write_s_per_1k"], 1e-9)
+    out["model"] = {
+        "per_worker_hybrid_decisions_per_s": round(per_worker_hybrid, 1),
+        "store_write_rows_per_s": round(store_rate, 1),
+        "hybrid_10_workers": round(min(10 * per_worker_hybrid, store_rate), 1),
+        "hybrid_100_workers": round(min(100 * per_worker_hybrid, store_rate), 1),
+        "first_bottleneck_hybrid_workers": int(store_rate // per_worker_hybrid),
+    }
+    return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    args = [int(a) for a in sys.argv[1:]]
+    print(json.dumps(run(*args), indent=1))
