@@ -34,7 +34,12 @@ from reports.render import write_atomic
 ASSETS_DIR = "assets"
 PLOTLY_JS = "plotly.min.js"
 
-FIGURE_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"scale": 2}}
+FIGURE_CONFIG = {
+    "displaylogo": False,
+    "displayModeBar": "hover",  # shown on hover only: it no longer covers legends
+    "responsive": True,
+    "toImageButtonOptions": {"scale": 2},
+}
 
 
 def _packaged_plotly_js() -> Path | None:

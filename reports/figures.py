@@ -85,7 +85,10 @@ def _style(
     fig.update_layout(
         template="plotly_white",
         height=height,
-        margin={"l": 64, "r": 24, "t": top, "b": 44},
+        # the toolbar stands upright in the right margin: lying across the top it covered
+        # the legend whenever a reader hovered the chart to read it
+        margin={"l": 64, "r": 40, "t": top, "b": 44},
+        modebar={"orientation": "v", "bgcolor": "rgba(255,255,255,0.7)"},
         font={"family": FONT, "size": 12, "color": INK},
         showlegend=legend,
         legend={
@@ -299,6 +302,7 @@ def rates_vs_thresholds(
     labels = labels or {}
     x = [to_utc_naive(p[ts_key]) for p in points]
     enough = [min_count <= 0 or (_val(p.get(count_key)) or 0) >= min_count for p in points]
+    limits: dict[float, list[tuple[str, str]]] = {}
     for color, (key, limit) in zip(_palette(len(thresholds)), thresholds.items(), strict=True):
         name = labels.get(key, key.replace("_", " "))
         raw = [_val(p.get(key)) for p in points]
@@ -346,13 +350,20 @@ def rates_vs_thresholds(
                     marker={"color": LIMIT, "size": 7, "symbol": "x"},
                     hovertemplate=f"{name} above threshold: %{{y:.1%}}<extra></extra>",
                 )
-            fig.add_hline(
-                y=limit,
-                line={"color": color, "dash": "dash", "width": 1.5},
-                annotation_text=f"{name} threshold {limit:.0%}",
-                annotation_position="top left",
-                annotation_font={"color": color, "size": 11},
-            )
+            limits.setdefault(round(float(limit), 9), []).append((name, color))
+    # One line and one label per distinct threshold: two rates sharing 15 % would otherwise
+    # print their labels on top of each other; distinct thresholds alternate sides.
+    for i, (limit, owners) in enumerate(sorted(limits.items())):
+        color = owners[0][1] if len(owners) == 1 else LIMIT
+        names = " & ".join(n for n, _ in owners)
+        fig.add_hline(
+            y=limit,
+            line={"color": color, "dash": "dash", "width": 1.5},
+            annotation_text=f"{names} threshold {limit:.0%}",
+            annotation_position="top left" if i % 2 == 0 else "top right",
+            annotation_font={"color": color, "size": 11},
+            annotation_bgcolor="rgba(255,255,255,0.8)",
+        )
     _style(fig, title=title, height=360, ytitle="share of queries")
     fig.update_layout(hovermode="x unified")
     _time_axis(fig, x)
@@ -404,7 +415,9 @@ def confidence_distribution(
         )
     # Confidence sits in the upper range; start the axis one bin below the first populated bin.
     populated = [i for i in range(len(centers)) if any(float(per_day[d][i] or 0) for d in days)]
-    lo = edges[max(0, populated[0] - 1)] if populated else edges[0]
+    # (the evidence bins 0..1; only the populated bins are drawn, with a quarter-bin margin)
+    width = (edges[-1] - edges[0]) / max(1, len(centers))
+    lo = max(edges[0], edges[populated[0]] - width / 4) if populated else edges[0]
     _style(fig, title=title, height=360, ytitle="share of the day's decisions")
     fig.update_xaxes(title_text="overall confidence", range=[lo, edges[-1]])
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")

@@ -385,3 +385,53 @@ def test_backtest_rows_in_the_alert_engines_own_column_names_are_accepted(eviden
     row = next(line for line in md.splitlines() if line.startswith("| `latency_estimate_p95"))
     assert "latency_estimate_p95_ms &gt; 200" in row
     assert "Tue 17 Nov 14:00" in row and "136 / 154 / 184 / 220" in row and "noisy" in row
+
+
+# ----------------------------------------------------------------- pilot report visuals
+
+
+def test_equal_thresholds_get_one_label_and_distinct_ones_do_not_collide():
+    from reports.figures import rates_vs_thresholds
+
+    points = [
+        {"bucket": f"2026-11-16T{h:02d}:00:00Z", "queries": 100, "a": 0.1, "b": 0.2}
+        for h in range(4)
+    ]
+    same = rates_vs_thresholds(points, {"a": 0.15, "b": 0.15}, labels={"a": "A", "b": "B"})
+    texts = [a.text for a in same.layout.annotations]
+    assert texts == ["A & B threshold 15%"]
+    apart = rates_vs_thresholds(points, {"a": 0.15, "b": 0.3}, labels={"a": "A", "b": "B"})
+    notes = sorted(apart.layout.annotations, key=lambda a: a.y)
+    assert [a.text for a in notes] == ["A threshold 15%", "B threshold 30%"]
+    assert notes[0].xanchor != notes[1].xanchor  # one label on each side
+
+
+def test_toolbar_stands_aside_from_the_legend():
+    from reports.assets import FIGURE_CONFIG
+    from reports.figures import rates_vs_thresholds
+
+    fig = rates_vs_thresholds(
+        [{"bucket": "2026-11-16T00:00:00Z", "queries": 9, "a": 0.1}], {"a": 0.15}
+    )
+    assert fig.layout.modebar.orientation == "v"  # upright in the right margin
+    assert fig.layout.legend.orientation == "h" and fig.layout.margin.r >= 40
+    assert FIGURE_CONFIG["displayModeBar"] == "hover"
+
+
+def test_confidence_axis_spans_the_observed_bins_only():
+    from reports.figures import confidence_distribution
+
+    edges = [i / 20 for i in range(21)]
+    counts = [0] * 16 + [5, 10, 20, 40]  # only 0.80 .. 1.00 populated
+    fig = confidence_distribution(edges, {"2026-11-16": counts})
+    lo, hi = fig.layout.xaxis.range
+    assert 0.78 <= lo < 0.8 and hi == 1.0
+
+
+def test_alert_table_keeps_every_column_and_no_row_is_hidden(built):
+    root, paths = built
+    page = paths.html.read_text("utf-8")
+    alerts = page[page.index('id="alerts"') : page.index('id="quality"')]
+    assert "<th>Flags</th>" not in alerts  # flags sit beside the rule name
+    assert 'class="scroll"' not in alerts  # no fixed-height box that hides rules
+    assert alerts.count("<tr>") - 1 == alerts.count("<code>") // 2
