@@ -813,7 +813,21 @@ def timeline_figure(
     marker_list = sorted(
         ((to_utc_naive(t), str(label)) for t, label in markers), key=lambda m: m[0]
     )
-    for k, (ts, label) in enumerate(marker_list):
+    # Labels go on the lowest row where they do not run into the previous label; the width of
+    # a label in time is estimated for a narrow (about 560 px) plot so they stay apart at 800 px.
+    first = min(all_x) if all_x else None
+    span = (last - first).total_seconds() if first is not None and last is not None else 0.0
+    row_ends: list[datetime] = []
+    rows_of: list[int] = []
+    for ts, label in marker_list:
+        width = timedelta(seconds=span * (len(label) * 6.5 + 8) / 560) if span else timedelta(0)
+        row = next((r for r, end in enumerate(row_ends) if end <= ts), len(row_ends))
+        if row == len(row_ends):
+            row_ends.append(ts + width)
+        else:
+            row_ends[row] = ts + width
+        rows_of.append(row)
+    for (ts, label), row in zip(marker_list, rows_of, strict=True):
         fig.add_shape(
             type="line",
             xref="x",
@@ -833,12 +847,12 @@ def timeline_figure(
             showarrow=False,
             xanchor="left",
             yanchor="bottom",
-            yshift=2 + 16 * (k % 3),
+            yshift=2 + 16 * row,
             font={"size": 11, "color": INK},
         )
     if not names:
         _no_data(fig, "no series")
-    top_pad = 20 + 16 * min(3, len(marker_list))
+    top_pad = 20 + 16 * len(row_ends)
     _style(fig, title=title, height=80 + row_height * n, legend=False)
     fig.update_layout(margin={"t": top_pad + (40 if title else 10)}, hovermode="x unified")
     fig.update_xaxes(type="date", tickformat="%H:%M<br>%d %b")

@@ -435,3 +435,21 @@ def test_alert_table_keeps_every_column_and_no_row_is_hidden(built):
     assert "<th>Flags</th>" not in alerts  # flags sit beside the rule name
     assert 'class="scroll"' not in alerts  # no fixed-height box that hides rules
     assert alerts.count("<tr>") - 1 == alerts.count("<code>") // 2
+
+
+def test_timeline_marker_labels_close_in_time_do_not_share_a_row():
+    from reports.figures import timeline_figure
+
+    t0 = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
+    series = {"x": [(t0 + timedelta(minutes=m), float(m)) for m in range(31)]}
+    marks = [
+        (t0 + timedelta(minutes=5), "OUTAGE BEGINS"),
+        (t0 + timedelta(minutes=5, seconds=2), "MITIGATED"),
+        (t0 + timedelta(minutes=7), "alert error_rate_high"),
+        (t0 + timedelta(minutes=25), "OUTAGE ENDS"),
+    ]
+    fig = timeline_figure(series, markers=marks)
+    shifts = {a.text: a.yshift for a in fig.layout.annotations if a.text in dict(marks).values()}
+    near = [shifts["OUTAGE BEGINS"], shifts["MITIGATED"], shifts["alert error_rate_high"]]
+    assert len(set(near)) == 3  # three labels within two minutes: three rows
+    assert shifts["OUTAGE ENDS"] == min(shifts.values())  # far away: back on the first row
