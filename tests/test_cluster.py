@@ -169,3 +169,38 @@ def test_everything_after_routing_works_on_a_cluster_run(
     assert all(q["success"] for q in ev["quality"])  # GX suite on the cluster's telemetry
     assert ev["determinism"]["sample"] > 0 and ev["determinism"]["mismatched"] == 0
     assert out["verdict"] in ("go", "no-go", "inconclusive")
+
+
+def test_a_store_outage_during_a_cluster_run_spools_per_worker_and_loses_nothing(
+    prefect_harness, tmp_path, monkeypatch
+):
+    """Every worker's writes fail (nothing listens on the store's port): each worker spools its
+    partitions, the driver's drain finds the store still down, and every accepted decision is
+    waiting in the spool — counts exact, verdict no-go with the reason."""
+    import json
+    from pathlib import Path
+
+    from data.generate import generate_corpus, write_corpus
+    from flows.pilot import pilot_week
+    from telemetry.store import TelemetryStore
+
+    monkeypatch.chdir(tmp_path)  # workers inherit the cwd: the spool is the driver's
+    dead = "postgresql+psycopg://postgres@127.0.0.1:1/test"
+    corpus = write_corpus(
+        generate_corpus(1200, seed=6, days=2, start="2026-11-16"), tmp_path / "c.parquet"
+    )
+    out = pilot_week(
+        corpus=str(corpus),
+        days=2,
+        out=str(tmp_path / "out"),
+        db=dead,
+        semantic=False,
+        cluster="local:2",
+        shard_rows=200,
+    )
+    ev = json.loads(Path(out["evidence"]).read_text())
+    accepted = ev["corpus_summary"]["in_window"]
+    assert ev["execution"]["engine"] == "dask" and ev["execution"]["partitions"] >= 6
+    assert ev["telemetry"]["spooled"] == accepted and ev["telemetry"]["written"] == 0
+    assert TelemetryStore(dead).spool.rows_pending() == accepted
+    assert out["verdict"] == "no-go"
