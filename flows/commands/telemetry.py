@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 if TYPE_CHECKING:
     from telemetry.store import TelemetryStore
@@ -131,19 +130,46 @@ def runs(db: DbOption = None) -> None:
         if frame.empty:
             console.print(f"no runs in {store.safe_url}", highlight=False)
             return
-        table = Table(title=f"runs in {store.safe_url}")
-        for col in ("run_id", "kind", "status", "started_at", "finished_at", "decisions"):
-            table.add_column(col, justify="right" if col == "decisions" else "left", no_wrap=True)
-        for row in frame.itertuples(index=False):
-            table.add_row(
-                row.run_id,
-                row.kind,
-                row.status,
-                _when(row.started_at),
-                _when(row.finished_at),
-                str(row.decisions),
-            )
-        console.print(table)
+        rows = [
+            {
+                "run_id": str(row.run_id),
+                "kind": str(row.kind or "-"),
+                "status": str(row.status or "-"),
+                "started_at": _when(row.started_at),
+                "finished_at": _when(row.finished_at),
+                "decisions": f"{int(row.decisions):,}",
+            }
+            for row in frame.itertuples(index=False)
+        ]
+        console.print(f"store: {store.safe_url}", highlight=False, soft_wrap=True)
+        console.print(f"runs: {len(rows)}", highlight=False, soft_wrap=True)
+        for line in _run_lines(rows, console.width):
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def _run_lines(rows: list[dict[str, str]], width: int) -> list[str]:
+    """Aligned columns when they fit ``width``; otherwise one block per run (the id on its own
+    line, the rest below) so no id is ever cut: ids are copied into `pilot report`/`export`."""
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    if sum(widths.values()) + 2 * (len(cols) - 1) <= width:
+
+        def line(values: dict[str, str]) -> str:
+            cells = [
+                values[c].rjust(widths[c]) if c == "decisions" else values[c].ljust(widths[c])
+                for c in cols
+            ]
+            return "  ".join(cells).rstrip()
+
+        return [line({c: c for c in cols}), *(line(r) for r in rows)]
+    out: list[str] = []
+    for r in rows:
+        out += [
+            r["run_id"],
+            f"  {r['kind']}, {r['status']}, {r['decisions']} decisions",
+            f"  {r['started_at']} -> {r['finished_at']}",
+        ]
+    return out
 
 
 @app.command()
