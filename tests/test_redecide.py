@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from data.generate import generate_corpus
-from router.config import default_config_path, load_config
+from router.config import load_config
 from router.engine import Router
 from router.redecide import redecide
 from router.toggle import resolve_toggle
@@ -32,34 +32,39 @@ COMPARED = [
 
 
 @pytest.mark.parametrize(
-    ("levels", "band"),
+    ("levels", "band", "semantic"),
     [
-        ({"SIMPLE": 0.1, "MODERATE": 0.25, "COMPLEX": 0.45, "EXPERT": 0.7}, 0.01),
-        ({"SIMPLE": 0.3, "MODERATE": 0.45, "COMPLEX": 0.65, "EXPERT": 0.9}, 0.05),
+        ({"SIMPLE": 0.1, "MODERATE": 0.25, "COMPLEX": 0.45, "EXPERT": 0.7}, 0.01, False),
+        ({"SIMPLE": 0.3, "MODERATE": 0.45, "COMPLEX": 0.65, "EXPERT": 0.9}, 0.05, False),
+        pytest.param(
+            {"SIMPLE": 0.1, "MODERATE": 0.25, "COMPLEX": 0.45, "EXPERT": 0.7},
+            0.01,
+            True,
+            marks=pytest.mark.slow,
+            id="hybrid",
+        ),
     ],
 )
-def test_redecide_equals_routing_again_under_the_new_config(tmp_path, levels, band):
+def test_redecide_equals_routing_again_under_the_candidate_config(tmp_path, levels, band, semantic):
+    """The candidate is written by calibration's own writer (thresholds, band, pinned centres)."""
+    from telemetry.calibration import LEVEL_NAMES, Point, candidate_yaml
+
     texts = generate_corpus(800, seed=11, days=1, start="2026-11-16").column("text").to_pylist()
     ts = [datetime(2026, 11, 16, tzinfo=UTC)] * len(texts)
     old_cfg = load_config(None)
-    raw = yaml.safe_load(default_config_path().read_text())
-    raw["levels"].update(levels)
-    raw["borderline_band"] = band
-    raw["score_centers"] = dict(
-        zip(["TRIVIAL", "SIMPLE", "MODERATE", "COMPLEX", "EXPERT"], old_cfg.centers, strict=True)
-    )
-    if isinstance(raw.get("head"), dict):  # weights are relative to the config's folder
-        raw["head"]["weights"] = str(default_config_path().parent / raw["head"]["weights"])
+    thresholds = [0.0] + [levels[n] for n in LEVEL_NAMES[1:]]
+    point = Point(thresholds, band, 0.0, 0.0, None, None, 0.0, 0.0, True)
     p = tmp_path / "new.yaml"
-    p.write_text(yaml.safe_dump(raw, sort_keys=False))
+    p.write_text(yaml.safe_dump(candidate_yaml(old_cfg, None, point, p), sort_keys=False))
     new_cfg = load_config(p)
     toggle = resolve_toggle(None)
-    old = Router(old_cfg, semantic=False, hash_key=b"k", toggle=toggle)
-    new = Router(new_cfg, semantic=False, hash_key=b"k", toggle=toggle)
+    old = Router(old_cfg, semantic=semantic, hash_key=b"k", toggle=toggle)
+    new = Router(new_cfg, semantic=semantic, hash_key=b"k", toggle=toggle)
     a = old.route_batch(texts, ts=ts, run_id="r").to_pandas()
     b = new.route_batch(texts, ts=ts, run_id="r").to_pandas()
     got = redecide(a, old_cfg, new_cfg)
     assert (got["complexity_level"] != a["complexity_level"]).any()  # the configs differ
+    assert (a["complexity_score"] == b["complexity_score"]).all()  # the score scale is pinned
     pd.testing.assert_frame_equal(
         got[COMPARED].reset_index(drop=True).astype(b[COMPARED].dtypes.to_dict()),
         b[COMPARED].reset_index(drop=True),
