@@ -244,8 +244,11 @@ def test_cli_prune_prints_what_it_removed_and_rejects_bad_keep(
     journals: dict, tmp_path: Path
 ) -> None:
     from flows.cli import app
+    from reports.failure_modes import build_failure_modes
 
     runs = _site_with_history(journals, tmp_path)
+    fm = build_failure_modes(tmp_path)
+    assert "4 runs; earlier" in fm.read_text("utf-8")
     runner = CliRunner()
     dry = runner.invoke(
         app, ["report", "prune", "--keep", "3", "--out", str(tmp_path), "--dry-run"]
@@ -257,6 +260,7 @@ def test_cli_prune_prints_what_it_removed_and_rejects_bad_keep(
     assert f"removed: {runs['drills'][0]}" in done.output
     assert "removed 1 run folder(s), kept 7" in done.output
     assert not runs["drills"][0].exists()
+    assert "3 runs; earlier" in fm.read_text("utf-8")  # the page no longer counts it
     bad = runner.invoke(app, ["report", "prune", "--keep", "0", "--out", str(tmp_path)])
     assert bad.exit_code == 1 and "error: --keep must be" in bad.output
     assert "Traceback" not in bad.output

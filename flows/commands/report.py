@@ -137,4 +137,8 @@ def prune(
         soft_wrap=True,
     )
     if not dry_run:
+        if result.removed and (Path(out) / "failure-modes.html").is_file():
+            # its "N runs; earlier: ..." history counted the removed runs
+            page = _failure_modes(out, None)
+            console.print(f"failure modes: {page}", highlight=False, soft_wrap=True)
         console.print(f"index: {Path(out) / 'index.html'}", highlight=False, soft_wrap=True)
