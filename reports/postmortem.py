@@ -727,18 +727,34 @@ def outcomes(j: DrillJournal) -> dict[str, float | None]:
     }
 
 
+def share_text(rate: float | None) -> str:
+    """A share for people: "4.4 %", "< 0.1 %" for a few in many (never a bare "0.0 %")."""
+    if rate is None:
+        return MISSING
+    return "< 0.1 %" if 0 < rate < 0.0005 else pct(rate)
+
+
 def failed_text(o: Mapping[str, float | None]) -> str | None:
     """One sentence that matches what the error-rate alert measured."""
     if o["failed"] is None or o["executed"] is None:
         return None
     if not o["failed"]:
         return f"None of the {num(o['executed'])} queries sent to execution failed."
-    return (
+    parts = []
+    if o["rejected"]:
+        parts.append(f"{num(o['rejected'])} rejected with a retryable decision id")
+    if o["errors"]:
+        many = o["errors"] != 1
+        parts.append(
+            f"{num(o['errors'])} upstream {'errors or timeouts' if many else 'error or timeout'}"
+        )
+    text = (
         f"{num(o['failed'])} of {num(o['executed'])} queries sent to execution failed "
-        f"({pct(o['failed_rate'])}): {num(o['rejected'] or 0)} rejected with a retryable "
-        f"decision id and {num(o['errors'] or 0)} upstream error(s) or timeout(s). The error "
-        "rate chart and the error_rate_high alert count both."
+        f"({share_text(o['failed_rate'])}): {' and '.join(parts)}."
     )
+    if o["rejected"]:
+        text += " The error-rate chart and the error_rate_high alert count rejections as failures."
+    return text
 
 
 def _fault_minutes(j: DrillJournal) -> tuple[list[MetricRow], list[MetricRow], list[MetricRow]]:
@@ -1176,6 +1192,7 @@ def summarise(j: DrillJournal, source: str) -> dict[str, Any]:
         },
         "outcomes": outcomes(j),
         "failed_text": failed_text(outcomes(j)),
+        "failed_share": share_text(outcomes(j)["failed_rate"]),
         "cost": cost_change(j),
         "latency": latency_rows(j),
         "steady_state": [

@@ -453,6 +453,7 @@ def test_failures_are_counted_the_way_the_error_rate_alert_counts_them(real_site
         assert not re.search(r"ended in error(?!, timeout or rejection)", page)
         assert "executed by a model" not in page
         assert f"{failed:,} of {imp['executed']:,} queries sent to execution failed" in page
+        assert "count rejections as failures" in page
 
 
 def test_a_tier_fault_shows_the_tier_p95_not_the_all_tier_p95(real_site) -> None:
@@ -484,6 +485,7 @@ def test_cost_change_is_explained_in_words(real_site) -> None:
         other = copy.deepcopy(j)
         other["impact"]["extra_cost_usd"] = value
         c = cost_change(load_journal(other)[0])
+        assert c is not None
         assert c["signed"] == signed and c["text"].startswith(words)
         if value < 0 and j["impact"]["rejected"]:
             assert "rejected queries were never billed" in c["text"]
@@ -542,3 +544,21 @@ def test_a_failed_drill_is_failed_on_every_page(real_site) -> None:
     assert "Drill upstream-latency-spike failed its latest run" in section(index, "status")
     fm = (real_site["out"] / "failure-modes.html").read_text("utf-8")
     assert fm_row(fm, "upstream-latency-spike").count("FAILED") >= 1
+
+
+def test_a_few_failures_in_many_are_not_shown_as_zero_percent(real_site) -> None:
+    from reports.postmortem import failed_text, outcomes, share_text
+
+    j = copy.deepcopy(real_site["journals"]["passed"])
+    j["impact"].update(executed=36000, errors=6, rejected=0, fallbacks=3000)
+    o = outcomes(load_journal(j)[0])
+    assert share_text(o["failed_rate"]) == "< 0.1 %"
+    assert failed_text(o) == (
+        "6 of 36,000 queries sent to execution failed (< 0.1 %): 6 upstream errors or timeouts."
+    )
+    j["impact"].update(errors=1, rejected=1586)
+    o = outcomes(load_journal(j)[0])
+    assert failed_text(o).startswith(
+        "1,587 of 36,000 queries sent to execution failed (4.4 %): 1,586 rejected with a "
+        "retryable decision id and 1 upstream error or timeout."
+    )
