@@ -932,6 +932,17 @@ def tolerance_text(probe: str, tolerance: Mapping[str, Any] | None) -> str:
     return " and ".join(parts) or MISSING
 
 
+def _probe_tier(p: Probe, ss: SteadyState) -> str | None:
+    """The tier a steady-state probe watches; the "during" summaries carry no params, so they
+    take the tier of the same probe before the fault."""
+    params = getattr(p, "params", None)
+    if not isinstance(params, Mapping):
+        twin = next((b for b in ss.before if b.probe == p.probe), None)
+        params = getattr(twin, "params", None) if twin is not None else None
+    tier = params.get("tier") if isinstance(params, Mapping) else None
+    return str(tier) if tier else None
+
+
 def breaker_summary(j: DrillJournal) -> list[dict[str, Any]]:
     """One line per model whose breaker moved: first opened, how many half-open probes failed
     and re-opened it, when it closed. The events themselves are listed once, in the timeline."""
@@ -1204,9 +1215,7 @@ def summarise(j: DrillJournal, source: str) -> dict[str, Any]:
                 "samples": p.samples,
                 "violations": p.violations,
                 "ok": p.ok,
-                "tier": (getattr(p, "params", None) or {}).get("tier")
-                if isinstance(getattr(p, "params", None), Mapping)
-                else None,
+                "tier": _probe_tier(p, j.steady_state),
             }
             for phase, probes in (
                 ("before", j.steady_state.before),

@@ -502,6 +502,7 @@ def test_numbers_are_rounded_for_people(real_site) -> None:
     html = _real_page(real_site, "passed")
     ss = section(html, "supporting")
     assert "≤ 2.0 %" in ss and "≥ 100.0 %" in ss and "≤ 1,500 ms" in ss
+    assert ss.count("tier large") == 3  # before, during (worst) and after
 
 
 def test_each_breaker_event_is_listed_once(real_site) -> None:
