@@ -318,6 +318,7 @@ def test_cli_exit_code_matches_the_verdict(corpus_file, tmp_path):
             str(tmp_path / "out"),
             "--db",
             f"sqlite:///{tmp_path / 't.db'}",
+            "--json",
         ],
         capture_output=True,
         text=True,
@@ -328,6 +329,11 @@ def test_cli_exit_code_matches_the_verdict(corpus_file, tmp_path):
     assert proc.returncode in (0, 2, 3), proc.stderr[-2000:]
     evidence = json.loads(next((tmp_path / "out").glob("*/evidence.json")).read_text())
     assert proc.returncode == {"go": 0, "no-go": 2, "inconclusive": 3}[evidence["verdict"]]
+    summary = json.loads(proc.stdout)  # --json: one document on stdout, nothing else
+    assert summary["verdict"] == evidence["verdict"] and summary["run_id"] == evidence["run_id"]
+    assert {"id", "value", "n", "ci_low", "ci_high", "status", "severity"} <= set(
+        summary["criteria"][0]
+    )
     assert CANARY not in proc.stdout + proc.stderr
 
 
