@@ -66,7 +66,7 @@ def run(
     out["rule_only_decisions_per_s"] = round(n / dt)
 
     # Hybrid: a cold embedding cache, then the same texts again (served from the cache).
-    hn = hybrid_n or n
+    hn = min(hybrid_n or n, n)
     htexts, hqids = texts[:hn], qids[:hn]
     with tempfile.TemporaryDirectory() as cache:
         hybrid = Router.from_config(config, hash_key=b"bench", toggle=off, cache_dir=cache)
