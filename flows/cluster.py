@@ -43,6 +43,12 @@ class ClusterSpec:
         return self.address == "local"
 
 
+def shared_embedding_store(db_url: str) -> str | None:
+    """A cluster with a database store shares the canonical embeddings there (a table next to
+    the telemetry); with SQLite the local file is shared by the workers of this machine."""
+    return None if db_url.startswith("sqlite") else db_url
+
+
 def parse_cluster(value: str, db_url: str) -> ClusterSpec:
     """``local``, ``local:N`` or ``tcp://HOST:PORT``; SQLite only with local workers."""
     m = _LOCAL.match(value.strip())
@@ -72,6 +78,9 @@ class PartitionSpec:
     semantic: bool
     db: str | None
     run_id: str
+    embedding_store: str | None = None
+    """Database URL of the canonical embedding store shared by every worker (None: the local
+    SQLite file, shared by workers of one machine)."""
 
 
 _WORKER_STATE: dict[tuple, object] = {}
@@ -79,9 +88,15 @@ _WORKER_STATE: dict[tuple, object] = {}
 
 def _worker_objects(spec: PartitionSpec):
     """One router, candidate and store per worker process (built on first use)."""
-    key = (spec.config_path, spec.candidate_path, spec.semantic, spec.db)
+    key = (spec.config_path, spec.candidate_path, spec.semantic, spec.db, spec.embedding_store)
     if key not in _WORKER_STATE:
+        import os
+
         from router.config import load_config
+        from router.engine import EMBEDDING_STORE_URL_ENV
+
+        if spec.embedding_store:
+            os.environ[EMBEDDING_STORE_URL_ENV] = spec.embedding_store
         from router.engine import Router
         from router.toggle import resolve_toggle
         from telemetry.store import TelemetryStore

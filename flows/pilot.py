@@ -7,6 +7,7 @@ bounded by one day of queries plus a slim per-decision frame for week-level stat
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -164,6 +165,28 @@ def _finish_run(store, run_id: str, status: str, counts: dict) -> None:
         store.finish_run(run_id, status, counts)
     except Exception as exc:  # noqa: BLE001 - the run record is metadata; the evidence is on disk
         _logger().warning("run record %s not updated (%s)", run_id, type(exc).__name__)
+
+
+@contextlib.contextmanager
+def _embedding_store(cluster_spec, db: str | None):
+    """The driver's replay reads the same canonical embeddings as the cluster's workers."""
+    from flows.cluster import shared_embedding_store
+    from router.engine import EMBEDDING_STORE_URL_ENV
+    from telemetry.store import default_url
+
+    url = shared_embedding_store(db or default_url()) if cluster_spec is not None else None
+    if not url:
+        yield
+        return
+    old = os.environ.get(EMBEDDING_STORE_URL_ENV)
+    os.environ[EMBEDDING_STORE_URL_ENV] = url
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(EMBEDDING_STORE_URL_ENV, None)
+        else:
+            os.environ[EMBEDDING_STORE_URL_ENV] = old
 
 
 class RemoteRouter:
@@ -347,7 +370,13 @@ def pilot_week(
         results: list[DayResult] = []
         total_days = len(prepared.days)
         if cluster_spec is not None:
-            from flows.cluster import PartitionSpec, connect, route_week_on_cluster, workers_of
+            from flows.cluster import (
+                PartitionSpec,
+                connect,
+                route_week_on_cluster,
+                shared_embedding_store,
+                workers_of,
+            )
 
             client, local_cluster = connect(cluster_spec)
 
@@ -357,6 +386,7 @@ def pilot_week(
                 semantic=use_semantic,
                 db=db or default_url(),
                 run_id=run_id,
+                embedding_store=shared_embedding_store(db or default_url()),
             )
             report("route + write telemetry (dask)", 0, None)
             results, partitions = route_week_on_cluster(

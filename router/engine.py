@@ -38,6 +38,8 @@ from router.toggle import ToggleState, resolve_toggle, toggle_from_env
 log = logging.getLogger(__name__)
 
 EMBEDDING_CACHE_DIR_ENV = "AMAIMA_EMBEDDING_CACHE_DIR"
+EMBEDDING_STORE_URL_ENV = "AMAIMA_EMBEDDING_STORE_URL"
+"""A database URL for the canonical embedding store (shared by every worker of a cluster)."""
 DEFAULT_CACHE_DIR = Path(".harness") / "embeddings"
 ADHOC_RUN_ID = "adhoc"
 DECIDE_CHUNK = 50_000  # rows decided at once: bounds peak memory, changes no result
@@ -181,6 +183,9 @@ class Router:
                 env_dir = os.environ.get(EMBEDDING_CACHE_DIR_ENV)
                 cache_dir = Path(env_dir) if env_dir else DEFAULT_CACHE_DIR
             cache_path = None if cache_dir is None else Path(cache_dir) / "minilm.sqlite"
+            store_url = os.environ.get(EMBEDDING_STORE_URL_ENV, "").strip()
+            if store_url and cache_dir is not None:
+                cache_path = store_url
             sc = config.semantic
             self._scorer = SemanticScorer(
                 sc.model,

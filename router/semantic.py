@@ -103,8 +103,11 @@ class EmbeddingStore:
         self._key = key
         self._mem: OrderedDict[str, np.ndarray] = OrderedDict()
         self._conn: sqlite3.Connection | None = None
+        self._db = None  # a SQLAlchemy engine when the canonical store is a database
         self._lock = threading.Lock()
-        if path is not None:
+        if isinstance(path, str) and "://" in path:
+            self._db = _database_store(path)
+        elif path is not None:
             p = Path(path)
             p.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -118,7 +121,8 @@ class EmbeddingStore:
             except sqlite3.Error as exc:
                 log.warning("embedding cache at %s unusable (%s); using memory only", p, exc)
                 self._conn = None
-        self._max_mem = memory_items if self._conn is not None else None
+        durable = self._conn is not None or self._db is not None
+        self._max_mem = memory_items if durable else None
 
     def key_for(self, text: str) -> str:
         data = self._prefix + text_bytes(text)
@@ -149,7 +153,9 @@ class EmbeddingStore:
     def put_many(self, items: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Store new vectors; returns the canonical ones (another process may have stored its
         vector for the same text first, and the stored one wins)."""
-        if self._conn is not None and items:
+        if self._db is not None and items:
+            _db_insert(self._db, items)
+        elif self._conn is not None and items:
             with self._lock:
                 try:
                     self._conn.executemany(
@@ -165,6 +171,8 @@ class EmbeddingStore:
 
     def _read(self, keys: list[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
+        if self._db is not None and keys:
+            return _db_read(self._db, keys)
         if self._conn is None or not keys:
             return out
         with self._lock:
@@ -176,6 +184,60 @@ class EmbeddingStore:
                 ):
                     out[k] = np.frombuffer(blob, dtype=np.float32)
         return out
+
+
+EMBEDDINGS_TABLE = "router_embeddings"
+
+
+def _database_store(url: str):
+    """The canonical store as a table in a database every worker reaches (PostgreSQL for a
+    cluster across machines): first vector of a text wins, as with the SQLite file."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    meta = sa.MetaData()
+    table = sa.Table(
+        EMBEDDINGS_TABLE,
+        meta,
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("vec", sa.LargeBinary(), nullable=False),
+    )
+    meta.create_all(engine, checkfirst=True)
+    return engine, table
+
+
+def _db_insert(db, items: dict[str, np.ndarray]) -> None:
+    import sqlalchemy as sa
+
+    engine, table = db
+    rows = [{"key": k, "vec": np.asarray(v, dtype=np.float32).tobytes()} for k, v in items.items()]
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("embedding store write failed (%s); continuing from memory", type(exc).__name__)
+
+
+def _db_read(db, keys: list[str]) -> dict[str, np.ndarray]:
+    import sqlalchemy as sa
+
+    engine, table = db
+    out: dict[str, np.ndarray] = {}
+    try:
+        with engine.connect() as conn:
+            for i in range(0, len(keys), _SQL_CHUNK):
+                chunk = keys[i : i + _SQL_CHUNK]
+                for k, blob in conn.execute(
+                    sa.select(table.c.key, table.c.vec).where(table.c.key.in_(chunk))
+                ):
+                    out[k] = np.frombuffer(bytes(blob), dtype=np.float32)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("embedding store read failed (%s); embedding again", type(exc).__name__)
+    return out
 
 
 class SemanticScorer:

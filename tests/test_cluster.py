@@ -204,3 +204,52 @@ def test_a_store_outage_during_a_cluster_run_spools_per_worker_and_loses_nothing
     assert ev["telemetry"]["spooled"] == accepted and ev["telemetry"]["written"] == 0
     assert TelemetryStore(dead).spool.rows_pending() == accepted
     assert out["verdict"] == "no-go"
+
+
+def test_hybrid_workers_share_the_canonical_embeddings_in_the_database(
+    cluster, week, postgres_url, monkeypatch
+):
+    """Hybrid routing on 2 workers with the embedding store in PostgreSQL: every distinct text
+    has one canonical vector there, and the single-process router reading that store makes
+    exactly the decisions the workers stored."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from router.engine import EMBEDDING_STORE_URL_ENV, Router
+    from router.semantic import EMBEDDINGS_TABLE
+    from router.toggle import resolve_toggle
+    from telemetry.store import TelemetryStore
+
+    small = [(d, t.slice(0, 150)) for d, t in week]
+    spec = PartitionSpec(None, None, True, postgres_url, RUN + "-hy", postgres_url)
+    results, partitions = route_week_on_cluster(cluster, spec, iter(small), 50, lambda *_: None)
+    assert partitions >= 6
+    eng = sa.create_engine(postgres_url)
+    with eng.connect() as c:
+        vectors = c.execute(sa.text(f"select count(*) from {EMBEDDINGS_TABLE}")).scalar()
+    eng.dispose()
+    texts = [x for _, t in small for x in t.column("text").to_pylist()]
+    assert 0 < vectors <= len(set(texts))  # one canonical vector per embedded text
+    monkeypatch.setenv(EMBEDDING_STORE_URL_ENV, postgres_url)
+    r = Router.from_config(semantic=True, toggle=resolve_toggle("decision-only"))
+    local = (
+        pa.concat_tables(
+            r.route_batch(
+                t.column("text").to_pylist(),
+                query_ids=t.column("query_id").to_pylist(),
+                ts=t.column("ts"),
+                run_id=RUN + "-hy",
+                tenants=t.column("tenant").to_pylist(),
+            )
+            for _, t in small
+        )
+        .to_pandas()[COLS]
+        .sort_values("query_id")
+        .reset_index(drop=True)
+    )
+    store = TelemetryStore(postgres_url)
+    stored = (
+        store.read(run_id=RUN + "-hy", columns=COLS).sort_values("query_id").reset_index(drop=True)
+    )
+    store.close()
+    pd.testing.assert_frame_equal(stored, local, check_dtype=False)
