@@ -283,7 +283,7 @@ def compare(
     for m in result["metrics"]:
         flag = " (harmful)" if m["harmful"] else ""
         target.print(f"  {m['metric']:<26} {m['result']:<7}{flag}", markup=False)
-    target.print(f"{result['result'].upper()}: {result['summary']}", markup=False)
+    target.print(f"{result['result'].upper()}: {result['summary']}", markup=False, soft_wrap=True)
     target.print(f"report: {page}", markup=False, soft_wrap=True)
     if as_json:
         print(json.dumps({**result, "report_html": str(page)}))
