@@ -293,9 +293,6 @@ class RouterConfig(_Strict):
         c = self.centers
         return [(a + b) / 2.0 for a, b in zip(c, c[1:], strict=False)]
 
-    def models_in_tier(self, tier: str) -> list[ModelSpec]:
-        return [m for m in self.models if m.tier == tier]
-
     def execution_style_for(self, level_rank: int, domain: str) -> ExecutionStyle:
         if domain == "speech":
             return ExecutionStyle.STREAMING_REAL_TIME

@@ -143,10 +143,6 @@ def decision_id_for(run_id: str, query_id: str) -> str:
     return str(uuid.uuid5(DECISION_NAMESPACE, f"{run_id}\x1f{query_id}"))
 
 
-def join_reasons(codes: list[ReasonCode] | tuple[ReasonCode, ...]) -> str:
-    return REASON_SEPARATOR.join(c.code for c in codes)
-
-
 def split_reasons(value: str | None) -> list[str]:
     return [c for c in (value or "").split(REASON_SEPARATOR) if c]
 
@@ -257,11 +253,3 @@ def table_to_decisions(table: pa.Table) -> list[Decision]:
     table = table.select(list(DECISION_COLUMNS))
     rows = table.to_pylist()
     return [Decision(**r) for r in rows]
-
-
-def empty_decision_table() -> pa.Table:
-    return DECISION_ARROW_SCHEMA.empty_table()
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

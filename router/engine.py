@@ -8,7 +8,6 @@ test guards the batch-level parts (deduplication, caching, alignment, per-row er
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import os
 from collections.abc import Sequence
@@ -26,13 +25,14 @@ from router.decision import (
     DECISION_NAMESPACE,
     DECISION_SCHEMA_VERSION,
     LEVELS,
+    REASON_SEPARATOR,
     Decision,
     ExecutionMode,
     Outcome,
     ReasonCode,
     table_to_decisions,
 )
-from router.privacy import hash_key_from_env
+from router.privacy import hash_key_from_env, hash_text
 from router.toggle import ToggleState, resolve_toggle, toggle_from_env
 
 log = logging.getLogger(__name__)
@@ -364,13 +364,7 @@ class Router:
                 t = ""
             h = memo.get(t)
             if h is None:
-                data = t.encode("utf-8", "surrogatepass")
-                h = (
-                    hmac.digest(key, data, "sha256").hex()
-                    if key
-                    else hashlib.sha256(data).hexdigest()
-                )
-                memo[t] = h
+                h = memo[t] = hash_text(t, key)
             out.append(h)
         return out
 
@@ -703,11 +697,11 @@ class Router:
         tokens = (in_tokens + out_tokens).astype(np.int64)
         cost = np.round(in_tokens / 1000.0 * price_in + out_tokens / 1000.0 * price_out, 8)
         latency = np.round(p50 + in_tokens / 1000.0 * prefill, 1)
-        style = np.where(
-            domain == "speech",
-            "streaming_real_time",
-            np.where(routed >= len(LEVELS) - 1, "batch_parallel", "streaming"),
-        )
+        # One rule (RouterConfig.execution_style_for), applied per distinct (level, domain).
+        style = np.empty(n, dtype=object)
+        for r in np.unique(routed):
+            for d in np.unique(domain[routed == r]):
+                style[(routed == r) & (domain == d)] = cfg.execution_style_for(int(r), d).value
 
         # --- confidence --------------------------------------------------------------------
         conf_c = 0.6 + 0.4 * np.minimum(1.0, dist / (4.0 * cfg.borderline_band))
@@ -759,7 +753,7 @@ class Router:
         strings = []
         for u in uniq:
             codes = [c.code for b, (c, _) in enumerate(masks) if (int(u) >> b) & 1]
-            strings.append(",".join(codes + [c.code for c in mode_codes]))
+            strings.append(REASON_SEPARATOR.join(codes + [c.code for c in mode_codes]))
         reasons = pa.array(strings, type=pa.string()).take(
             pa.array(inverse.ravel(), type=pa.int64())
         )

@@ -44,9 +44,3 @@ def hash_text(text: str, key: bytes | None) -> str:
     if key:
         return hmac.new(key, data, hashlib.sha256).hexdigest()
     return hashlib.sha256(data).hexdigest()
-
-
-def hash_texts(texts: list[str], key: bytes | None) -> list[str]:
-    if key:
-        return [hmac.new(key, text_bytes(t), hashlib.sha256).hexdigest() for t in texts]
-    return [hashlib.sha256(text_bytes(t)).hexdigest() for t in texts]

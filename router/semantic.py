@@ -27,7 +27,6 @@ from router.privacy import text_bytes
 log = logging.getLogger(__name__)
 
 EMBEDDING_DIM = 384
-CACHE_ENV = "AMAIMA_EMBEDDING_CACHE"
 _SQL_CHUNK = 900
 MEMORY_ITEMS = 65_536  # vectors kept in memory (~100 MB); the SQLite file holds the rest
 SCORE_CHUNK = 8_192  # texts scored at once: bounds the float64 similarity matrices
