@@ -665,7 +665,7 @@ def test_cli_test_list_and_export(tmp_path):
         "fails.yaml",
     )
     failed = runner.invoke(app, ["test", str(bad)], env=env)
-    assert failed.exit_code == 1 and "1 failed" in failed.output
+    assert failed.exit_code == 2 and "1 failed" in failed.output  # a failed check
     listed = runner.invoke(app, ["list", "--context", "drill"], env=env)
     assert listed.exit_code == 0 and "misconfigured_toggle" in listed.output
     out = tmp_path / "grafana.yaml"
@@ -673,4 +673,4 @@ def test_cli_test_list_and_export(tmp_path):
     assert exported.exit_code == 0 and yaml.safe_load(out.read_text())["apiVersion"] == 1
     broken = write(tmp_path, "rules: [{name: a}]\n", "broken.yaml")
     refused = runner.invoke(app, ["list", "--rules", str(broken)], env=env)
-    assert refused.exit_code == 2 and "field 'metric'" in refused.output
+    assert refused.exit_code == 1 and "field 'metric'" in refused.output  # invalid input

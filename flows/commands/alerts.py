@@ -26,7 +26,8 @@ ContextOption = Annotated[
 ]
 
 
-def _fail(console: Console, exc: Exception, code: int = 2) -> typer.Exit:
+def _fail(console: Console, exc: Exception, code: int = 1) -> typer.Exit:
+    """Invalid input is an error (1); 2 means a check failed, as everywhere in the harness."""
     console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
@@ -93,7 +94,7 @@ def test_rules(
     console.print(table)
     failed = len(report.failures)
     console.print(f"{len(report.cases) - failed} passed, {failed} failed")
-    raise typer.Exit(0 if report.passed else 1)
+    raise typer.Exit(0 if report.passed else 2)  # a failed rule test is a failed check
 
 
 @app.command("export")
