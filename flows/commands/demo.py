@@ -55,7 +55,7 @@ def demo(
     console.print(
         f"   verdict [bold]{outcome['verdict'].upper()}[/bold]: {outcome['verdict_reason']}"
     )
-    console.print(f"   report: {outcome['report_html']}", markup=False)
+    console.print(f"   report: {outcome['report_html']}", markup=False, soft_wrap=True)
 
     # 2-4. The pilot lead's loop: calibrate on the stored scores, compare the candidate in
     # shadow on the same week, read its verdict.
@@ -63,7 +63,8 @@ def demo(
 
     candidate = out / "demo-candidate.yaml"
     console.print(
-        f"[bold]2. calibrate[/bold] thresholds and band on {outcome['run_id']}'s stored scores"
+        f"[bold]2. calibrate[/bold] thresholds and band on {outcome['run_id']}'s stored scores",
+        soft_wrap=True,
     )
     try:
         cal, cal_page = run_calibration(
@@ -72,7 +73,7 @@ def demo(
     except Exception as exc:  # noqa: BLE001
         fail(f"calibration failed: {type(exc).__name__}: {exc}")
     console.print(f"   {cal['message']}", markup=False)
-    console.print(f"   page: {cal_page}", markup=False)
+    console.print(f"   page: {cal_page}", markup=False, soft_wrap=True)
     if cal["proposed"] is not None:
         console.print("[bold]3. shadow comparison[/bold] of the candidate on the same week")
         cmp_outcome = week("comparison", compare_config=str(candidate))
@@ -80,8 +81,9 @@ def demo(
         console.print(
             f"   candidate verdict [bold]{c['candidate']['verdict'].upper()}[/bold]; "
             f"{c['flips']['downgrades']:,} downgrades, {c['flips']['upgrades']:,} upgrades of "
-            f"{c['queries']:,} decisions -> {cmp_outcome['report_html']}"
+            f"{c['queries']:,} decisions"
         )
+        console.print(f"   report: {cmp_outcome['report_html']}", markup=False, soft_wrap=True)
         console.print("[bold]4. the candidate's own pilot week[/bold]")
         final = week("candidate pilot", config=str(candidate))
         console.print(
@@ -109,4 +111,4 @@ def demo(
     from reports.site import build_index
 
     index = build_index(out)
-    console.print(f"[bold]reports:[/bold] open {index.resolve().as_uri()}")
+    console.print(f"[bold]reports:[/bold] open {index.resolve().as_uri()}", soft_wrap=True)
