@@ -8,49 +8,22 @@ sleeps.
 
 from __future__ import annotations
 
-import math
-import re
 from datetime import UTC, datetime, timedelta
+
+from router.durations import DURATION_FORMS, format_duration, parse_duration
+
+__all__ = [
+    "DEFAULT_START",
+    "DURATION_FORMS",
+    "VirtualClock",
+    "format_duration",
+    "iso",
+    "parse_duration",
+    "parse_start",
+]
 
 DEFAULT_START = datetime(2026, 11, 16, 2, 0, 0, tzinfo=UTC)
 """A quiet Monday 02:00 UTC: the on-call hour the drills rehearse."""
-
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-DURATION_FORMS = "'30s', '5m', '1h', '1h30m', '90s', '250ms' or a number of seconds"
-
-
-def parse_duration(value: str | int | float) -> float:
-    """Seconds from '30s' / '5m' / '1h' / '1h30m' / '250ms' or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration; use {DURATION_FORMS}")
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{value!r} is not a duration (>= 0); use {DURATION_FORMS}")
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("0", "0.0"):
-            return 0.0
-        parts = _PART.findall(text)
-        if parts and "".join(n + u for n, u in parts) == text:
-            return sum(float(n) * _UNIT_S[u] for n, u in parts)
-    raise ValueError(f"{value!r} is not a duration; use {DURATION_FORMS}")
-
-
-def format_duration(seconds: float) -> str:
-    """'5m', '1m30s', '0.35s': the inverse of ``parse_duration`` for people."""
-    if seconds <= 0:
-        return "0s"
-    if seconds < 60 and seconds != int(seconds):
-        return f"{seconds:.3g}s"
-    total = int(round(seconds))
-    out = []
-    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
-        n, total = divmod(total, size)
-        if n:
-            out.append(f"{n}{unit}")
-    return "".join(out) or "0s"
 
 
 def parse_start(value: str | datetime | None) -> datetime:

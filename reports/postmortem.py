@@ -34,6 +34,7 @@ from reports.render import (
     write_atomic,
 )
 from reports.validation import describe
+from router import durations
 
 POSTMORTEM_HTML = "postmortem.html"
 POSTMORTEM_MD = "postmortem.md"
@@ -50,8 +51,6 @@ that took more than half its allowed window) gets a follow-up action item."""
 VALID_TOGGLE_VALUES = ("decision-only", "execution-enabled")
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class DrillJournalError(ValueError):
@@ -264,16 +263,14 @@ def load_journal(journal: Mapping[str, Any] | Path | str) -> tuple[DrillJournal,
 
 
 def parse_duration(value: Any) -> float | None:
-    """ "2m" / "90s" / "1h30m" / 120 -> seconds; None when it is not a duration."""
-    if is_missing(value) or isinstance(value, bool):
+    """ "2m" / "90s" / "1h30m" / 120 -> seconds, in the harness's one grammar
+    (``router.durations``); None when it is not a duration."""
+    if is_missing(value):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip().lower()
-    parts = _DURATION.findall(text)
-    if not parts or _DURATION.sub("", text).strip():
+    try:
+        return durations.parse_duration(value)
+    except ValueError:
         return None
-    return sum(float(n) * _UNIT_S[u] for n, u in parts)
 
 
 def human_duration(seconds: Any) -> str:

@@ -43,6 +43,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from router import durations
 from telemetry.metrics import (
     EVENT_COLUMNS,
     INTERACTIVE_TIERS,
@@ -80,45 +81,15 @@ class AlertRulesError(ValueError):
 
 # ----------------------------------------------------------------------------- durations
 
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
-_UNITS = {
-    "w": pd.Timedelta(weeks=1),
-    "d": pd.Timedelta(days=1),
-    "h": pd.Timedelta(hours=1),
-    "m": pd.Timedelta(minutes=1),
-    "s": pd.Timedelta(seconds=1),
-    "ms": pd.Timedelta(milliseconds=1),
-}
-
 
 def parse_duration(text: str | int | float | timedelta) -> pd.Timedelta:
-    """Prometheus-style durations ('90s', '5m', '1h30m', '1d', '1w'; bare 0), as promtool and
-    Grafana read them, so one string means the same in the rules, the tests and the export."""
-    if isinstance(text, timedelta):
-        return pd.Timedelta(text)
-    if isinstance(text, int | float) and not isinstance(text, bool) and text == 0:
-        return pd.Timedelta(0)
-    if isinstance(text, str):
-        s = text.strip()
-        if s == "0":
-            return pd.Timedelta(0)
-        parts = _DURATION_PART.findall(s)
-        if parts and "".join(n + u for n, u in parts) == s:
-            return sum((int(n) * _UNITS[u] for n, u in parts), pd.Timedelta(0))
-    raise ValueError(f"{text!r} is not a duration; use e.g. '0m', '90s', '5m', '1h', '1h30m', '1d'")
+    """The harness's one duration grammar (``router.durations``) as a ``pd.Timedelta``, so one
+    string means the same in a rule, a rule test, a scenario fault and a postmortem."""
+    return pd.Timedelta(seconds=durations.parse_duration(text))
 
 
-def format_duration(td: timedelta | pd.Timedelta) -> str:
-    """Inverse of ``parse_duration`` ('1h30m'), for tables and the Grafana export."""
-    td = pd.Timedelta(td)
-    if td == pd.Timedelta(0):
-        return "0s"
-    out, rest = [], td
-    for unit in ("d", "h", "m", "s", "ms"):
-        n, rest = divmod(rest, _UNITS[unit])
-        if n:
-            out.append(f"{int(n)}{unit}")
-    return "".join(out)
+format_duration = durations.format_duration
+"""Inverse of ``parse_duration`` ('1h30m'), Prometheus-valid, for tables and the exports."""
 
 
 # ----------------------------------------------------------------------------- rules
