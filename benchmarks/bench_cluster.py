@@ -51,18 +51,21 @@ def _drop(schema: str) -> None:
 
 
 def _one(n_workers: int, week, semantic: bool, shard_rows: int) -> dict:
-    from flows.cluster import ClusterSpec, PartitionSpec, connect, route_week_on_cluster
+    from flows.cluster import (
+        ClusterSpec,
+        PartitionSpec,
+        connect,
+        route_week_on_cluster,
+        warm_workers,
+    )
 
     url, schema = _schema_url()
     cache = tempfile.mkdtemp(prefix="bench-emb-")
     os.environ["AMAIMA_EMBEDDING_CACHE_DIR"] = cache  # cold store, inherited by the workers
     client, cluster = connect(ClusterSpec("local", n_workers))
     try:
-        # Warm the workers (model load is a one-off per worker, not throughput).
-        spec = PartitionSpec(None, None, semantic, url, f"warm-{uuid.uuid4().hex[:6]}")
-        route_week_on_cluster(
-            client, spec, iter([(week[0][0], week[0][1].slice(0, 8))]), 8, lambda *_: None
-        )
+        # Warm every worker (model load is a one-off per process, not throughput).
+        warm_workers(client, PartitionSpec(None, None, semantic, url, "warm"))
         spec = PartitionSpec(None, None, semantic, url, f"bench-{uuid.uuid4().hex[:6]}")
         rows = sum(t.num_rows for _, t in week)
         t0 = time.perf_counter()

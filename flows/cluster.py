@@ -117,6 +117,18 @@ def route_partition(spec: PartitionSpec, day: date, ipc: bytes) -> DayResult:
     return route_and_write(router, cand, store, day, table, spec.run_id, logger=log)
 
 
+def _warm(spec: PartitionSpec) -> bool:
+    router, _, _ = _worker_objects(spec)
+    router.route_batch(["warm up"], query_ids=["warm"], run_id="warm")  # loads the encoder
+    return True
+
+
+def warm_workers(client, spec: PartitionSpec) -> int:
+    """Build the router on every worker before the week starts (model load is per process, not
+    per partition); returns the number of workers warmed."""
+    return len(client.run(_warm, spec))
+
+
 def _ipc(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as w:

@@ -375,6 +375,7 @@ def pilot_week(
                 connect,
                 route_week_on_cluster,
                 shared_embedding_store,
+                warm_workers,
                 workers_of,
             )
 
@@ -389,6 +390,7 @@ def pilot_week(
                 embedding_store=shared_embedding_store(db or default_url()),
             )
             report("route + write telemetry (dask)", 0, None)
+            warm_workers(client, spec)
             results, partitions = route_week_on_cluster(
                 client,
                 spec,
