@@ -97,6 +97,7 @@ def _worker_objects(spec: PartitionSpec):
 
         if spec.embedding_store:
             os.environ[EMBEDDING_STORE_URL_ENV] = spec.embedding_store
+        _one_core_per_thread()
         from router.engine import Router
         from router.toggle import resolve_toggle
         from telemetry.store import TelemetryStore
@@ -108,6 +109,27 @@ def _worker_objects(spec: PartitionSpec):
             cand = Router(load_config(spec.candidate_path), semantic=spec.semantic, toggle=forced)
         _WORKER_STATE[key] = (router, cand, TelemetryStore(spec.db))
     return _WORKER_STATE[key]
+
+
+def _one_core_per_thread() -> None:
+    """A worker process gets as many compute threads as Dask gave it task threads: otherwise
+    every worker's PyTorch and Arrow pools grab all cores and N workers on one machine fight
+    over them instead of adding up."""
+    try:
+        from distributed import get_worker
+
+        n = max(1, int(get_worker().state.nthreads))
+    except (ImportError, ValueError, AttributeError):
+        return
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+    import pyarrow as _pa
+
+    _pa.set_cpu_count(n)
 
 
 def route_partition(spec: PartitionSpec, day: date, ipc: bytes) -> DayResult:
