@@ -97,7 +97,6 @@ def _worker_objects(spec: PartitionSpec):
 
         if spec.embedding_store:
             os.environ[EMBEDDING_STORE_URL_ENV] = spec.embedding_store
-        _one_core_per_thread()
         from router.engine import Router
         from router.toggle import resolve_toggle
         from telemetry.store import TelemetryStore
@@ -111,14 +110,16 @@ def _worker_objects(spec: PartitionSpec):
     return _WORKER_STATE[key]
 
 
-def _one_core_per_thread() -> None:
+def _one_core_per_thread(worker=None) -> None:
     """A worker process gets as many compute threads as Dask gave it task threads: otherwise
     every worker's PyTorch and Arrow pools grab all cores and N workers on one machine fight
     over them instead of adding up."""
     try:
-        from distributed import get_worker
+        if worker is None:
+            from distributed import get_worker
 
-        n = max(1, int(get_worker().state.nthreads))
+            worker = get_worker()
+        n = max(1, int(worker.state.nthreads))
     except (ImportError, ValueError, AttributeError):
         return
     try:
@@ -135,11 +136,13 @@ def _one_core_per_thread() -> None:
 def route_partition(spec: PartitionSpec, day: date, ipc: bytes) -> DayResult:
     """Runs on a worker: route one shard and write it to the shared store."""
     table = pa.ipc.open_stream(ipc).read_all()
+    _one_core_per_thread()
     router, cand, store = _worker_objects(spec)
     return route_and_write(router, cand, store, day, table, spec.run_id, logger=log)
 
 
-def _warm(spec: PartitionSpec) -> bool:
+def _warm(spec: PartitionSpec, dask_worker=None) -> bool:
+    _one_core_per_thread(dask_worker)  # client.run passes the worker object
     router, _, _ = _worker_objects(spec)
     router.route_batch(["warm up"], query_ids=["warm"], run_id="warm")  # loads the encoder
     return True
