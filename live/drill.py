@@ -35,7 +35,7 @@ from drills import journal as jr
 
 log = logging.getLogger(__name__)
 
-LIVE_FAULTS = ("upstream_latency", "upstream_error")
+LIVE_FAULTS = ("upstream_latency", "upstream_error", "toggle")
 MAX_WALL_S = 240.0
 MINUTE = 60.0
 
@@ -60,12 +60,17 @@ def run_live(
     run_id: str | None = None,
     inert_proxy: bool = False,
     progress: Any = None,
+    evaluator: str = "auto",
 ):
     """Run one drill live; returns a ``drills.runner.DrillResult``. ``inert_proxy``: switch no
-    toxic on (the drill must then fail: proves the guarantees depend on the faults)."""
+    toxic on (the drill must then fail: proves the guarantees depend on the faults).
+    ``evaluator``: who evaluates the alert rules -- ``prometheus`` (a real Prometheus scraping the
+    service), ``harness`` (the project's engine over the answered decisions) or ``auto``
+    (Prometheus when it is on PATH)."""
     from drills.clock import parse_start
     from drills.runner import DrillResult, new_run_id
     from drills.scenario import Scenario, load_scenario
+    from live.prometheus import PrometheusError, choose_evaluator
 
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     unsupported = sorted({w.type for w in sc.timeline()} - set(LIVE_FAULTS))
@@ -74,25 +79,37 @@ def run_live(
             f"scenario {sc.name} uses fault type(s) {', '.join(unsupported)}, which have no live "
             f"injector yet (live: {', '.join(LIVE_FAULTS)}); run it without --live"
         )
+    if target is not None and sc.toggle_changes:
+        raise LiveDrillError(
+            "toggle changes restart the service with a new AMAIMA_EXECUTION_MODE: run this "
+            "scenario without --target (the drill must own the service process)"
+        )
     if target is not None and proxy_admin is None and sc.faults and not inert_proxy:
         raise LiveDrillError(
             "--target needs --proxy-admin URL (the admin API of a fault proxy in front of the "
             "target's upstream) to inject the scenario's faults"
         )
+    try:
+        chosen = choose_evaluator(evaluator)
+    except (PrometheusError, ValueError) as exc:
+        raise LiveDrillError(str(exc)) from None
     scale = time_scale or default_scale(sc.duration)
     if scale <= 0:
         raise LiveDrillError("--time-scale must be > 0")
     start = parse_start(None)
     rid = run_id or new_run_id(sc.name, start).replace("drill-", "drill-live-", 1)
     drill = _LiveDrill(sc, Path(out), scale, qps, start, rid, progress)
+    drill.evaluator = chosen
     return drill.run(target, proxy_admin, db, inert_proxy, DrillResult)
 
 
 class _LiveDrill:
     def __init__(self, sc, out: Path, scale: float, qps: float | None, start, run_id, progress):
         from drills.traffic import build_traffic
+        from telemetry.alerts import load_rules
 
         self.sc = sc
+        self.rules = [*load_rules(), *sc.inline_rules]
         self.out = out
         self.scale = scale
         self.start = start
@@ -115,6 +132,13 @@ class _LiveDrill:
         self.toxics: dict[int, str] = {}
         self.url = ""
         self.admin: str | None = None
+        self.evaluator = "harness"
+        self.prom: Any = None  # live.prometheus.LivePrometheus while it runs
+        self.wall0_unix = 0.0
+        self.service: Any = None
+        self.serve_args: list[str] = []
+        self.calls_base: dict[str, int] = {}
+        self.old_breaker_events: list[dict] = []
 
     # --- time -----------------------------------------------------------------------------------
     def now_v(self) -> float:
@@ -169,19 +193,52 @@ class _LiveDrill:
         self.children.append(proxy)
         self.admin = proxy.extra["admin"]
         self.db = db or f"sqlite:///{(self.work / 'telemetry.db').resolve()}"
+        self.serve_args = ["--config", str(cfg_path), "--db", self.db,
+                           "--upstream", proxy.extra["listen"], "--run-id", self.run_id]  # fmt: skip
+        self.service = self._start_service(self.sc.execution_mode or "")
+        self.children.append(self.service)
+        return self.service.url
+
+    def _start_service(self, mode: str):
+        from live import procs
+
+        self.generation = getattr(self, "generation", -1) + 1
+        g = self.generation
         sport = procs.free_port()
-        svc = procs.start(
-            "serve",
-            procs.harness_cmd(
-                "serve", "--port", str(sport), "--config", str(cfg_path), "--db", self.db,
-                "--spool-dir", str(self.work / "spool"), "--upstream", proxy.extra["listen"],
-                "--run-id", self.run_id,
-            ),
+        return procs.start(
+            "serve" if g == 0 else f"serve-{g}",
+            procs.harness_cmd("serve", "--port", str(sport), *self.serve_args,
+                              "--spool-dir", str(self.work / f"spool-{g}")),
             url=f"http://127.0.0.1:{sport}", ready_path="/v1/health", log_dir=self.work,
-            env={"AMAIMA_EXECUTION_MODE": self.sc.execution_mode or ""},
+            env={"AMAIMA_EXECUTION_MODE": mode},
         )  # fmt: skip
-        self.children.append(svc)
-        return svc.url
+
+    def _restart_service(self, client, mode: str, why: str) -> None:
+        """Blue/green: a new ``harness serve`` with ``AMAIMA_EXECUTION_MODE=mode`` takes the
+        traffic once it answers; the old one's counters and breaker events are kept, then it is
+        stopped by PID (uvicorn finishes its in-flight requests and flushes telemetry)."""
+        from live import procs
+
+        old = self.service
+        new = self._start_service(mode)
+        self.children.append(new)
+        self.service, self.url = new, new.url
+        if self.prom is not None:
+            self.prom.set_target(new.url)
+        for model, n in self._calls(client, old.url).items():
+            self.calls_base[model] = self.calls_base.get(model, 0) + n
+        try:
+            self.old_breaker_events += client.get(old.url + "/v1/breaker-events").json()["events"]
+        except Exception:  # noqa: BLE001 - breaker history of a retired process is best effort
+            pass
+        procs.stop(old)
+        self.children.remove(old)
+        try:
+            health = client.get(new.url + "/v1/health", timeout=5).json()
+        except Exception as exc:  # noqa: BLE001
+            health = {"error": type(exc).__name__}
+        self.event("service_restarted", None, why=why, env_value=mode, pid=new.pid,
+                   url=new.url, health_toggle=health.get("toggle", health))  # fmt: skip
 
     def _stop_processes(self) -> None:
         from live import procs
@@ -210,15 +267,26 @@ class _LiveDrill:
     def _fault_on(self, client, w, inert: bool) -> None:
         from drills.probes import FaultWindow
 
-        spec = self._toxic_for(w)
-        if not inert and self.admin:
+        if w.type == "toggle":
+            value = w.params.model_dump()["value"]
+            spec = {"type": "restart", "name": f"fault-{w.index}", "models": [],
+                    "env": {"AMAIMA_EXECUTION_MODE": value}}  # fmt: skip
+            desc = f"serve restarted with AMAIMA_EXECUTION_MODE={value!r}"
+            if not inert:
+                self._restart_service(client, value, f"toggle fault {w.index}")
+        else:
+            spec = self._toxic_for(w)
+        if w.type != "toggle" and not inert and self.admin:
             r = client.post(self.admin + "/toxics", json=spec)
             if r.status_code != 201:
                 raise LiveDrillError(f"the fault proxy refused toxic {spec['name']}: {r.text}")
             self.toxics[w.index] = spec["name"]
         off = self.now_v()
-        desc = f"{spec['type']} toxic on {', '.join(spec['models'][:3])}" + (
-            f" (+{len(spec['models']) - 3})" if len(spec["models"]) > 3 else ""
+        desc = (
+            desc
+            if w.type == "toggle"
+            else f"{spec['type']} toxic on {', '.join(spec['models'][:3])}"
+            + (f" (+{len(spec['models']) - 3})" if len(spec["models"]) > 3 else "")
         )
         fw = FaultWindow(
             index=w.index, type=w.type, boundary="network (fault proxy)",
@@ -237,16 +305,23 @@ class _LiveDrill:
         name = self.toxics.pop(index, None)
         if name and self.admin:
             client.delete(f"{self.admin}/toxics/{name}")
+        if fw.type == "toggle" and not fw.description.endswith("[INERT: not applied]"):
+            self._restart_service(client, self.sc.execution_mode or "", f"toggle {index} ends")
         fw.end_s = self.now_v()
         fw.ended_by = ended_by
         fw.calls_at_end = self._calls(client)
         self.event("fault_off", fw.end_s, type=fw.type, index=index, ended_by=ended_by)
 
-    def _calls(self, client) -> dict[str, int]:
+    def _calls(self, client, url: str | None = None) -> dict[str, int]:
+        """Upstream calls per model: this service process's counters plus retired ones'."""
         from prometheus_client.parser import text_string_to_metric_families
 
+        if url is None:
+            out = self._calls(client, self.url)
+            return {m: out.get(m, 0) + self.calls_base.get(m, 0)
+                    for m in {*out, *self.calls_base}}  # fmt: skip
         try:
-            text = client.get(self.url + "/metrics").text
+            text = client.get(url + "/metrics").text
         except Exception:  # noqa: BLE001
             return {}
         out: dict[str, int] = {}
@@ -287,7 +362,7 @@ class _LiveDrill:
         wall = self.traffic.offsets / self.scale
         n = len(wall)
         k = 0
-        self.wall0 = time.monotonic()
+        self.wall0, self.wall0_unix = time.monotonic(), time.time()
         self.event("drill_started", 0.0, run_id=self.run_id, queries=n, mode="live",
                    time_scale=self.scale, wall_qps=self.wall_qps)  # fmt: skip
         with ThreadPoolExecutor(max_workers=256) as pool:
@@ -357,6 +432,8 @@ class _LiveDrill:
                     ) from None
             if self.admin:
                 client.delete(self.admin + "/toxics")
+            if self.evaluator == "prometheus":
+                self._start_prometheus()
             self._drive(client, inert)
         except (LiveDrillError, ProcessStartError) as exc:
             self._cleanup(client)
@@ -374,6 +451,15 @@ class _LiveDrill:
             return self._conclude(client, status, error, wall_start, result_cls)
         finally:
             self._cleanup(client)
+
+    def _start_prometheus(self) -> None:
+        from live.prometheus import PrometheusError, start_prometheus
+
+        try:
+            self.prom = start_prometheus(self.rules, self.scale, self.url, self.work)
+        except PrometheusError as exc:
+            raise LiveDrillError(str(exc)) from None
+        self.children.append(self.prom.child)
 
     def _cleanup(self, client) -> None:
         try:
@@ -413,8 +499,8 @@ class _LiveDrill:
         return df
 
     def _conclude(self, client, status, error, wall_start, result_cls):
-        from drills.probes import PROBES, BreakerRecord, DrillRecord, drill_metrics
-        from telemetry.alerts import AlertEngine, load_rules
+        from drills.probes import PROBES, AlertRecord, BreakerRecord, DrillRecord, drill_metrics
+        from telemetry.alerts import AlertEngine
         from telemetry.metrics import compute_metrics
 
         sc = self.sc
@@ -430,8 +516,8 @@ class _LiveDrill:
             if status != "completed"
             else self.traffic.offsets,
         )
-        rules = [*load_rules(), *sc.inline_rules]
-        engine = AlertEngine(rules, context="drill")
+        engine = AlertEngine(self.rules, context="drill")
+        harness_alerts: list[AlertRecord] = []
         rec.rules = {r.name: r.condition for r in engine.rules}
         n_min = int(math.ceil(end_v / MINUTE))
         for m in range(n_min):
@@ -449,17 +535,30 @@ class _LiveDrill:
             row.update(drill_metrics(frame, rec.interactive_tiers))
             row.setdefault("telemetry_write_failures", 0.0)
             row.setdefault("spooled_rows", 0.0)
-            from drills.probes import AlertRecord
-
             for ev in engine.observe(pd.Timestamp(self.start + pd.Timedelta(seconds=m1)), row):
                 value = None if math.isnan(ev.value) else float(ev.value)
-                rec.alerts.append(AlertRecord(ev.rule, ev.kind, m1, value, ev.severity, ev.summary))
-                self.event(f"alert_{ev.kind}", m1, rule=ev.rule, value=value)
+                harness_alerts.append(
+                    AlertRecord(ev.rule, ev.kind, m1, value, ev.severity, ev.summary)
+                )
             out = {k: _num(row.get(k)) for k in jr.METRIC_KEYS if k in row}
             out.update({"ts": self.iso(m0), "offset_s": m0, "decisions": len(frame),
-                        "queries": rec.queries(m0, m1),
-                        "alerts_firing": sorted(engine.firing())})  # fmt: skip
+                        "queries": rec.queries(m0, m1)})  # fmt: skip
             rec.metrics.append(out)
+        try:
+            rec.alerts, evaluator = self._alerts(harness_alerts, end_v)
+        except Exception as exc:  # noqa: BLE001 - unreadable alerts: the alert checks cannot run
+            rec.alerts, evaluator = [], {"name": self.evaluator, "error": str(exc)[:300]}
+            if status == "completed":
+                status, error = "failed", f"alerts not read from {self.evaluator}: {str(exc)[:300]}"
+        if evaluator.get("rule_errors") and error is None:
+            error = "prometheus could not evaluate: " + "; ".join(evaluator["rule_errors"])[:300]
+        self.event("alert_evaluator", 0.0, **{k: v for k, v in evaluator.items()
+                                              if k in ("name", "version", "url")})  # fmt: skip
+        for a in rec.alerts:
+            self.event(f"alert_{a.kind}", a.offset_s, rule=a.rule, value=a.value,
+                       evaluator=evaluator["name"])  # fmt: skip
+        for out in rec.metrics:
+            out["alerts_firing"] = _firing_at(rec.alerts, out["offset_s"] + MINUTE)
         calls = self._calls(client) if self.url else {}
         rec.upstream_calls_by_model = calls
         rec.segment_calls = [(0.0, sc.duration, sum(calls.values()))]
@@ -467,6 +566,7 @@ class _LiveDrill:
             evs = client.get(self.url + "/v1/breaker-events").json()["events"] if self.url else []
         except Exception:  # noqa: BLE001
             evs = []
+        evs = [*self.old_breaker_events, *evs]
         for e in evs:
             off = (e["unix_ts"] - (time.time() - (time.monotonic() - self.wall0))) * self.scale
             rec.breakers.append(
@@ -540,7 +640,8 @@ class _LiveDrill:
                                        rec.store.telemetry_rows),
             error=error,
             router={"mode": "rule-only", "config_hash": self.config.config_hash,
-                    "service": self.url, "time_scale": self.scale, "wall_qps": self.wall_qps},
+                    "service": self.url, "time_scale": self.scale, "wall_qps": self.wall_qps,
+                    "alert_evaluator": evaluator},
             alerts=[{"rule": a.rule, "kind": a.kind, "at": self.iso(a.offset_s)}
                     for a in rec.alerts],
             timeline_markers={"outage_begins": None if first is None else self.iso(first)},
@@ -548,6 +649,36 @@ class _LiveDrill:
         )  # fmt: skip
         path = jr.write_journal(journal, self.out)
         return result_cls(journal, path)
+
+    def _alerts(self, harness_alerts: list, end_v: float) -> tuple[list, dict[str, Any]]:
+        """The alert events the guarantees read, and who produced them. With Prometheus: its
+        ``ALERTS`` firing intervals on the virtual timeline; rules it could not load (no PromQL
+        form) keep the harness engine's events, and the journal names them."""
+        from drills.probes import AlertRecord
+
+        if self.prom is None:
+            return harness_alerts, {"name": "harness", "engine": "telemetry.alerts.AlertEngine",
+                                    "buckets": "1 virtual minute"}  # fmt: skip
+        prom = self.prom
+        time.sleep(2 * prom.interval_s)  # the evaluation that covers the drill's last moment
+        info = prom.describe()
+        info["rule_errors"] = prom.rule_errors()
+        end_unix = self.wall0_unix + end_v / self.scale
+        by_name = {r.name: r for r in self.rules}
+        out = [a for a in harness_alerts if a.rule not in prom.exported]
+        for a in prom.firing_intervals(self.wall0_unix, end_unix):
+            rule = by_name.get(a.rule)
+            summary = rule.summary if rule else ""
+            fired = max(0.0, (a.fired_unix - self.wall0_unix) * self.scale)
+            out.append(AlertRecord(a.rule, "fired", fired, a.value, a.severity, summary))
+            if a.resolved_unix is not None:
+                resolved = min(end_v, (a.resolved_unix - self.wall0_unix) * self.scale)
+                out.append(AlertRecord(a.rule, "resolved", resolved, None, a.severity, summary))
+        info["harness_evaluated_rules"] = sorted(
+            {a.rule for a in harness_alerts} - set(prom.exported)
+        )
+        info["fired"] = sorted({a.rule for a in out if a.kind == "fired"})
+        return sorted(out, key=lambda a: (a.offset_s, a.kind != "resolved")), info
 
     def _store_facts(self, rec, df: pd.DataFrame) -> None:
         from telemetry.store import TelemetryStore
@@ -601,6 +732,15 @@ def _guarantees(sc, rec, status: str) -> list[jr.GuaranteeResult]:
             )
         )  # fmt: skip
     return out
+
+
+def _firing_at(alerts: list, t: float) -> list[str]:
+    """Rules firing at virtual offset ``t`` (their last event at or before ``t`` is a firing)."""
+    state: dict[str, bool] = {}
+    for a in alerts:
+        if a.offset_s <= t:
+            state[a.rule] = a.kind == "fired"
+    return sorted(r for r, on in state.items() if on)
 
 
 def _num(x: Any) -> Any:

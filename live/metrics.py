@@ -30,6 +30,8 @@ CALLED = ("ok", "fallback", "error", "timeout")  # outcomes whose latency is a m
 BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 MISCONFIGURED_CODE = "EXECUTION_MODE_INVALID"
 ENDPOINTS = ("simulate", "execute")
+_ZEROED = ("ok", "fallback", "error", "timeout", "rejected")  # what the alert rules count
+_ZERO_CAP = 800  # (level, domain, tier) keys x models per tier pre-exposed at most
 
 METRIC_NAMES = (
     "amaima_decisions_total",
@@ -171,6 +173,28 @@ class ServiceMetrics:
         for ep in ENDPOINTS:
             for m in (self.borderline, self.upscaled, self.misconfigured, self.confidence):
                 m.labels(ep)
+        self._keys: set[tuple[str, str, str, str]] = set()  # (endpoint, level, domain, tier)
+        self._tier_models: dict[str, set[str]] = {}
+
+    def _zero_outcomes(self, ep: str, lv: str, dom: str, model: str, tier: str) -> None:
+        """Expose the alerting outcomes at 0 for every (level, domain, model of the same tier)
+        seen: Prometheus's increase() misses the first increment of a series born mid-window,
+        so a fallback or error series created by the fault itself would be undercounted just
+        when the alert should fire. Fallback stays in the tier, so the cross product is small."""
+        key = (ep, lv, dom, tier)
+        models = self._tier_models.setdefault(tier, set())
+        pairs = []
+        if key not in self._keys:
+            self._keys.add(key)
+            pairs += [(key, m) for m in models | {model}]
+        if model not in models:
+            models.add(model)
+            pairs += [(k, model) for k in self._keys if k[3] == tier]
+        for (e, level, domain, t), m in pairs:
+            if len(self._keys) * max(1, len(models)) > _ZERO_CAP:
+                return
+            for outcome in _ZEROED:
+                self.decisions.labels(e, level, domain, m, t, outcome)
 
     def observe(self, table: pa.Table, endpoint: str) -> None:
         """Count one batch of decisions (after execution, when there was any)."""
@@ -189,6 +213,8 @@ class ServiceMetrics:
             )
         )
         for (lv, dom, model, tier, outcome), k in tally.items():
+            if endpoint == "execute":
+                self._zero_outcomes(endpoint, lv, dom, model, tier)
             self.decisions.labels(endpoint, lv, dom, model, tier, outcome).inc(k)
         b = sum(c["borderline"])
         if b:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -36,6 +37,15 @@ def _pids_mentioning(text: str) -> list[int]:
     return out
 
 
+def _expected_evaluator() -> str:
+    """Prometheus evaluates the alerts when it is on PATH (CI installs it and requires it)."""
+    if shutil.which("prometheus"):
+        return "prometheus"
+    if os.environ.get("HARNESS_REQUIRE_PROMETHEUS") == "1":
+        pytest.fail("prometheus not on PATH and HARNESS_REQUIRE_PROMETHEUS=1")
+    return "harness"
+
+
 def _journal(out: Path) -> dict:
     (path,) = sorted(out.glob("drills/*/journal.json"))
     return json.loads(path.read_text())
@@ -58,6 +68,14 @@ def test_model_failure_live_passes_and_leaves_nothing_running(tmp_path):
     assert j["impact"]["fallbacks"] > 0
     kinds = {e["kind"] for e in j["events"]}
     assert {"fault_on", "fault_off", "rollback", "breaker_open", "alert_fired"} <= kinds
+    evaluator = j["router"]["alert_evaluator"]
+    assert evaluator["name"] == _expected_evaluator()
+    alerts = [e for e in j["events"] if e["kind"] == "alert_fired"]
+    assert {e["detail"]["evaluator"] for e in alerts} == {evaluator["name"]}
+    if evaluator["name"] == "prometheus":  # the alert fired in the real Prometheus
+        assert "fallback_rate_high" in evaluator["fired"] and not evaluator["rule_errors"]
+        assert "fallback_rate_high" in evaluator["rules_evaluated_by_prometheus"]
+        assert not Path(f"/proc/{evaluator['pid']}").exists()  # stopped by PID
     assert _pids_mentioning(str(out)) == []
 
 
@@ -70,6 +88,10 @@ def test_an_inert_fault_proxy_makes_the_drill_fail(tmp_path):
     assert verdicts["breaker-opens"] == "failed"
     assert verdicts["fallback-alert"] == "failed"
     assert verdicts["decision-plane-up"] == "passed"
+    evaluator = result.journal.router["alert_evaluator"]
+    assert evaluator["name"] == _expected_evaluator()
+    if evaluator["name"] == "prometheus":  # it scraped and evaluated, and nothing fired
+        assert "fallback_rate_high" not in evaluator["fired"] and not evaluator["rule_errors"]
     assert _pids_mentioning(str(tmp_path)) == []
 
 

@@ -141,6 +141,14 @@ def run(
             show_default=False,
         ),
     ] = None,
+    evaluator: Annotated[
+        str,
+        typer.Option(
+            "--evaluator",
+            help="--live: who evaluates the alert rules: prometheus (a real Prometheus scrapes "
+            "the service), harness (the project's engine), auto (prometheus when on PATH).",
+        ),
+    ] = "auto",
 ) -> None:
     """Run one drill; print expected vs actual for every guarantee and the journal path."""
     from drills.scenario import ScenarioError, load_scenario
@@ -155,7 +163,7 @@ def run(
     if target is not None and not live:
         raise _fail("--target needs --live")
     if live:
-        result = _run_live(sc, out, target, proxy_admin, time_scale, qps, db)
+        result = _run_live(sc, out, target, proxy_admin, time_scale, qps, db, evaluator)
         _print_result(result.journal.to_dict(), result.journal_path)
         if not no_reports:
             _reports(result, out, site=True)
@@ -269,7 +277,7 @@ def _run_with_progress(
             raise _fail(str(exc)) from None
 
 
-def _run_live(sc, out, target, proxy_admin, time_scale, qps, db) -> Any:
+def _run_live(sc, out, target, proxy_admin, time_scale, qps, db, evaluator="auto") -> Any:
     from live.drill import LiveDrillError, default_scale, run_live
     from live.procs import ProcessStartError
 
@@ -280,7 +288,8 @@ def _run_live(sc, out, target, proxy_admin, time_scale, qps, db) -> Any:
     )
     try:
         return run_live(
-            sc, out=out, time_scale=scale, qps=qps, target=target, proxy_admin=proxy_admin, db=db
+            sc, out=out, time_scale=scale, qps=qps, target=target, proxy_admin=proxy_admin, db=db,
+            evaluator=evaluator,
         )
     except (LiveDrillError, ProcessStartError, ValueError) as exc:
         raise _fail(str(exc)) from None
