@@ -59,7 +59,8 @@ CATEGORICAL = (
     "outcome",
     "execution_mode",
 )
-HIST_EDGES = [round(x, 2) for x in np.linspace(0.0, 1.0, 21)]
+HIST_BINS = 20
+HIST_STEP = 0.05  # the observed range is widened to multiples of this, so edges read well
 
 
 def iso(ts: Any) -> str | None:
@@ -114,13 +115,25 @@ def mix(df: pd.DataFrame, column: str) -> list[dict]:
     ]
 
 
+def histogram_edges(values: np.ndarray) -> list[float]:
+    """HIST_BINS equal bins over the observed range (widened to HIST_STEP multiples, within
+    [0, 1]): confidences cluster high, and 0-1 bins spent most of the chart on zeros."""
+    v = values[~np.isnan(values)] if len(values) else values
+    lo = float(np.floor(v.min() / HIST_STEP) * HIST_STEP) if len(v) else 0.0
+    hi = float(min(1.0, np.ceil(v.max() / HIST_STEP) * HIST_STEP)) if len(v) else 1.0
+    if hi <= lo:
+        lo, hi = max(0.0, hi - HIST_STEP), max(hi, HIST_STEP)
+    return [float(round(x, 4)) for x in np.linspace(max(0.0, lo), hi, HIST_BINS + 1)]
+
+
 def confidence_histogram(df: pd.DataFrame) -> dict:
     day = df["ts"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d")
+    edges = histogram_edges(df["confidence_overall"].to_numpy(dtype=float))
     per_day = {}
     for d, conf in df.groupby(day)["confidence_overall"]:
-        counts, _ = np.histogram(conf.to_numpy(), bins=HIST_EDGES)
+        counts, _ = np.histogram(conf.to_numpy(), bins=edges)
         per_day[str(d)] = counts.tolist()
-    return {"edges": HIST_EDGES, "per_day": per_day}
+    return {"edges": edges, "per_day": per_day}
 
 
 def baseline_model(config: RouterConfig) -> str:
