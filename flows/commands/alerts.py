@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from flows.commands.tables import print_records
 
 app = typer.Typer(
     help="Alert rules: list them, run their unit tests, export them to Grafana.",
@@ -48,24 +49,28 @@ def list_rules(rules: RulesOption = None, context: ContextOption = "pilot") -> N
         loaded = load_rules(rules)
     except AlertRulesError as exc:
         raise _fail(console, exc) from None
-    table = Table(title=f"alert rules ({context})")
-    table.add_column("name", no_wrap=True)
-    for col in ("condition", "window", "for", "min queries", "severity", "summary"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for r in loaded:
         if not r.applies(context):
-            table.add_row(r.name, r.condition, "-", "-", "-", r.severity, f"(not in {context})")
+            rows.append([r.name, r.condition, "-", "-", "-", r.severity, f"(not in {context})"])
             continue
-        table.add_row(
-            r.name,
-            r.condition,
-            format_duration(r.window_for(context)),
-            format_duration(r.for_duration(context)),
-            str(r.min_queries or ""),
-            r.severity,
-            r.summary,
+        rows.append(
+            [
+                r.name,
+                r.condition,
+                format_duration(r.window_for(context)),
+                format_duration(r.for_duration(context)),
+                str(r.min_queries or ""),
+                r.severity,
+                r.summary,
+            ]
         )
-    console.print(table)
+    print_records(
+        console,
+        f"alert rules ({context})",
+        ["name", "condition", "window", "for", "min queries", "severity", "summary"],
+        rows,
+    )
 
 
 @app.command("test")
@@ -74,8 +79,12 @@ def test_rules(
         list[Path] | None,
         typer.Argument(help="Rule-test YAML files or directories (default: the packaged tests)."),
     ] = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write the results as JUnit XML here.")
+    ] = None,
 ) -> None:
-    """Run promtool-style alert rule tests; exit 0 when all pass, 1 otherwise."""
+    """Run promtool-style alert rule tests; exit 0 when all pass, 2 when one fails, 1 on an
+    invalid file."""
     from telemetry.alerts import AlertRulesError, RuleTestReport, run_rule_tests
 
     console = Console()
@@ -85,13 +94,40 @@ def test_rules(
             report.cases += run_rule_tests(p).cases
     except AlertRulesError as exc:
         raise _fail(console, exc, code=1) from None
-    table = Table(title="alert rule tests")
-    for col in ("", "test", "alert", "at", "context", "expected", "got"):
-        table.add_column(col, overflow="fold")
-    for c in report.cases:
-        mark = "[green]pass[/green]" if c.passed else "[red]FAIL[/red]"
-        table.add_row(mark, c.test, c.alertname, c.eval_time, c.context, c.expected, c.actual)
-    console.print(table)
+    print_records(
+        console,
+        "alert rule tests",
+        ["test", "result", "alert", "at", "context", "expected", "got"],
+        [
+            [
+                c.test,
+                "pass" if c.passed else "FAIL",
+                c.alertname,
+                c.eval_time,
+                c.context,
+                c.expected,
+                c.actual,
+            ]
+            for c in report.cases
+        ],
+    )
+    if junit is not None:
+        from reports.junit import JUnitCase, write_junit
+
+        write_junit(
+            junit,
+            {
+                "alert rule tests": [
+                    JUnitCase(
+                        name=f"{c.test}: {c.alertname} at {c.eval_time} ({c.context})",
+                        classname=f"alerts.{Path(c.file).stem}",
+                        failure=None if c.passed else f"expected {c.expected}, got {c.actual}",
+                    )
+                    for c in report.cases
+                ]
+            },
+        )
+        console.print(f"JUnit: {junit}", markup=False, soft_wrap=True)
     failed = len(report.failures)
     console.print(f"{len(report.cases) - failed} passed, {failed} failed")
     raise typer.Exit(0 if report.passed else 2)  # a failed rule test is a failed check

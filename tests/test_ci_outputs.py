@@ -1,0 +1,62 @@
+"""CI-facing output: JUnit XML that a CI parser reads, JSON on stdout, and terminal output that
+reads at 80 columns (no line longer, ids whole)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from typer.testing import CliRunner
+
+from flows.cli import app
+from telemetry.alerts import DEFAULT_RULES_PATH
+
+NARROW = {"COLUMNS": "80", "NO_COLOR": "1"}
+
+
+def _lines(output: str) -> list[str]:
+    return [line.rstrip() for line in output.splitlines()]
+
+
+def test_alerts_list_and_test_read_at_80_columns():
+    for args in (["alerts", "list"], ["alerts", "list", "--context", "drill"], ["alerts", "test"]):
+        res = CliRunner().invoke(app, args, env=NARROW)
+        assert res.exit_code == 0, res.output
+        too_long = [line for line in _lines(res.output) if len(line) > 80]
+        assert too_long == [], (args, too_long[:3])
+    listed = CliRunner().invoke(app, ["alerts", "list"], env=NARROW).output
+    assert "- borderline_rate_high" in listed  # names whole, one block per rule
+
+
+def test_alerts_test_writes_junit_a_ci_parser_reads(tmp_path):
+    ok = tmp_path / "ok.xml"
+    res = CliRunner().invoke(app, ["alerts", "test", "--junit", str(ok)], env=NARROW)
+    assert res.exit_code == 0, res.output
+    root = ET.parse(ok).getroot()
+    assert root.tag == "testsuites" and int(root.get("tests")) > 10
+    assert root.get("failures") == "0"
+    suite = root.find("testsuite")
+    assert suite is not None and len(suite.findall("testcase")) == int(root.get("tests"))
+
+    # A rule test that fails shows up as a <failure> with expected vs actual, and exit 2.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        f"""rule_files: [{DEFAULT_RULES_PATH}]
+evaluation_interval: 1m
+context: drill
+tests:
+  - name: wrong expectation on purpose
+    input_series:
+      - metric: misconfigured_toggle_count
+        values: "0 0 3 0"
+    alert_rule_test:
+      - {{eval_time: 1m, alertname: misconfigured_toggle, exp_alerts: [{{severity: critical}}]}}
+      - {{eval_time: 3m, alertname: misconfigured_toggle, exp_alerts: []}}
+"""
+    )
+    out = tmp_path / "bad.xml"
+    res = CliRunner().invoke(app, ["alerts", "test", str(bad), "--junit", str(out)], env=NARROW)
+    assert res.exit_code == 2, res.output
+    root = ET.parse(out).getroot()
+    fails = root.findall(".//failure")
+    assert root.get("tests") == "2" and root.get("failures") == "1" and len(fails) == 1
+    assert "expected" in fails[0].get("message") and "got" in fails[0].get("message")
