@@ -60,3 +60,29 @@ tests:
     fails = root.findall(".//failure")
     assert root.get("tests") == "2" and root.get("failures") == "1" and len(fails) == 1
     assert "expected" in fails[0].get("message") and "got" in fails[0].get("message")
+
+
+def test_corpus_validate_and_telemetry_runs_print_one_json_document(tmp_path):
+    import json
+
+    from data.generate import generate_corpus, write_corpus
+    from telemetry.store import TelemetryStore
+
+    corpus = write_corpus(
+        generate_corpus(300, seed=2, days=2, start="2026-11-16", bad_rows=0.05),
+        tmp_path / "c.csv",
+    )
+    res = CliRunner().invoke(app, ["corpus", "validate", str(corpus), "--json"], env=NARROW)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["rows"] == doc["accepted"] + doc["quarantined"] and doc["quarantined"] > 0
+    assert all("text" not in r for r in doc["quarantine_sample"])
+
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    store = TelemetryStore(db)
+    store.start_run("pilot-x-20261116-20261117-abcdef12-rules-0123abcd", "pilot", {}, "h")
+    store.close()
+    res = CliRunner().invoke(app, ["telemetry", "runs", "--db", db, "--json"], env=NARROW)
+    assert res.exit_code == 0, res.output
+    runs = json.loads(res.stdout)["runs"]
+    assert [r["run_id"] for r in runs] == ["pilot-x-20261116-20261117-abcdef12-rules-0123abcd"]

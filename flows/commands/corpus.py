@@ -162,6 +162,9 @@ def validate(
     days: Annotated[
         int | None, typer.Option(min=1, help="Days in the window (alone: the last N days).")
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON document on stdout.")
+    ] = False,
 ) -> None:
     """Validate a corpus: accepted and quarantined rows per reason.
 
@@ -175,7 +178,7 @@ def validate(
 
     from data.corpus import CorpusError, load_corpus, read_quarantine
 
-    console = _console()
+    console = _console(stderr=as_json)  # with --json, people read stderr and tools stdout
     err = _console(stderr=True)
     try:
         with Progress(
@@ -224,3 +227,18 @@ def validate(
         console.print(f"quarantine file: {quarantine} ({summary.quarantined:,} rows)")
     elif summary.quarantined:
         console.print("pass --quarantine FILE to keep the quarantined rows")
+    if as_json:
+        import json
+
+        from telemetry.pilot_run import CorpusFacts
+
+        doc = CorpusFacts.of(summary, str(quarantine) if quarantine else "").to_dict()
+        doc.update(
+            file=str(path),
+            format=summary.format,
+            window=[d.isoformat() for d in summary.window] if summary.window else None,
+            quarantine_sample=sample.select(
+                ["row_number", "query_id", "reason", "detail"]
+            ).to_pylist(),
+        )
+        print(json.dumps(doc))

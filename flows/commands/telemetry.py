@@ -123,10 +123,37 @@ def export(
 
 
 @app.command()
-def runs(db: DbOption = None) -> None:
+def runs(
+    db: DbOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the runs as one JSON document on stdout.")
+    ] = False,
+) -> None:
     """List recorded runs, oldest first, with their decision counts."""
     with _store(db) as store:
         frame = store.list_runs()
+        if as_json:
+            import json
+
+            print(
+                json.dumps(
+                    {
+                        "store": store.safe_url,
+                        "runs": [
+                            {
+                                "run_id": str(r.run_id),
+                                "kind": r.kind,
+                                "status": r.status,
+                                "started_at": _when(r.started_at),
+                                "finished_at": _when(r.finished_at),
+                                "decisions": int(r.decisions),
+                            }
+                            for r in frame.itertuples(index=False)
+                        ],
+                    }
+                )
+            )
+            return
         if frame.empty:
             console.print(f"no runs in {store.safe_url}", highlight=False)
             return
