@@ -66,3 +66,38 @@ def junit_xml(suites: dict[str, list[JUnitCase]]) -> str:
 
 def write_junit(path: str | Path, suites: dict[str, list[JUnitCase]]) -> Path:
     return write_atomic(Path(path), junit_xml(suites))
+
+
+def drill_cases(journal: dict) -> list[JUnitCase]:
+    """One testcase per guarantee of a drill journal; a drill that did not complete adds an
+    error case (its guarantees could not all be judged)."""
+    name = journal["name"]
+    cases = [
+        JUnitCase(
+            name=g["id"],
+            classname=f"drills.{name}",
+            failure=None
+            if g["verdict"] == "passed"
+            else f"{g['verdict']}: expected {g['expected_text']}, got {g['actual_text']}",
+        )
+        for g in journal["guarantees"]
+    ]
+    if journal["status"] != "completed":
+        why = journal.get("error") or f"the drill ended {journal['status']}"
+        cases.append(
+            JUnitCase(
+                name="drill completed",
+                classname=f"drills.{name}",
+                time_s=float(journal.get("wall_seconds") or 0.0),
+                failure=str(why),
+                error=True,
+            )
+        )
+    elif cases:
+        cases[0] = JUnitCase(
+            cases[0].name,
+            cases[0].classname,
+            float(journal.get("wall_seconds") or 0.0),
+            cases[0].failure,
+        )
+    return cases

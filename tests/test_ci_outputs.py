@@ -86,3 +86,71 @@ def test_corpus_validate_and_telemetry_runs_print_one_json_document(tmp_path):
     assert res.exit_code == 0, res.output
     runs = json.loads(res.stdout)["runs"]
     assert [r["run_id"] for r in runs] == ["pilot-x-20261116-20261117-abcdef12-rules-0123abcd"]
+
+
+def test_drill_run_and_suite_write_junit_and_json(tmp_path):
+    """A real drill (2 queries/s keeps it fast): JUnit has one testcase per guarantee, a failed
+    guarantee is a <failure> with expected vs actual, and --json is one document on stdout."""
+    import json
+
+    from drills.scenario import builtin_scenarios
+
+    src = builtin_scenarios()["model-failure"]
+    strict = tmp_path / "model-failure-strict.yaml"
+    strict.write_text(
+        src.read_text()
+        .replace("expect: {within: 2m}", "expect: {within: 1s}")
+        .replace("name: model-failure\n", "name: model-failure-strict\n")
+    )
+    junit = tmp_path / "drill.xml"
+    res = CliRunner().invoke(
+        app,
+        [
+            "drill",
+            "run",
+            str(strict),
+            "--qps",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+            "--db",
+            f"sqlite:///{tmp_path / 't.db'}",
+            "--no-reports",
+            "--junit",
+            str(junit),
+            "--json",
+        ],
+        env=NARROW,
+    )
+    assert res.exit_code == 2, res.output  # the detection guarantee cannot hold within 1 s
+    doc = json.loads(res.stdout)
+    assert doc["passed"] is False and len(doc["drills"]) == 1
+    root = ET.parse(junit).getroot()
+    cases = root.findall(".//testcase")
+    fails = root.findall(".//failure")
+    assert len(cases) == len(doc["drills"][0]["guarantees_detail"]) and len(fails) == 1
+    assert "expected" in fails[0].get("message") and "got" in fails[0].get("message")
+
+    suite_junit = tmp_path / "suite.xml"
+    res = CliRunner().invoke(
+        app,
+        [
+            "drill",
+            "suite",
+            "model-failure",
+            "--qps",
+            "2",
+            "--out",
+            str(tmp_path / "out2"),
+            "--db",
+            f"sqlite:///{tmp_path / 't2.db'}",
+            "--junit",
+            str(suite_junit),
+            "--json",
+        ],
+        env=NARROW,
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["passed"] is True
+    root = ET.parse(suite_junit).getroot()
+    assert root.get("failures") == "0" and int(root.get("tests")) >= 5

@@ -10,6 +10,7 @@ the system was not steady to begin with), 1 an error.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -149,6 +150,14 @@ def run(
             "the service), harness (the project's engine), auto (prometheus when on PATH).",
         ),
     ] = "auto",
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Also write JUnit XML: one testcase per guarantee."),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print a JSON summary on stdout (people's output on stderr)."),
+    ] = False,
 ) -> None:
     """Run one drill; print expected vs actual for every guarantee and the journal path."""
     from drills.scenario import ScenarioError, load_scenario
@@ -162,11 +171,13 @@ def run(
         return
     if target is not None and not live:
         raise _fail("--target needs --live")
+    _to_stderr(as_json)
     if live:
         result = _run_live(sc, out, target, proxy_admin, time_scale, qps, db, evaluator)
         _print_result(result.journal.to_dict(), result.journal_path)
         if not no_reports:
             _reports(result, out, site=True)
+        _ci_outputs([result.journal.to_dict()], [result.summary()], junit, as_json)
         raise typer.Exit(result.exit_code)
     if prefect:
         from drills.journal import read_journal
@@ -176,14 +187,17 @@ def run(
             summary = run_drill(
                 scenario, db=db, out=str(out), semantic=semantic, start=start, qps=qps
             )
-        _print_result(read_journal(summary["journal_path"]), summary["journal_path"])
+        journal = read_journal(summary["journal_path"])
+        _print_result(journal, summary["journal_path"])
         if summary.get("postmortem"):
             console.print(f"postmortem: {summary['postmortem']}")
+        _ci_outputs([journal], [summary], junit, as_json)
         raise typer.Exit(summary["exit_code"])
     result = _run_with_progress(sc, db, out, semantic, start, qps)
     _print_result(result.journal.to_dict(), result.journal_path)
     if not no_reports:
         _reports(result, out, site=True)
+    _ci_outputs([result.journal.to_dict()], [result.summary()], junit, as_json)
     raise typer.Exit(result.exit_code)
 
 
@@ -197,11 +211,21 @@ def suite(
     out: OutOption = Path("reports/out"),
     qps: QpsOption = None,
     prefect: PrefectOption = False,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Also write JUnit XML: one testcase per guarantee."),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print a JSON summary on stdout (people's output on stderr)."),
+    ] = False,
 ) -> None:
-    """Run the built-in drills one after another; then the Failure Modes page and the index."""
+    """Run the built-in drills one after another; then the Failure Modes page and the index.
+    Exit 0 when every guarantee held, 2 when one did not, 1 when a drill could not run."""
     from drills.scenario import ScenarioError, builtin_scenarios, load_scenario
 
     names = list(names) if names else list(builtin_scenarios())
+    _to_stderr(as_json)
     if prefect:
         from flows.drill import drill_suite
 
@@ -235,11 +259,60 @@ def suite(
             str(r.get("journal_path", r.get("error", ""))),
         )
     console.print(table)
+    from drills.journal import read_journal
+
+    journals = []
+    for r in rows:
+        if r.get("journal_path"):
+            journals.append(read_journal(r["journal_path"]))
+        else:  # could not run: an error case of its own
+            journals.append(
+                {
+                    "name": r.get("name", "?"),
+                    "status": "error",
+                    "guarantees": [],
+                    "error": r.get("error", "invalid scenario"),
+                }
+            )
+    _ci_outputs(journals, rows, junit, as_json)
     codes = [r.get("exit_code", 1) for r in rows]
     raise typer.Exit(1 if 1 in codes else (2 if 2 in codes else 0))
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _to_stderr(as_json: bool) -> None:
+    """With --json, stdout carries one JSON document: the people's output goes to stderr."""
+    if as_json:
+        console.file = sys.stderr
+
+
+def _ci_outputs(journals: list[dict], summaries: list[dict], junit: Path | None, as_json: bool):
+    """JUnit XML (one testsuite per drill) and the JSON summary on stdout."""
+    if junit is not None:
+        from reports.junit import drill_cases, write_junit
+
+        write_junit(junit, {f"drill {j['name']}": drill_cases(j) for j in journals})
+        console.print(f"JUnit: {junit}", markup=False, soft_wrap=True)
+    if as_json:
+        import json
+
+        doc = {
+            "passed": all(s.get("passed") for s in summaries),
+            "drills": [
+                {
+                    **s,
+                    "guarantees_detail": [
+                        {k: g.get(k) for k in ("id", "verdict", "expected_text", "actual_text")}
+                        for g in j.get("guarantees", [])
+                    ],
+                }
+                for s, j in zip(summaries, journals, strict=True)
+            ],
+        }
+        console.file = None  # back to stdout (the default) for whatever runs next in-process
+        print(json.dumps(doc, default=str))
 
 
 def _run_with_progress(
@@ -288,7 +361,13 @@ def _run_live(sc, out, target, proxy_admin, time_scale, qps, db, evaluator="auto
     )
     try:
         return run_live(
-            sc, out=out, time_scale=scale, qps=qps, target=target, proxy_admin=proxy_admin, db=db,
+            sc,
+            out=out,
+            time_scale=scale,
+            qps=qps,
+            target=target,
+            proxy_admin=proxy_admin,
+            db=db,
             evaluator=evaluator,
         )
     except (LiveDrillError, ProcessStartError, ValueError) as exc:
