@@ -54,6 +54,10 @@ BENCHES = [
     ),
     ("drills", "from benchmarks.bench_drills import run; print(__import__('json').dumps(run()))"),
     (
+        "cluster",  # 1 vs 2 Dask workers (PostgreSQL store), hybrid cold and rule-only
+        f"from benchmarks.bench_cluster import run; print(__import__('json').dumps(run({2_000 if QUICK else 4_000}, {100_000 if QUICK else 1_000_000})))",
+    ),
+    (
         "live",
         f"from benchmarks.bench_live import run; print(__import__('json').dumps(run({5_000 if QUICK else 20_000})))",
     ),
@@ -71,6 +75,7 @@ TARGETS = {
     ("pilot_rule_only", "peak_rss_mb"): ("<=", 2_048),
     ("live", "http_batched_vs_in_process"): (">=", 0.5),
     ("live", "single_p99_ms_at_50_rps"): ("<=", 20),
+    ("cluster", "hybrid_speedup_2_workers"): (">=", 1.7),
 }
 
 
