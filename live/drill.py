@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 LIVE_FAULTS = ("upstream_latency", "upstream_error", "toggle")
 MAX_WALL_S = 240.0
 MINUTE = 60.0
+STANDBY_AHEAD = 2  # services started ahead for coming toggle changes
 
 
 class LiveDrillError(RuntimeError):
@@ -139,6 +140,13 @@ class _LiveDrill:
         self.serve_args: list[str] = []
         self.calls_base: dict[str, int] = {}
         self.old_breaker_events: list[dict] = []
+        self.standby: dict[int, Any] = {}
+        self.standby_cv = threading.Condition()
+        self.restarts_done = 0
+        self.stopping = False
+        self.standby_thread: threading.Thread | None = None
+        self.retiring: list[threading.Thread] = []
+        self._planned_end: dict[int, float] = {}
 
     # --- time -----------------------------------------------------------------------------------
     def now_v(self) -> float:
@@ -213,18 +221,59 @@ class _LiveDrill:
             env={"AMAIMA_EXECUTION_MODE": mode},
         )  # fmt: skip
 
-    def _restart_service(self, client, mode: str, why: str) -> None:
-        """Blue/green: a new ``harness serve`` with ``AMAIMA_EXECUTION_MODE=mode`` takes the
-        traffic once it answers; the old one's counters and breaker events are kept, then it is
-        stopped by PID (uvicorn finishes its in-flight requests and flushes telemetry)."""
+    def _standby_worker(self, modes: list[str]) -> None:
+        """Start the services for the coming toggle changes ahead of time (at most
+        ``STANDBY_AHEAD`` waiting), so a restart at its scheduled time is a switch, not a
+        3 s start; Prometheus scrapes them from birth, so their counters start at 0."""
+        for i, mode in enumerate(modes):
+            with self.standby_cv:
+                self.standby_cv.wait_for(
+                    lambda i=i: self.stopping or i < self.restarts_done + STANDBY_AHEAD
+                )
+                if self.stopping:
+                    return
+            try:
+                child: Any = self._start_service(mode)
+            except Exception as exc:  # noqa: BLE001 - reported when the switch needs it
+                child = exc
+            with self.standby_cv:
+                if not isinstance(child, Exception):
+                    self.children.append(child)
+                    self._scrape_all()
+                self.standby[i] = child
+                self.standby_cv.notify_all()
+
+    def _scrape_all(self) -> None:
+        if self.prom is not None:
+            svcs = [c for c in self.children if c.name.startswith("serve") and c.alive()]
+            self.prom.set_targets([c.url for c in svcs])
+
+    def _restart_service(self, client, mode: str, why: str) -> float:
+        """Blue/green: the standby ``harness serve`` with ``AMAIMA_EXECUTION_MODE=mode`` takes
+        the traffic; the old one's counters and breaker events are kept, then it is stopped by
+        PID (uvicorn finishes its in-flight requests and flushes telemetry)."""
+        old = self.service
+        with self.standby_cv:
+            i = self.restarts_done
+            if not self.standby_cv.wait_for(lambda: i in self.standby, timeout=90):
+                raise LiveDrillError(
+                    f"the service for AMAIMA_EXECUTION_MODE={mode!r} did not start"
+                )
+            new = self.standby.pop(i)
+            self.restarts_done += 1
+            self.standby_cv.notify_all()
+        if isinstance(new, Exception):
+            raise LiveDrillError(f"restarting the service failed: {new}")
+        self.service, self.url = new, new.url
+        switched = self.now_v()
+        t = threading.Thread(target=self._retire, args=(client, old, new, mode, why), daemon=True)
+        self.retiring.append(t)
+        t.start()  # the traffic goes on meanwhile
+        return switched
+
+    def _retire(self, client, old, new, mode: str, why: str) -> None:
         from live import procs
 
-        old = self.service
-        new = self._start_service(mode)
-        self.children.append(new)
-        self.service, self.url = new, new.url
-        if self.prom is not None:
-            self.prom.set_target(new.url)
         for model, n in self._calls(client, old.url).items():
             self.calls_base[model] = self.calls_base.get(model, 0) + n
         try:
@@ -232,17 +281,26 @@ class _LiveDrill:
         except Exception:  # noqa: BLE001 - breaker history of a retired process is best effort
             pass
         procs.stop(old)
-        self.children.remove(old)
+        with self.standby_cv:
+            self.children.remove(old)
+            self._scrape_all()
         try:
             health = client.get(new.url + "/v1/health", timeout=5).json()
         except Exception as exc:  # noqa: BLE001
             health = {"error": type(exc).__name__}
         self.event("service_restarted", None, why=why, env_value=mode, pid=new.pid,
-                   url=new.url, health_toggle=health.get("toggle", health))  # fmt: skip
+                   url=new.url, health_toggle=health.get("checks", {}).get("toggle", health))  # fmt: skip
 
     def _stop_processes(self) -> None:
         from live import procs
 
+        for t in self.retiring:
+            t.join(timeout=30)
+        with self.standby_cv:
+            self.stopping = True
+            self.standby_cv.notify_all()
+        if self.standby_thread is not None:
+            self.standby_thread.join(timeout=90)  # a start in progress ends (ready or stopped)
         for child in reversed(self.children):
             try:
                 procs.stop(child)
@@ -272,8 +330,9 @@ class _LiveDrill:
             spec = {"type": "restart", "name": f"fault-{w.index}", "models": [],
                     "env": {"AMAIMA_EXECUTION_MODE": value}}  # fmt: skip
             desc = f"serve restarted with AMAIMA_EXECUTION_MODE={value!r}"
+            switched = None
             if not inert:
-                self._restart_service(client, value, f"toggle fault {w.index}")
+                switched = self._restart_service(client, value, f"toggle fault {w.index}")
         else:
             spec = self._toxic_for(w)
         if w.type != "toggle" and not inert and self.admin:
@@ -281,7 +340,9 @@ class _LiveDrill:
             if r.status_code != 201:
                 raise LiveDrillError(f"the fault proxy refused toxic {spec['name']}: {r.text}")
             self.toxics[w.index] = spec["name"]
-        off = self.now_v()
+        # A switch happens at its planned offset, before any query planned later is sent: the
+        # window starts there on the queries' own (planned) clock.
+        off = w.start_s if w.type == "toggle" and switched is not None else self.now_v()
         desc = (
             desc
             if w.type == "toggle"
@@ -305,9 +366,15 @@ class _LiveDrill:
         name = self.toxics.pop(index, None)
         if name and self.admin:
             client.delete(f"{self.admin}/toxics/{name}")
-        if fw.type == "toggle" and not fw.description.endswith("[INERT: not applied]"):
-            self._restart_service(client, self.sc.execution_mode or "", f"toggle {index} ends")
         fw.end_s = self.now_v()
+        if (
+            fw.type == "toggle"
+            and not fw.description.endswith("[INERT: not applied]")
+            and ended_by != "end of drill"
+        ):
+            base = self.sc.execution_mode or ""
+            self._restart_service(client, base, f"toggle {index} ends")
+            fw.end_s = min(fw.end_s, self._planned_end.get(index, fw.end_s))
         fw.ended_by = ended_by
         fw.calls_at_end = self._calls(client)
         self.event("fault_off", fw.end_s, type=fw.type, index=index, ended_by=ended_by)
@@ -332,7 +399,7 @@ class _LiveDrill:
         return out
 
     # --- traffic --------------------------------------------------------------------------------
-    def _send(self, client, i: int) -> None:
+    def _send(self, client, i: int, url: str) -> None:
         body = {
             "text": self.traffic.texts(i, i + 1)[0],
             "query_id": self.traffic.query_id(i),
@@ -340,7 +407,7 @@ class _LiveDrill:
             "run_id": self.run_id,
         }
         try:
-            r = client.post(self.url + "/v1/execute", json=body)
+            r = client.post(url + "/v1/execute", json=body)
             data = r.json()
             res = (r.status_code, data.get("decision"))
         except Exception as exc:  # noqa: BLE001 - an unanswered query is counted, not raised
@@ -359,6 +426,17 @@ class _LiveDrill:
             if r.at is not None:
                 plan.append((r.at, 0, "rollback", (i, r)))
         plan.sort(key=lambda p: (p[0], p[1]))
+        self._planned_end = {w.index: w.end_s for w in sc.timeline() if w.end_s is not None}
+        base = sc.execution_mode or ""
+        modes = [] if inert else [
+            obj.params.model_dump()["value"] if what == "on" else base
+            for _, _, what, obj in plan if what in ("on", "off") and obj.type == "toggle"
+        ]  # fmt: skip
+        if modes and self.service is not None:
+            self.standby_thread = threading.Thread(
+                target=self._standby_worker, args=(modes,), daemon=True
+            )
+            self.standby_thread.start()
         wall = self.traffic.offsets / self.scale
         n = len(wall)
         k = 0
@@ -381,7 +459,7 @@ class _LiveDrill:
                         continue
                     break
                 if i < n:
-                    pool.submit(self._send, client, i)
+                    pool.submit(self._send, client, i, self.url)
                 if self.progress is not None and i % 50 == 0:
                     self.progress(self.now_v(), sc.duration)
         while k < len(plan):  # anything planned at the very end
@@ -505,6 +583,8 @@ class _LiveDrill:
 
         sc = self.sc
         end_v = sc.duration if status == "completed" else self.now_v()
+        for t in self.retiring:  # retired services' calls and breaker events are in
+            t.join(timeout=30)
         # in-flight answers (up to the client timeout) were awaited by the pool; settle telemetry
         df = self._frame()
         rec = DrillRecord(
@@ -641,7 +721,9 @@ class _LiveDrill:
             error=error,
             router={"mode": "rule-only", "config_hash": self.config.config_hash,
                     "service": self.url, "time_scale": self.scale, "wall_qps": self.wall_qps,
-                    "alert_evaluator": evaluator},
+                    "alert_evaluator": evaluator, "http_statuses": self._statuses(),
+                    "answers_without_decision_id": sum(
+                        1 for _, d in self.results.values() if d and not d.get("decision_id"))},
             alerts=[{"rule": a.rule, "kind": a.kind, "at": self.iso(a.offset_s)}
                     for a in rec.alerts],
             timeline_markers={"outage_begins": None if first is None else self.iso(first)},
@@ -649,6 +731,12 @@ class _LiveDrill:
         )  # fmt: skip
         path = jr.write_journal(journal, self.out)
         return result_cls(journal, path)
+
+    def _statuses(self) -> dict[str, int]:
+        """How /v1/execute answered (200, 409 decision-only, 503 no model; exception names)."""
+        from collections import Counter
+
+        return dict(sorted(Counter(str(s) for s, _ in self.results.values()).items()))
 
     def _alerts(self, harness_alerts: list, end_v: float) -> tuple[list, dict[str, Any]]:
         """The alert events the guarantees read, and who produced them. With Prometheus: its

@@ -99,10 +99,10 @@ class LivePrometheus:
     series: dict[str, str] = field(default_factory=dict)  # rule -> recorded series it compares
     targets_path: Path | None = None
 
-    def set_target(self, service_url: str) -> None:
-        """Scrape another service process (a restart on a new port); file SD picks it up."""
+    def set_targets(self, service_urls: list[str]) -> None:
+        """Scrape these service processes (restarts on new ports); file SD picks them up."""
         assert self.targets_path is not None
-        _write_targets(self.targets_path, service_url)
+        _write_targets(self.targets_path, *service_urls)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -195,11 +195,12 @@ class LivePrometheus:
             return None
 
 
-def _write_targets(path: Path, service_url: str) -> None:
+def _write_targets(path: Path, *service_urls: str) -> None:
     import json
 
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([{"targets": [service_url.split("://", 1)[-1].rstrip("/")]}]))
+    hosts = [u.split("://", 1)[-1].rstrip("/") for u in service_urls]
+    tmp.write_text(json.dumps([{"targets": hosts}]))
     tmp.replace(path)  # atomic: Prometheus never reads half a file
 
 

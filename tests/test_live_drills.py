@@ -125,3 +125,31 @@ def test_virtual_journals_say_virtual(tmp_path):
 
     result = run_scenario("model-failure", out=tmp_path, qps=2, db=f"sqlite:///{tmp_path}/t.db")
     assert result.journal.to_dict()["mode"] == "virtual"
+
+
+def test_execution_toggle_misconfigured_live_restarts_the_service(tmp_path):
+    """Each mistyped AMAIMA_EXECUTION_MODE restarts `harness serve` (blue/green, the standby
+    started ahead): nothing reaches a model, every /v1/execute is a 409 with a decision id, the
+    health endpoint reports the invalid value, and each mistake is flagged within a minute.
+    The harness engine evaluates the alerts here: at this time scale a virtual minute is 1.5 s of
+    wall time, tighter than Prometheus's scrape + evaluation lag (README, Live mode)."""
+    result = run_live(
+        "execution-toggle-misconfigured", out=tmp_path, time_scale=40, qps=20, evaluator="harness"
+    )
+    j = result.journal.to_dict()
+    failed = [(g["id"], g["actual_text"]) for g in j["guarantees"] if g["verdict"] != "passed"]
+    assert result.exit_code == 0, failed
+    assert j["impact"]["upstream_calls"] == 0 and j["impact"]["executed"] == 0
+    assert j["impact"]["decisions"] == j["impact"]["queries"]
+    restarts = [e["detail"] for e in j["events"] if e["kind"] == "service_restarted"]
+    assert [r["env_value"] for r in restarts] == [
+        "Execution-Enabled", "decision-only", "true", "decision-only",
+        "execution_enabled", "decision-only", "", "decision-only",
+    ]  # fmt: skip
+    assert j["router"]["http_statuses"] == {"409": j["impact"]["queries"]}
+    assert j["router"]["answers_without_decision_id"] == 0
+    for r in restarts:
+        toggle = r["health_toggle"]
+        assert toggle["invalid"] == (r["env_value"] != "decision-only")
+        assert toggle["raw"] == r["env_value"] or (toggle["raw"] is None and not r["env_value"])
+    assert _pids_mentioning(str(tmp_path)) == []
