@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from drills.registry import Registry
 from telemetry.errors import FAULT_MESSAGES, make_store_fault
 
 if TYPE_CHECKING:
@@ -368,25 +369,19 @@ class ToggleFault(FaultInjector):
         return f"toggle set to {self.value!r}"
 
 
-FAULTS: dict[str, type[FaultInjector]] = {
-    cls.type: cls
-    for cls in (
+FAULTS: Registry[FaultInjector] = Registry(
+    "fault type",
+    "type",
+    (
         UpstreamLatency,
         UpstreamError,
         UpstreamLatencyCreep,
         TokenMultiplier,
         StoreWriteFailure,
         ToggleFault,
-    )
-}
-
-
-def register_fault(cls: type[FaultInjector]) -> type[FaultInjector]:
-    """Add a fault type (a plugin, or a test's own); usable as a class decorator."""
-    if cls.type in FAULTS and FAULTS[cls.type] is not cls:
-        raise ValueError(f"fault type {cls.type!r} is already registered")
-    FAULTS[cls.type] = cls
-    return cls
+    ),
+)
+"""Fault types by name; add one with ``FAULTS.add`` (see ``drills.registry``)."""
 
 
 class FaultBoundaries:
@@ -499,6 +494,6 @@ class DrainSpool(Rollback):
         return target.drain_spool()
 
 
-ROLLBACKS: dict[str, type[Rollback]] = {
-    cls.type: cls for cls in (ClearFaults, RestoreToggle, DrainSpool)
-}
+ROLLBACKS: Registry[Rollback] = Registry(
+    "rollback", "type", (ClearFaults, RestoreToggle, DrainSpool)
+)

@@ -26,6 +26,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drills.clock import format_duration, iso, parse_duration
+from drills.registry import Registry
 from router.decision import Outcome, ReasonCode
 
 ERROR_OUTCOMES = ("error", "timeout", "rejected")
@@ -400,9 +401,10 @@ class OpenBreakersProbe(Probe):
         return float(len(record.open_breakers_now()))
 
 
-PROBES: dict[str, type[Probe]] = {
-    cls.name: cls
-    for cls in (
+PROBES: Registry[Probe] = Registry(
+    "probe",
+    "name",
+    (
         DecisionAvailabilityProbe,
         ErrorRateProbe,
         LatencyP95Probe,
@@ -411,8 +413,8 @@ PROBES: dict[str, type[Probe]] = {
         MisconfiguredProbe,
         SpoolRowsProbe,
         OpenBreakersProbe,
-    )
-}
+    ),
+)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -1331,9 +1333,10 @@ class SpoolUsedCheck(Check):
         )
 
 
-CHECKS: dict[str, type[Check]] = {
-    cls.name: cls
-    for cls in (
+CHECKS: Registry[Check] = Registry(
+    "check",
+    "name",
+    (
         DecisionAvailabilityCheck,
         AlertFiredCheck,
         AlertNotFiredCheck,
@@ -1351,15 +1354,9 @@ CHECKS: dict[str, type[Check]] = {
         CostAccountedCheck,
         ExtraCostCheck,
         SpoolUsedCheck,
-    )
-}
-
-
-def register_check(cls: type[Check]) -> type[Check]:
-    if cls.name in CHECKS and CHECKS[cls.name] is not cls:
-        raise ValueError(f"check {cls.name!r} is already registered")
-    CHECKS[cls.name] = cls
-    return cls
+    ),
+)
+"""Checks by name; add one with ``CHECKS.add`` (see ``drills.registry``)."""
 
 
 # ----------------------------------------------------------------------------- drill metrics

@@ -149,7 +149,7 @@ class InertFault(UpstreamFault):
 
 @pytest.fixture
 def inert_registered():
-    FAULTS["inert"] = InertFault
+    FAULTS.add(InertFault)
     yield
     FAULTS.pop("inert", None)
 

@@ -79,3 +79,42 @@ def test_the_formatter_is_one_and_reads_back(seconds):
     assert clock_format(seconds) == alerts_format(alerts_timedelta(seconds)) == text
     assert parse_duration(text) == seconds
     assert text.replace("ms", "").isalnum() and "." not in text  # Prometheus-valid: integer parts
+
+
+# ----------------------------------------------------------------------------- registries
+
+
+def test_every_drill_registry_adds_entries_one_way_and_refuses_a_second_claim():
+    from drills.faults import FAULTS, ROLLBACKS, UpstreamLatency
+    from drills.probes import CHECKS, PROBES
+    from drills.registry import Registry
+
+    for registry, key in (
+        (FAULTS, "type"),
+        (ROLLBACKS, "type"),
+        (PROBES, "name"),
+        (CHECKS, "name"),
+    ):
+        assert isinstance(registry, Registry) and registry
+        assert all(getattr(cls, key) == name for name, cls in registry.items())
+
+    assert FAULTS.add(UpstreamLatency) is UpstreamLatency  # the same class again: a no-op
+    impostor = type("Impostor", (UpstreamLatency,), {})
+    with pytest.raises(ValueError, match="fault type 'upstream_latency' is already registered"):
+        FAULTS.add(impostor)
+    assert FAULTS["upstream_latency"] is UpstreamLatency
+
+
+def test_an_added_fault_type_is_valid_in_a_scenario_and_listed_when_unknown():
+    from drills.faults import FAULTS, UpstreamLatency
+
+    data = load_yaml_file(resolve_scenario("cost-spike"))
+    data["faults"][0]["type"] = "extra_latency"
+    with pytest.raises(ScenarioError, match=r"unknown fault type 'extra_latency'; registered: "):
+        parse_scenario(copy.deepcopy(data))
+    extra = FAULTS.add(type("ExtraLatency", (UpstreamLatency,), {"type": "extra_latency"}))
+    try:
+        data["faults"][0]["params"] = {"add_ms": 500}
+        assert parse_scenario(data).faults[0].type == "extra_latency"
+    finally:
+        FAULTS.pop(extra.type)
