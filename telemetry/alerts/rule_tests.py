@@ -20,10 +20,10 @@ from telemetry.alerts.rules import (
     Context,
     _load_yaml,
     format_duration,
+    known_metric,
     load_rules,
     parse_duration,
 )
-from telemetry.metrics import KNOWN_METRICS
 
 # ----------------------------------------------------------------------------- rule unit tests
 
@@ -69,12 +69,7 @@ class _InputSeries(_Strict):
     metric: str
     values: str | int | float
 
-    @field_validator("metric")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in KNOWN_METRICS:
-            raise ValueError(f"unknown metric {v!r}; known metrics: {', '.join(KNOWN_METRICS)}")
-        return v
+    _known = field_validator("metric")(staticmethod(known_metric))
 
 
 class _AlertRuleTest(_Strict):

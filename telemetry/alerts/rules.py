@@ -70,6 +70,13 @@ def _per_context(value: Any) -> dict[str, pd.Timedelta]:
     return {c: d for c in CONTEXTS}
 
 
+def known_metric(name: str) -> str:
+    """``name`` if ``compute_metrics`` produces it; else the error a rule or rule test shows."""
+    if name not in KNOWN_METRICS:
+        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(KNOWN_METRICS)}")
+    return name
+
+
 class AlertRule(BaseModel):
     """One alert rule. ``window`` and ``for`` are one duration or a per-context mapping
     (``{pilot: 1h, drill: 1m}``); ``applies_to`` defaults to the contexts ``window`` names."""
@@ -104,9 +111,7 @@ class AlertRule(BaseModel):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, v: str) -> str:
-        if v not in KNOWN_METRICS:
-            raise ValueError(f"unknown metric {v!r}; known metrics: {', '.join(KNOWN_METRICS)}")
-        return v
+        return known_metric(v)
 
     @field_validator("threshold")
     @classmethod
