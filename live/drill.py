@@ -35,7 +35,9 @@ from drills import journal as jr
 
 log = logging.getLogger(__name__)
 
-LIVE_FAULTS = ("upstream_latency", "upstream_error", "toggle")
+LIVE_FAULTS = ("upstream_latency", "upstream_error", "toggle", "store_write_failure")
+STORE_FAULTS = ("store_write_failure",)
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MAX_WALL_S = 240.0
 MINUTE = 60.0
 STANDBY_AHEAD = 2  # services started ahead for coming toggle changes
@@ -84,6 +86,20 @@ def run_live(
         raise LiveDrillError(
             "toggle changes restart the service with a new AMAIMA_EXECUTION_MODE: run this "
             "scenario without --target (the drill must own the service process)"
+        )
+    if target is not None and {w.type for w in sc.timeline()} & set(STORE_FAULTS):
+        raise LiveDrillError(
+            "store faults put a fault proxy between the service and PostgreSQL: run this "
+            "scenario without --target (the drill must own the service process)"
+        )
+    if (
+        {w.type for w in sc.timeline()} & set(STORE_FAULTS)
+        and db is not None
+        and not db.startswith("postgresql")
+    ):
+        raise LiveDrillError(
+            "store faults need a PostgreSQL store behind a TCP fault proxy: give a "
+            "postgresql+psycopg:// --db (default: " + DEFAULT_PG_URL + ")"
         )
     if target is not None and proxy_admin is None and sc.faults and not inert_proxy:
         raise LiveDrillError(
@@ -139,6 +155,10 @@ class _LiveDrill:
         self.service: Any = None
         self.serve_args: list[str] = []
         self.calls_base: dict[str, int] = {}
+        self.store_admin: str | None = None
+        self.store_base: dict[str, int] = {}  # store counters of retired service processes
+        self.store_samples: list[tuple[float, int, int]] = []  # (virtual s, failures, spooled)
+        self.sampling = threading.Event()
         self.old_breaker_events: list[dict] = []
         self.standby: dict[int, Any] = {}
         self.standby_cv = threading.Condition()
@@ -201,11 +221,31 @@ class _LiveDrill:
         self.children.append(proxy)
         self.admin = proxy.extra["admin"]
         self.db = db or f"sqlite:///{(self.work / 'telemetry.db').resolve()}"
-        self.serve_args = ["--config", str(cfg_path), "--db", self.db,
+        serve_db = self.db
+        if {w.type for w in self.sc.timeline()} & set(STORE_FAULTS):
+            serve_db = self._store_proxy(db or DEFAULT_PG_URL)
+        self.serve_args = ["--config", str(cfg_path), "--db", serve_db,
                            "--upstream", proxy.extra["listen"], "--run-id", self.run_id]  # fmt: skip
         self.service = self._start_service(self.sc.execution_mode or "")
         self.children.append(self.service)
         return self.service.url
+
+    def _store_proxy(self, url: str) -> str:
+        """A TCP fault proxy in front of PostgreSQL; the service's store URL goes through it
+        (the drill reads the store directly)."""
+        from sqlalchemy.engine import make_url
+
+        from live.fault_proxy import start_proxy
+
+        u = make_url(url)
+        proxy = start_proxy(f"{u.host or '127.0.0.1'}:{u.port or 5432}", self.work, mode="tcp",
+                            seed=self.sc.traffic.seed, label=str(self.work))  # fmt: skip
+        self.children.append(proxy)
+        self.store_admin = proxy.extra["admin"]
+        self.db = url
+        return u.set(host="127.0.0.1", port=proxy.extra["port"]).render_as_string(
+            hide_password=False
+        )
 
     def _start_service(self, mode: str):
         from live import procs
@@ -274,6 +314,9 @@ class _LiveDrill:
     def _retire(self, client, old, new, mode: str, why: str) -> None:
         from live import procs
 
+        for k, n in self._store_counts(client, old.url).items():
+            if k != "pending":
+                self.store_base[k] = self.store_base.get(k, 0) + n
         for model, n in self._calls(client, old.url).items():
             self.calls_base[model] = self.calls_base.get(model, 0) + n
         try:
@@ -315,6 +358,9 @@ class _LiveDrill:
             models = [t["model"]]
         p = w.params.model_dump()
         name = f"fault-{w.index}"
+        if w.type in STORE_FAULTS:
+            rate = 1.0 if p.get("full") else p.get("failure_rate", 1.0)
+            return {"type": "reset", "name": name, "probability": rate * w.probability}
         if w.type == "upstream_latency":
             return {"type": "latency", "name": name, "models": models,
                     "latency_ms": p["add_ms"], "jitter_ms": p.get("jitter_ms", 0.0),
@@ -335,8 +381,9 @@ class _LiveDrill:
                 switched = self._restart_service(client, value, f"toggle fault {w.index}")
         else:
             spec = self._toxic_for(w)
-        if w.type != "toggle" and not inert and self.admin:
-            r = client.post(self.admin + "/toxics", json=spec)
+        admin = self.store_admin if w.type in STORE_FAULTS else self.admin
+        if w.type != "toggle" and not inert and admin:
+            r = client.post(admin + "/toxics", json=spec)
             if r.status_code != 201:
                 raise LiveDrillError(f"the fault proxy refused toxic {spec['name']}: {r.text}")
             self.toxics[w.index] = spec["name"]
@@ -346,6 +393,9 @@ class _LiveDrill:
         desc = (
             desc
             if w.type == "toggle"
+            else f"reset toxic (p={spec['probability']:g} per connection and request chunk) "
+            "between serve and PostgreSQL"
+            if w.type in STORE_FAULTS
             else f"{spec['type']} toxic on {', '.join(spec['models'][:3])}"
             + (f" (+{len(spec['models']) - 3})" if len(spec["models"]) > 3 else "")
         )
@@ -364,8 +414,9 @@ class _LiveDrill:
         if fw is None or fw.end_s is not None:
             return
         name = self.toxics.pop(index, None)
-        if name and self.admin:
-            client.delete(f"{self.admin}/toxics/{name}")
+        admin = self.store_admin if fw.type in STORE_FAULTS else self.admin
+        if name and admin:
+            client.delete(f"{admin}/toxics/{name}")
         fw.end_s = self.now_v()
         if (
             fw.type == "toggle"
@@ -378,6 +429,49 @@ class _LiveDrill:
         fw.ended_by = ended_by
         fw.calls_at_end = self._calls(client)
         self.event("fault_off", fw.end_s, type=fw.type, index=index, ended_by=ended_by)
+
+    def _sample_store(self, client) -> None:
+        """The service's write-failure and spool counters a few times per virtual minute, so the
+        harness engine sees ``telemetry_write_failures`` per minute as the virtual drill does."""
+        step = MINUTE / self.scale / 4
+        while not self.sampling.wait(step):
+            c = self._store_counts(client, self.url)
+            if c:
+                self.store_samples.append(
+                    (self.now_v(), c.get("failures", 0) + self.store_base.get("failures", 0),
+                     c.get("spooled", 0) + self.store_base.get("spooled", 0))
+                )  # fmt: skip
+
+    def _store_between(self, m0: float, m1: float) -> tuple[int, int]:
+        """(write failures, rows spooled) the samples saw between two virtual offsets."""
+
+        def at(t: float) -> tuple[int, int]:
+            last = (0, 0)
+            for off, f, sp in self.store_samples:
+                if off > t:
+                    break
+                last = (f, sp)
+            return last
+
+        (f0, s0), (f1, s1) = at(m0), at(m1)
+        return f1 - f0, s1 - s0
+
+    def _store_counts(self, client, url: str) -> dict[str, int]:
+        """The service's telemetry counters: rows spooled, failed writes, rows in its spool."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        names = {"amaima_telemetry_spooled_rows": "spooled",
+                 "amaima_telemetry_write_failures": "failures",
+                 "amaima_telemetry_spool_rows": "pending"}  # fmt: skip
+        out: dict[str, int] = {}
+        try:
+            text = client.get(url + "/metrics").text
+        except Exception:  # noqa: BLE001
+            return out
+        for fam in text_string_to_metric_families(text):
+            if fam.name in names:
+                out[names[fam.name]] = int(sum(s.value for s in fam.samples))
+        return out
 
     def _calls(self, client, url: str | None = None) -> dict[str, int]:
         """Upstream calls per model: this service process's counters plus retired ones'."""
@@ -439,6 +533,8 @@ class _LiveDrill:
             self.standby_thread.start()
         wall = self.traffic.offsets / self.scale
         n = len(wall)
+        if self.url and any(w.type in STORE_FAULTS for w in sc.timeline()):
+            threading.Thread(target=self._sample_store, args=(client,), daemon=True).start()
         k = 0
         self.wall0, self.wall0_unix = time.monotonic(), time.time()
         self.event("drill_started", 0.0, run_id=self.run_id, queries=n, mode="live",
@@ -479,6 +575,8 @@ class _LiveDrill:
                 for ix in cleared:
                     self._fault_off(client, ix, "rollback clear_faults")
                 detail = f"removed {len(cleared)} toxic(s) from the fault proxy"
+            elif r.type == "drain_spool":
+                detail = "the service drains its own spool every 2 s once the store answers"
             else:
                 detail = f"{r.type}: nothing to do in a live drill"
             off = self.now_v()
@@ -582,6 +680,7 @@ class _LiveDrill:
         from telemetry.metrics import compute_metrics
 
         sc = self.sc
+        self.sampling.set()
         end_v = sc.duration if status == "completed" else self.now_v()
         for t in self.retiring:  # retired services' calls and breaker events are in
             t.join(timeout=30)
@@ -613,6 +712,9 @@ class _LiveDrill:
             )
             row = metrics.iloc[0].to_dict() if len(metrics) else {}
             row.update(drill_metrics(frame, rec.interactive_tiers))
+            if self.store_samples:
+                fails, spooled = self._store_between(m0, m1)
+                row["telemetry_write_failures"], row["spooled_rows"] = float(fails), float(spooled)
             row.setdefault("telemetry_write_failures", 0.0)
             row.setdefault("spooled_rows", 0.0)
             for ev in engine.observe(pd.Timestamp(self.start + pd.Timedelta(seconds=m1)), row):
@@ -660,7 +762,7 @@ class _LiveDrill:
             if w.end_s is None:
                 w.end_s = end_v
                 w.ended_by = "end of drill"
-        self._store_facts(rec, df)
+        self._store_facts(rec, df, client)
         steady = jr.SteadyState()
         first = min((w.start_s for w in rec.faults), default=None)
         if sc.steady_state and status == "completed":
@@ -768,7 +870,7 @@ class _LiveDrill:
         info["fired"] = sorted({a.rule for a in out if a.kind == "fired"})
         return sorted(out, key=lambda a: (a.offset_s, a.kind != "resolved")), info
 
-    def _store_facts(self, rec, df: pd.DataFrame) -> None:
+    def _store_facts(self, rec, df: pd.DataFrame, client=None) -> None:
         from telemetry.store import TelemetryStore
 
         s = rec.store
@@ -790,6 +892,12 @@ class _LiveDrill:
             s.error = f"{type(exc).__name__}: {str(exc)[:200]}"
             return
         stored = set(ids)
+        if client is not None and self.url:
+            now = self._store_counts(client, self.url)
+            s.spooled_rows_total = now.get("spooled", 0) + self.store_base.get("spooled", 0)
+            s.write_failures = now.get("failures", 0) + self.store_base.get("failures", 0)
+            s.spool_rows_pending = now.get("pending", 0)
+            s.drained_rows = max(0, s.spooled_rows_total - s.spool_rows_pending)
         s.telemetry_rows, s.distinct_ids = len(ids), len(stored)
         s.missing_ids = len(mine - stored)
         s.missing_sample = sorted(mine - stored)[:5]

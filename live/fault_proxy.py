@@ -14,7 +14,9 @@ admin HTTP API while it runs:
 Every toxic has a ``probability`` (0..1, seeded draws) and, in http mode, optional ``models``: it
 applies only to requests whose JSON body names one of them (the OpenAI ``model`` field), which is
 how a drill slows "the large tier" while one proxy fronts the whole upstream. In tcp mode (for
-PostgreSQL) the proxy pipes bytes and latency applies per chunk; ``error`` and ``models`` do not.
+PostgreSQL) the proxy pipes bytes and latency applies per chunk; ``reset`` applies to new
+connections and to each chunk the client sends on an open one (pooled connections break too);
+``error`` and ``models`` do not.
 
 Admin API (JSON): ``GET /toxics``, ``POST /toxics`` (a toxic, ``name`` optional), ``DELETE
 /toxics`` (all), ``DELETE /toxics/<name>``, ``GET /stats``. Bodies are never logged; the proxy
@@ -113,12 +115,19 @@ class Proxy:
             self.stats["upstream_errors"] += 1
             return _reset(writer)
 
-        async def pipe(src, dst) -> None:
+        async def pipe(src, dst, outbound: bool) -> None:
             try:
                 while data := await src.read(65536):
-                    for t in self.toxics.values():
+                    for t in list(self.toxics.values()):
                         if t.type == "latency" and t.applies(None, self.rng):
                             await asyncio.sleep(_delay(t, self.rng))
+                        elif t.type == "reset" and outbound and t.applies(None, self.rng):
+                            # a pooled connection breaks too: a database that goes away does
+                            # not wait for the client to reconnect (per request chunk)
+                            t.hits += 1
+                            _reset(writer)
+                            up_w.close()
+                            return
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, asyncio.IncompleteReadError):
@@ -126,7 +135,7 @@ class Proxy:
             finally:
                 dst.close()
 
-        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+        await asyncio.gather(pipe(reader, up_w, True), pipe(up_r, writer, False))
 
     # --- http mode ------------------------------------------------------------------------------
     async def handle_http(self, reader, writer) -> None:

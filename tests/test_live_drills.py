@@ -153,3 +153,22 @@ def test_execution_toggle_misconfigured_live_restarts_the_service(tmp_path):
         assert toggle["invalid"] == (r["env_value"] != "decision-only")
         assert toggle["raw"] == r["env_value"] or (toggle["raw"] is None and not r["env_value"])
     assert _pids_mentioning(str(tmp_path)) == []
+
+
+def test_telemetry_store_partial_outage_live_spools_and_loses_nothing(tmp_path, postgres_url):
+    """A TCP fault proxy between `harness serve` and PostgreSQL resets 30 % of the store's
+    traffic, then all of it for 3 virtual minutes: deciding goes on, refused batches go to the
+    service's spool and drain back, the store ends with one row per decision, the alert fires.
+    The harness engine evaluates the alerts from the service's write-failure counter, sampled
+    four times per virtual minute (Prometheus reads the same counter; see the model-failure test)."""
+    result = run_live(
+        "telemetry-store-partial-outage", out=tmp_path, time_scale=40, qps=20, db=postgres_url,
+        evaluator="harness",
+    )  # fmt: skip
+    j = result.journal.to_dict()
+    failed = [(g["id"], g["actual_text"]) for g in j["guarantees"] if g["verdict"] != "passed"]
+    assert result.exit_code == 0, failed
+    assert j["impact"]["spooled_rows"] > 0
+    assert j["impact"]["telemetry_rows"] == j["impact"]["decisions"] == j["impact"]["queries"]
+    assert [f["description"].startswith("reset toxic") for f in j["faults"]] == [True, True]
+    assert _pids_mentioning(str(tmp_path)) == []
