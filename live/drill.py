@@ -35,7 +35,9 @@ from drills import journal as jr
 
 log = logging.getLogger(__name__)
 
-LIVE_FAULTS = ("upstream_latency", "upstream_error", "toggle", "store_write_failure")
+LIVE_FAULTS = (
+    "upstream_latency", "upstream_error", "toggle", "store_write_failure", "token_multiplier",
+)  # fmt: skip
 STORE_FAULTS = ("store_write_failure",)
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MAX_WALL_S = 240.0
@@ -361,6 +363,9 @@ class _LiveDrill:
         if w.type in STORE_FAULTS:
             rate = 1.0 if p.get("full") else p.get("failure_rate", 1.0)
             return {"type": "reset", "name": name, "probability": rate * w.probability}
+        if w.type == "token_multiplier":
+            return {"type": "tokens", "name": name, "models": models, "factor": p["factor"],
+                    "probability": w.probability}  # fmt: skip
         if w.type == "upstream_latency":
             return {"type": "latency", "name": name, "models": models,
                     "latency_ms": p["add_ms"], "jitter_ms": p.get("jitter_ms", 0.0),
@@ -455,6 +460,21 @@ class _LiveDrill:
 
         (f0, s0), (f1, s1) = at(m0), at(m1)
         return f1 - f0, s1 - s0
+
+    def _billed(self, client) -> float:
+        """What the models billed: the usage the fault proxy delivered (after any ``tokens``
+        toxic), priced by the catalog -- independent of what the service recorded."""
+        from router.upstream import call_cost_usd
+
+        if not self.admin:
+            return 0.0
+        try:
+            usage = client.get(self.admin + "/stats", timeout=5).json().get("usage", {})
+        except Exception:  # noqa: BLE001
+            return 0.0
+        specs = {m.name: m for m in self.config.models}
+        return round(sum(call_cost_usd(specs[m], u["prompt_tokens"], u["completion_tokens"])
+                         for m, u in usage.items() if m in specs), 8)  # fmt: skip
 
     def _store_counts(self, client, url: str) -> dict[str, int]:
         """The service's telemetry counters: rows spooled, failed writes, rows in its spool."""
@@ -742,6 +762,7 @@ class _LiveDrill:
         for out in rec.metrics:
             out["alerts_firing"] = _firing_at(rec.alerts, out["offset_s"] + MINUTE)
         calls = self._calls(client) if self.url else {}
+        rec.billed_usd = self._billed(client)
         rec.upstream_calls_by_model = calls
         rec.segment_calls = [(0.0, sc.duration, sum(calls.values()))]
         try:
@@ -850,7 +871,7 @@ class _LiveDrill:
             return harness_alerts, {"name": "harness", "engine": "telemetry.alerts.AlertEngine",
                                     "buckets": "1 virtual minute"}  # fmt: skip
         prom = self.prom
-        time.sleep(2 * prom.interval_s)  # the evaluation that covers the drill's last moment
+        time.sleep(prom.eval_s + prom.interval_s)  # the evaluation covering the last moment
         info = prom.describe()
         info["rule_errors"] = prom.rule_errors()
         end_unix = self.wall0_unix + end_v / self.scale
@@ -882,8 +903,10 @@ class _LiveDrill:
             store = TelemetryStore(self.db, spool_dir=self.work / "spool-reader")
             deadline = time.monotonic() + 20
             while True:
-                ids = store.read_arrow(run_id=self.run_id, columns=["decision_id"])
-                ids = ids.column("decision_id").to_pylist()
+                table = store.read_arrow(
+                    run_id=self.run_id, columns=["decision_id", "actual_cost_usd"]
+                )
+                ids = table.column("decision_id").to_pylist()
                 if len(set(ids)) >= len(mine) or time.monotonic() > deadline:
                     break
                 time.sleep(0.3)
@@ -892,6 +915,9 @@ class _LiveDrill:
             s.error = f"{type(exc).__name__}: {str(exc)[:200]}"
             return
         stored = set(ids)
+        s.stored_cost_usd = float(
+            sum(c for c in table.column("actual_cost_usd").to_pylist() if c is not None)
+        )
         if client is not None and self.url:
             now = self._store_counts(client, self.url)
             s.spooled_rows_total = now.get("spooled", 0) + self.store_base.get("spooled", 0)

@@ -9,7 +9,8 @@ admin HTTP API while it runs:
 - ``timeout``: hold the request ``timeout_ms`` (0: until the client gives up), then close;
 - ``reset``: close the connection at once with a TCP reset (SO_LINGER 0);
 - ``error``: answer ``status`` (default 503) without forwarding (http mode);
-- ``bandwidth``: deliver the answer at ``rate_kbps``.
+- ``bandwidth``: deliver the answer at ``rate_kbps``;
+- ``tokens``: multiply the answer's ``usage.completion_tokens`` by ``factor`` (a cost spike).
 
 Every toxic has a ``probability`` (0..1, seeded draws) and, in http mode, optional ``models``: it
 applies only to requests whose JSON body names one of them (the OpenAI ``model`` field), which is
@@ -34,7 +35,7 @@ import struct
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
-TOXIC_TYPES = ("latency", "timeout", "reset", "error", "bandwidth")
+TOXIC_TYPES = ("latency", "timeout", "reset", "error", "bandwidth", "tokens")
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
@@ -49,6 +50,7 @@ class Toxic:
     timeout_ms: float = 0.0
     status: int = 503
     rate_kbps: float = 0.0
+    factor: float = 1.0
     hits: int = 0
 
     @classmethod
@@ -66,6 +68,8 @@ class Toxic:
             raise ValueError("probability must be within 0..1")
         if min(t.latency_ms, t.jitter_ms, t.timeout_ms, t.rate_kbps) < 0:
             raise ValueError("durations and rates must be >= 0")
+        if not float(t.factor) > 0:
+            raise ValueError("factor must be > 0")
         if not 100 <= int(t.status) <= 599:
             raise ValueError("status must be an HTTP status (100..599)")
         t.name = t.name or f"{t.type}-{n}"
@@ -153,6 +157,7 @@ class Proxy:
                 self.stats["requests"] += 1
                 model = _model_of(body)
                 status = None
+                factor = 1.0
                 for t in self.active(model):
                     t.hits += 1
                     if t.type == "reset":
@@ -164,6 +169,8 @@ class Proxy:
                         status = t.status
                     if t.type == "latency":
                         await asyncio.sleep(_delay(t, self.rng))
+                    if t.type == "tokens":
+                        factor *= t.factor
                 if status is not None:
                     await _respond(writer, status, b'{"error": {"message": "injected fault"}}')
                     continue
@@ -185,12 +192,34 @@ class Proxy:
                 )
                 if rate:
                     await asyncio.sleep(len(r.content) / (rate * 1024))
-                await _respond(writer, r.status_code, r.content, r.headers.get("content-type"))
+                content = self._bill(model, r.status_code, r.content, factor)
+                await _respond(writer, r.status_code, content, r.headers.get("content-type"))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             if not writer.is_closing():
                 writer.close()
+
+    def _bill(self, model: str | None, status: int, content: bytes, factor: float) -> bytes:
+        """The ``tokens`` toxic multiplies an answer's ``usage.completion_tokens`` (a cost spike);
+        every answered call's usage is tallied per model in ``/stats`` (the provider's bill)."""
+        if status != 200 or model is None or b'"usage"' not in content:
+            return content
+        try:
+            payload = json.loads(content)
+            usage = payload["usage"]
+            if factor != 1.0:
+                usage["completion_tokens"] = max(1, round(usage["completion_tokens"] * factor))
+                content = json.dumps(payload).encode()
+            bill = self.stats.setdefault("usage", {}).setdefault(
+                model, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+            )
+            bill["calls"] += 1
+            bill["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+            bill["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+        except (ValueError, KeyError, TypeError):
+            pass
+        return content
 
     # --- admin ----------------------------------------------------------------------------------
     async def handle_admin(self, reader, writer) -> None:

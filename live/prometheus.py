@@ -2,8 +2,10 @@
 
 The drill's clock is virtual (a 30 min scenario runs in ``duration / scale`` wall seconds), so the
 rules Prometheus loads are the shipped rules of the drill context with their windows and ``for``
-durations divided by the time scale (``1m`` at scale 40 is ``1s500ms``), scraped and evaluated at
-a sixth of the shortest window. After the traffic, ``ALERTS{alertstate="firing"}`` over the
+durations divided by the time scale (``1m`` at scale 40 is ``1s500ms``), scraped every sixth of
+the shortest window and evaluated once per shortest window: consecutive evaluations then read
+disjoint windows, as the harness engine's minute buckets do, so ``for: 1m`` means "two windows in
+a row", not "any 1.5 s of a sliding window" (which fires on one burst). After the traffic, ``ALERTS{alertstate="firing"}`` over the
 drill's wall span gives each alert's firing intervals, mapped back onto the virtual timeline:
 these, not the harness's own engine, feed the ``alert_fired`` / ``alert_not_fired`` guarantees.
 Prometheus is started (``procs.start``, its own process group) and stopped by PID by the caller.
@@ -93,6 +95,7 @@ class LivePrometheus:
     url: str
     rules_path: Path
     interval_s: float
+    eval_s: float
     version: str
     exported: list[str]
     skipped: list[str]
@@ -111,7 +114,8 @@ class LivePrometheus:
             "url": self.url,
             "pid": self.child.pid,
             "rules_file": str(self.rules_path),
-            "scrape_and_eval_interval": _ms(pd.Timedelta(seconds=self.interval_s)),
+            "scrape_interval": _ms(pd.Timedelta(seconds=self.interval_s)),
+            "evaluation_interval": _ms(pd.Timedelta(seconds=self.eval_s)),
             "rules_evaluated_by_prometheus": self.exported,
             "rules_not_exported": self.skipped,
         }
@@ -127,7 +131,7 @@ class LivePrometheus:
             raise PrometheusError(f"prometheus {path}: {body.get('error', body)}")
         return body["data"]
 
-    def wait_scraping(self, timeout_s: float = 30.0) -> None:
+    def wait_scraping(self, timeout_s: float = 60.0) -> None:
         """Until the service target is up and every rule group has evaluated once."""
         deadline = time.monotonic() + timeout_s
         last = "no answer"
@@ -230,10 +234,11 @@ def start_prometheus(
     shortest = min(windows, default=pd.Timedelta(minutes=1))
     interval = min(max(shortest / 6, pd.Timedelta(milliseconds=100)), pd.Timedelta(seconds=15))
     interval = pd.Timedelta(interval).round("ms")
+    evaluation = max(pd.Timedelta(shortest).round("ms"), interval)
     targets_path = work / "targets.json"
     _write_targets(targets_path, service_url)
     config = {
-        "global": {"scrape_interval": _ms(interval), "evaluation_interval": _ms(interval),
+        "global": {"scrape_interval": _ms(interval), "evaluation_interval": _ms(evaluation),
                    "scrape_timeout": _ms(interval)},
         "rule_files": [str(rules_path)],
         "scrape_configs": [{"job_name": "amaima", "metrics_path": "/metrics",
@@ -257,7 +262,8 @@ def start_prometheus(
         url=f"http://127.0.0.1:{port}", ready_path="/-/ready", log_dir=work,
     )  # fmt: skip
     prom = LivePrometheus(
-        child, child.url, rules_path, interval.total_seconds(), version_text, exported, skipped,
+        child, child.url, rules_path, interval.total_seconds(), evaluation.total_seconds(),
+        version_text, exported, skipped,
         series, targets_path,
     )  # fmt: skip
     try:

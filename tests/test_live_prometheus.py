@@ -48,15 +48,15 @@ def test_an_alert_fires_in_prometheus_and_prometheus_is_stopped(prometheus, tmp_
     prom = None
     try:
         prom = start_prometheus([rule], 30, svc.url, tmp_path)
-        assert prom.interval_s == pytest.approx(2 / 6, abs=0.001)
+        assert prom.interval_s == pytest.approx(2 / 6, abs=0.001) and prom.eval_s == 2
         t0 = time.time()
         time.sleep(1.5)
         quiet_until = time.time()
-        deadline = time.monotonic() + 6
+        deadline = time.monotonic() + 8
         while time.monotonic() < deadline:
             httpx.post(svc.url + "/v1/simulate", json={"text": "hello there"}, timeout=10)
             time.sleep(0.05)
-        time.sleep(2 * prom.interval_s)
+        time.sleep(prom.eval_s + prom.interval_s)
         fired = prom.firing_intervals(t0, time.time())
         assert [a.rule for a in fired] == ["queries_seen"]
         assert fired[0].fired_unix > quiet_until and fired[0].value > 0
