@@ -11,12 +11,16 @@ Time scaling: a 30 min scenario runs in ``duration / time_scale`` wall seconds (
 4 min). Scenario times (fault at 5m, rollback at 15m, "within 2m") are virtual: wall offset x
 scale. The service's breaker cool-down is scaled the same way; model latencies and injected
 latencies are *not* (a +4 s spike takes 4 real seconds). Traffic is ``qps`` real requests per
-wall second. Alert rules run over the decisions the service answered, bucketed by arrival into
-virtual minutes, through the same ``AlertEngine`` the virtual drills use.
+wall second. Without Prometheus, alert rules run over the decisions the service answered, bucketed by
+arrival into virtual minutes, through the same ``AlertEngine`` the virtual drills use.
 
-Faults with a live injector: ``upstream_latency`` (a latency toxic on the target's models) and
-``upstream_error`` (an HTTP 500 toxic with the fault's probability). Others are refused before
-anything starts. Every process started is stopped by PID in a ``finally`` (Ctrl-C included).
+Faults with a live injector: ``upstream_latency`` (a latency toxic on the target's models),
+``upstream_error`` (an HTTP 500 toxic with the fault's probability), ``token_multiplier`` (a
+``tokens`` toxic), ``store_write_failure`` (reset toxics on a TCP proxy between the service and
+PostgreSQL) and ``toggle`` (the service restarted blue/green with the new
+``AMAIMA_EXECUTION_MODE``). Others are refused before anything starts. Alerts are evaluated by a
+real Prometheus when it is on PATH (``live.prometheus``), else by the harness engine. Every
+process started is stopped by PID in a ``finally`` (Ctrl-C included).
 """
 
 from __future__ import annotations

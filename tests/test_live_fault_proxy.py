@@ -108,3 +108,37 @@ def test_tcp_mode_latency_and_reset(chain):
 def test_admin_refuses_bad_toxics(chain, spec):
     r = httpx.post(chain[1].extra["admin"] + "/toxics", json=spec)
     assert r.status_code == 400 and r.json()["error"]
+
+
+def test_tokens_toxic_multiplies_the_billed_usage_of_its_models_only(chain):
+    _, proxy, _ = chain
+    admin = proxy.extra["admin"]
+
+    def usage(model: str) -> int:
+        r = httpx.post(
+            proxy.extra["listen"] + "/v1/chat/completions",
+            json={"model": model, "messages": [{"role": "user", "content": "q"}], "max_tokens": 5},
+            timeout=10,
+        )
+        return r.json()["usage"]["completion_tokens"]
+
+    def billed(model: str) -> int:
+        return (
+            httpx.get(admin + "/stats")
+            .json()
+            .get("usage", {})
+            .get(model, {})
+            .get("completion_tokens", 0)
+        )
+
+    assert usage(MODEL) <= 5  # max_tokens holds without the toxic
+    _toxic(proxy, type="tokens", factor=5, models=[MODEL])
+    before, before_other = billed(MODEL), billed(OTHER)
+    spiked = [usage(MODEL) for _ in range(5)]
+    others = [usage(OTHER) for _ in range(5)]
+    assert all(u % 5 == 0 and u >= 5 for u in spiked) and max(spiked) > 5
+    assert all(u <= 5 for u in others)  # other models untouched
+    assert billed(MODEL) - before == sum(spiked)  # the bill is what the proxy delivered
+    assert billed(OTHER) - before_other == sum(others)
+    r = httpx.post(admin + "/toxics", json={"type": "tokens", "factor": 0})
+    assert r.status_code == 400 and "factor" in r.text
