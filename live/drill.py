@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 LIVE_FAULTS = (
     "upstream_latency", "upstream_error", "toggle", "store_write_failure", "token_multiplier",
+    "upstream_latency_creep",
 )  # fmt: skip
 STORE_FAULTS = ("store_write_failure",)
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -163,6 +164,7 @@ class _LiveDrill:
         self.calls_base: dict[str, int] = {}
         self.store_admin: str | None = None
         self.store_base: dict[str, int] = {}  # store counters of retired service processes
+        self.creep_ms: dict[int, float] = {}  # latency a creeping fault had reached
         self.store_samples: list[tuple[float, int, int]] = []  # (virtual s, failures, spooled)
         self.sampling = threading.Event()
         self.old_breaker_events: list[dict] = []
@@ -367,6 +369,9 @@ class _LiveDrill:
         if w.type in STORE_FAULTS:
             rate = 1.0 if p.get("full") else p.get("failure_rate", 1.0)
             return {"type": "reset", "name": name, "probability": rate * w.probability}
+        if w.type == "upstream_latency_creep":
+            return {"type": "latency", "name": name, "models": models, "latency_ms": 0.0,
+                    "probability": w.probability}  # fmt: skip
         if w.type == "token_multiplier":
             return {"type": "tokens", "name": name, "models": models, "factor": p["factor"],
                     "probability": w.probability}  # fmt: skip
@@ -396,6 +401,9 @@ class _LiveDrill:
             if r.status_code != 201:
                 raise LiveDrillError(f"the fault proxy refused toxic {spec['name']}: {r.text}")
             self.toxics[w.index] = spec["name"]
+            if w.type == "upstream_latency_creep":
+                args = (client, admin, spec, w)
+                threading.Thread(target=self._creep, args=args, daemon=True).start()
         # A switch happens at its planned offset, before any query planned later is sent: the
         # window starts there on the queries' own (planned) clock.
         off = w.start_s if w.type == "toggle" and switched is not None else self.now_v()
@@ -418,6 +426,27 @@ class _LiveDrill:
         self.windows[w.index] = fw
         self.event("fault_on", off, type=w.type, index=w.index, toxic=spec, inert=inert)
 
+    def _creep(self, client, admin: str, spec: dict, w) -> None:
+        """A creeping latency in steps: every 15 virtual seconds the toxic's latency becomes
+        ``ms_per_minute`` x the virtual minutes since the fault began (capped), until it ends."""
+        p = w.params.model_dump()
+        step = max(0.1, 15.0 / self.scale)
+        start = self.now_v()
+        while not self.sampling.wait(step):
+            fw = self.windows.get(w.index)
+            if fw is not None and fw.end_s is not None:
+                return
+            extra = p["ms_per_minute"] * (self.now_v() - start) / MINUTE
+            if p.get("max_add_ms") is not None:
+                extra = min(extra, p["max_add_ms"])
+            if w.index not in self.toxics:
+                return
+            try:
+                client.post(admin + "/toxics", json={**spec, "latency_ms": round(extra, 1)})
+                self.creep_ms[w.index] = round(extra, 1)
+            except Exception:  # noqa: BLE001 - the next step tries again
+                pass
+
     def _fault_off(self, client, index: int, ended_by: str) -> None:
         fw = self.windows.get(index)
         if fw is None or fw.end_s is not None:
@@ -437,7 +466,8 @@ class _LiveDrill:
             fw.end_s = min(fw.end_s, self._planned_end.get(index, fw.end_s))
         fw.ended_by = ended_by
         fw.calls_at_end = self._calls(client)
-        self.event("fault_off", fw.end_s, type=fw.type, index=index, ended_by=ended_by)
+        extra = {"latency_reached_ms": self.creep_ms[index]} if index in self.creep_ms else {}
+        self.event("fault_off", fw.end_s, type=fw.type, index=index, ended_by=ended_by, **extra)
 
     def _sample_store(self, client) -> None:
         """The service's write-failure and spool counters a few times per virtual minute, so the

@@ -118,9 +118,16 @@ def test_ctrl_c_stops_every_process(tmp_path):
     assert _journal(out)["status"] == "interrupted"
 
 
-def test_unsupported_faults_are_refused_before_anything_starts(tmp_path):
-    with pytest.raises(LiveDrillError, match="no live injector"):
-        run_live("latency-regression", out=tmp_path)
+def test_drills_the_harness_cannot_run_live_are_refused_before_anything_starts(tmp_path):
+    """Every fault type has a live injector; what cannot work is refused with the reason."""
+    from drills.faults import FAULTS
+    from live.drill import LIVE_FAULTS
+
+    assert set(LIVE_FAULTS) == set(FAULTS)
+    with pytest.raises(LiveDrillError, match="without --target"):
+        run_live("execution-toggle-misconfigured", out=tmp_path, target="http://127.0.0.1:9")
+    with pytest.raises(LiveDrillError, match="PostgreSQL"):
+        run_live("telemetry-store-partial-outage", out=tmp_path, db=f"sqlite:///{tmp_path}/t.db")
     assert not (tmp_path / "drills").exists()
 
 
