@@ -2,10 +2,11 @@
 
 The drill's clock is virtual (a 30 min scenario runs in ``duration / scale`` wall seconds), so the
 rules Prometheus loads are the shipped rules of the drill context with their windows and ``for``
-durations divided by the time scale (``1m`` at scale 40 is ``1s500ms``), scraped every sixth of
-the shortest window and evaluated once per shortest window: consecutive evaluations then read
-disjoint windows, as the harness engine's minute buckets do, so ``for: 1m`` means "two windows in
-a row", not "any 1.5 s of a sliding window" (which fires on one burst). After the traffic, ``ALERTS{alertstate="firing"}`` over the
+durations divided by the time scale (``1m`` at scale 40 is ``1s500ms``), scraped and evaluated
+every sixth of the shortest window. (Evaluating once per window, like the engine's buckets, adds
+up to a whole window of detection delay, because Prometheus's evaluation phase is not aligned
+with the fault: ``fallback_rate_high`` then fired 140 s after the fault, over its 2m limit.)
+After the traffic, ``ALERTS{alertstate="firing"}`` over the
 drill's wall span gives each alert's firing intervals, mapped back onto the virtual timeline:
 these, not the harness's own engine, feed the ``alert_fired`` / ``alert_not_fired`` guarantees.
 Prometheus is started (``procs.start``, its own process group) and stopped by PID by the caller.
@@ -234,7 +235,7 @@ def start_prometheus(
     shortest = min(windows, default=pd.Timedelta(minutes=1))
     interval = min(max(shortest / 6, pd.Timedelta(milliseconds=100)), pd.Timedelta(seconds=15))
     interval = pd.Timedelta(interval).round("ms")
-    evaluation = max(pd.Timedelta(shortest).round("ms"), interval)
+    evaluation = interval
     targets_path = work / "targets.json"
     _write_targets(targets_path, service_url)
     config = {
