@@ -68,7 +68,9 @@ corruptions = st.lists(
 def _serialise(fmt: str, data: list[tuple[str, str, str | None]]) -> bytes:
     if fmt == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        # RFC 4180 line ends, so the writer quotes every field holding a CR or LF: with "\n"
+        # it leaves a bare CR unquoted, which CSV readers (Python's too) take as a line end.
+        w = csv.writer(buf, lineterminator="\r\n")
         w.writerow(["query_id", "ts", "text"])
         w.writerows([(q, t, "" if x is None else x) for q, t, x in data])
         return buf.getvalue().encode("utf-8", "surrogatepass")
