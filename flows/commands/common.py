@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
 console = Console(stderr=False, highlight=False)
+
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON document on stdout (people's output on stderr)."),
+]
+"""The one `--json` flag: every command that has it prints exactly one document on stdout."""
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 
 

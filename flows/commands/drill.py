@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.commands.common import quiet_injected_faults
+from flows.commands.common import JsonOption, quiet_injected_faults
 
 app = typer.Typer(
     help="Incident fire drills: faults on a virtual clock, guarantees checked, journal written.",
@@ -36,6 +36,10 @@ DbOption = Annotated[
         "Default: $AMAIMA_TELEMETRY_URL, else sqlite:///.harness/telemetry.db.",
         show_default=False,
     ),
+]
+JunitOption = Annotated[
+    Path | None,
+    typer.Option("--junit", help="Also write JUnit XML: one testcase per guarantee."),
 ]
 OutOption = Annotated[
     Path, typer.Option("--out", help="Report root: journals go to <out>/drills/<run_id>/.")
@@ -150,14 +154,8 @@ def run(
             "the service), harness (the project's engine), auto (prometheus when on PATH).",
         ),
     ] = "auto",
-    junit: Annotated[
-        Path | None,
-        typer.Option("--junit", help="Also write JUnit XML: one testcase per guarantee."),
-    ] = None,
-    as_json: Annotated[
-        bool,
-        typer.Option("--json", help="Print a JSON summary on stdout (people's output on stderr)."),
-    ] = False,
+    junit: JunitOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Run one drill; print expected vs actual for every guarantee and the journal path."""
     from drills.scenario import ScenarioError, load_scenario
@@ -211,14 +209,8 @@ def suite(
     out: OutOption = Path("reports/out"),
     qps: QpsOption = None,
     prefect: PrefectOption = False,
-    junit: Annotated[
-        Path | None,
-        typer.Option("--junit", help="Also write JUnit XML: one testcase per guarantee."),
-    ] = None,
-    as_json: Annotated[
-        bool,
-        typer.Option("--json", help="Print a JSON summary on stdout (people's output on stderr)."),
-    ] = False,
+    junit: JunitOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Run the built-in drills one after another; then the Failure Modes page and the index.
     Exit 0 when every guarantee held, 2 when one did not, 1 when a drill could not run."""

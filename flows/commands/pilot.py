@@ -11,7 +11,13 @@ from typing import Annotated
 
 import typer
 
-from flows.commands.common import console, err_console, fail, quiet_prefect_tracebacks
+from flows.commands.common import (
+    JsonOption,
+    console,
+    err_console,
+    fail,
+    quiet_prefect_tracebacks,
+)
 from telemetry.readiness import ExitCode
 
 app = typer.Typer(
@@ -50,9 +56,7 @@ def run(
     fmt: Annotated[
         str | None, typer.Option("--format", help="Force parquet, csv or jsonl.")
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the outcome as one JSON document on stdout.")
-    ] = False,
+    as_json: JsonOption = False,
     cluster: Annotated[
         str | None,
         typer.Option(
@@ -162,7 +166,7 @@ def report(
             "evidence (default: re-render the stored evidence as the run decided it).",
         ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Outcome as JSON on stdout.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Re-render a pilot's report from the evidence stored with the run (same verdict)."""
     from flows.pilot_report import recompute_pilot_report, rerender_pilot_report
@@ -209,7 +213,7 @@ def calibrate(
     reports_out: Annotated[
         Path, typer.Option("--reports", help="Report folder for the calibration page.")
     ] = Path("reports/out"),
-    as_json: Annotated[bool, typer.Option("--json", help="Result as JSON on stdout.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Sweep level thresholds and borderline band on RUN_ID's stored scores; write the cheapest
     config that meets every critical criterion. Exit 0 when written, 2 when none meets them."""
@@ -264,7 +268,7 @@ def compare(
     min_points: Annotated[
         int, typer.Option("--min-points", min=2, help="Judged hours a metric needs.")
     ] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Result as JSON on stdout.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Judge RUN_B against RUN_A per metric (Mann–Whitney on hourly series, effect-size
     tolerance, critical veto). Exit 0 pass, 2 fail, 3 marginal or no data, 1 error."""
