@@ -64,17 +64,18 @@ def cluster():
         local.close()
 
 
-def _in_process(week) -> pa.Table:
+def _in_process(week, run_id: str = RUN, semantic: bool = False) -> pa.Table:
+    """The single-process decisions of the same week (the reference the cluster must equal)."""
     from router.engine import Router
     from router.toggle import resolve_toggle
 
-    r = Router.from_config(semantic=False, toggle=resolve_toggle("decision-only"))
+    r = Router.from_config(semantic=semantic, toggle=resolve_toggle("decision-only"))
     return pa.concat_tables(
         r.route_batch(
             t.column("text").to_pylist(),
             query_ids=t.column("query_id").to_pylist(),
             ts=t.column("ts"),
-            run_id=RUN,
+            run_id=run_id,
             tenants=t.column("tenant").to_pylist(),
         )
         for _, t in week
@@ -215,9 +216,8 @@ def test_hybrid_workers_share_the_canonical_embeddings_in_the_database(
     import pandas as pd
     import sqlalchemy as sa
 
-    from router.engine import EMBEDDING_STORE_URL_ENV, Router
+    from router.engine import EMBEDDING_STORE_URL_ENV
     from router.semantic import EMBEDDINGS_TABLE
-    from router.toggle import resolve_toggle
     from telemetry.store import TelemetryStore
 
     small = [(d, t.slice(0, 150)) for d, t in week]
@@ -231,18 +231,8 @@ def test_hybrid_workers_share_the_canonical_embeddings_in_the_database(
     texts = [x for _, t in small for x in t.column("text").to_pylist()]
     assert 0 < vectors <= len(set(texts))  # one canonical vector per embedded text
     monkeypatch.setenv(EMBEDDING_STORE_URL_ENV, postgres_url)
-    r = Router.from_config(semantic=True, toggle=resolve_toggle("decision-only"))
     local = (
-        pa.concat_tables(
-            r.route_batch(
-                t.column("text").to_pylist(),
-                query_ids=t.column("query_id").to_pylist(),
-                ts=t.column("ts"),
-                run_id=RUN + "-hy",
-                tenants=t.column("tenant").to_pylist(),
-            )
-            for _, t in small
-        )
+        _in_process(small, RUN + "-hy", semantic=True)
         .to_pandas()[COLS]
         .sort_values("query_id")
         .reset_index(drop=True)
