@@ -697,11 +697,21 @@ class Router:
         tokens = (in_tokens + out_tokens).astype(np.int64)
         cost = np.round(in_tokens / 1000.0 * price_in + out_tokens / 1000.0 * price_out, 8)
         latency = np.round(p50 + in_tokens / 1000.0 * prefill, 1)
-        # One rule (RouterConfig.execution_style_for), applied per distinct (level, domain).
-        style = np.empty(n, dtype=object)
-        for r in np.unique(routed):
-            for d in np.unique(domain[routed == r]):
-                style[(routed == r) & (domain == d)] = cfg.execution_style_for(int(r), d).value
+        # One rule (RouterConfig.execution_style_for), evaluated once per distinct
+        # (level, domain) pair and gathered back: O(n), no per-pair masks on the hot path.
+        dom_names, dom_code = np.unique(domain.astype(str), return_inverse=True)
+        pair_code = routed.astype(np.int64) * len(dom_names) + dom_code
+        pairs, pair_inv = np.unique(pair_code, return_inverse=True)
+        pair_style = np.array(
+            [
+                cfg.execution_style_for(
+                    int(p // len(dom_names)), str(dom_names[p % len(dom_names)])
+                ).value
+                for p in pairs
+            ],
+            dtype=object,
+        )
+        style = pair_style[pair_inv.ravel()]
 
         # --- confidence --------------------------------------------------------------------
         conf_c = 0.6 + 0.4 * np.minimum(1.0, dist / (4.0 * cfg.borderline_band))
