@@ -15,11 +15,10 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from router.decision import DOMAINS, LEVELS, ExecutionStyle
-from router.yaml_safe import load_yaml_file
+from router.yaml_safe import YamlModelError, load_yaml_model
 
 DEFAULT_CONFIG_NAME = "default_config.yaml"
 
@@ -330,28 +329,12 @@ def default_config_path() -> Path:
     return Path(str(resources.files("router") / DEFAULT_CONFIG_NAME))
 
 
-def _format_validation_error(path: Path, exc: ValidationError) -> str:
-    lines = [f"invalid router config {path}:"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  - {loc}: {err['msg']}")
-    return "\n".join(lines)
-
-
 def load_config(path: str | Path | None = None) -> RouterConfig:
     """Load and validate a router config; ``None`` is the packaged default."""
     p = Path(path) if path is not None else default_config_path()
     try:
-        raw = load_yaml_file(p)  # strict UTF-8, duplicate keys refused
-    except FileNotFoundError:
-        raise ConfigError(f"router config not found: {p}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"router config {p} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"router config {p} must be a mapping at the top level")
-    try:
-        cfg = RouterConfig.model_validate(raw)
-        cfg._base_dir = p.resolve().parent
-        return cfg
-    except ValidationError as exc:
-        raise ConfigError(_format_validation_error(p, exc)) from None
+        cfg = load_yaml_model(p, RouterConfig)  # strict UTF-8, duplicate keys refused
+    except YamlModelError as exc:
+        raise ConfigError(str(exc)) from None
+    cfg._base_dir = p.resolve().parent
+    return cfg
