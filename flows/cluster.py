@@ -1,10 +1,13 @@
 """Pilot weeks on a Dask cluster: day × shard partitions routed and written by the workers
 straight to the shared store; everything after routing runs unchanged on the driver.
 
-Why outside Prefect task wrappers: Prefect's temporary server cannot serve Dask worker processes
-(each would start its own), and a Prefect task run per partition would add API round trips to
-the hot path. The flow orchestrates; Dask schedules, retries a partition whose worker died, and
-the idempotent store (decision ids are uuid5 of run + query id) keeps exactly one copy.
+Each partition is a Prefect task run submitted through prefect-dask's ``DaskTaskRunner``, so the
+flow run in the Prefect UI shows every partition with its state. The workers report to the
+driver's Prefect API: a LocalCluster's workers are started with the driver's API URL (also the
+temporary server's, which otherwise each worker would start for itself and lose); workers on
+other machines need ``PREFECT_API_URL`` of a real ``prefect server start`` (README). Dask
+reschedules a partition whose worker died, and the idempotent store (decision ids are uuid5 of
+run + query id) keeps exactly one copy.
 
 Determinism across workers: every worker builds the same router from the same config and key;
 on one machine the canonical embedding store (a SQLite file, first vector wins) is shared by all
@@ -178,17 +181,37 @@ def probe(spec: ClusterSpec) -> None:
         ) from None
 
 
+def prefect_api_url() -> str | None:
+    """The Prefect API this process reports to (a real server, or the temporary one once a flow
+    or the test harness started it)."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if url:
+        return str(url)
+    try:
+        from prefect.context import FlowRunContext
+
+        ctx = FlowRunContext.get()
+        return str(ctx.client.api_url) if ctx is not None else None
+    except (ImportError, AttributeError):
+        return None
+
+
 def connect(spec: ClusterSpec):
-    """A Dask client: a LocalCluster of worker processes, or an existing scheduler."""
+    """A Dask client: a LocalCluster of worker processes (reporting to this process's Prefect
+    API), or an existing scheduler."""
     from distributed import Client, LocalCluster
 
     if spec.local:
+        api = prefect_api_url()
         cluster = LocalCluster(
             n_workers=spec.workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
             silence_logs=logging.ERROR,
+            env={"PREFECT_API_URL": api} if api else None,
         )
         return Client(cluster), cluster
     try:
@@ -204,27 +227,45 @@ def workers_of(client) -> int:
     return len(client.scheduler_info().get("workers", {}))
 
 
+def _partition_task():
+    """The Prefect task a partition runs as (built lazily: workers import Prefect on demand)."""
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(
+        route_partition,
+        name="route-partition",
+        cache_policy=NO_CACHE,  # the shard carries text: never hashed into a cache key
+        persist_result=False,  # nor written to result storage
+        retries=2,
+        retry_delay_seconds=1,
+    )
+
+
 def route_week_on_cluster(
     client, spec: PartitionSpec, days, shard_rows: int, progress
 ) -> tuple[list[DayResult], int]:
-    """Submit every day × shard, gather in order; returns per-day results and the partition
-    count. A partition whose worker dies is retried by Dask (the store keeps one copy)."""
+    """Submit every day × shard as a Prefect task run through ``DaskTaskRunner`` on the
+    client's scheduler, gather in order; returns per-day results and the partition count. A
+    partition whose worker dies is rescheduled by Dask (the store keeps one copy); one that
+    raises is retried by Prefect."""
+    from distributed import as_completed
+    from prefect_dask import DaskTaskRunner
+
+    route = _partition_task()
     futures = []
     order: list[date] = []
-    for day, table in days:
-        order.append(day)
-        for a in range(0, max(table.num_rows, 1), shard_rows):
-            shard = table.slice(a, shard_rows)
-            futures.append(
-                (day, client.submit(route_partition, spec, day, _ipc(shard), pure=False, retries=2))
-            )
-    from distributed import as_completed
-
-    done = 0
-    for _ in as_completed([f for _, f in futures]):
-        done += 1
-        progress(done, len(futures))
-    by_day: dict[date, list[DayResult]] = {}
-    for day, fut in futures:
-        by_day.setdefault(day, []).append(fut.result())
+    with DaskTaskRunner(address=client.scheduler.address) as runner:
+        for day, table in days:
+            order.append(day)
+            for a in range(0, max(table.num_rows, 1), shard_rows):
+                params = {"spec": spec, "day": day, "ipc": _ipc(table.slice(a, shard_rows))}
+                futures.append((day, runner.submit(route, parameters=params)))
+        done = 0
+        for _ in as_completed([f.wrapped_future for _, f in futures]):
+            done += 1
+            progress(done, len(futures))
+        by_day: dict[date, list[DayResult]] = {}
+        for day, fut in futures:
+            by_day.setdefault(day, []).append(fut.result())
     return [merge_shards(by_day[d]) for d in order], len(futures)
