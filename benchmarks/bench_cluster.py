@@ -92,18 +92,17 @@ def _one(n_workers: int, week, semantic: bool, shard_rows: int) -> dict:
 
 def run(hybrid_rows: int = 4_000, rule_rows: int = 1_000_000) -> dict:
     out: dict = {}
-    hy = _week(hybrid_rows, 31)
-    h1 = _one(1, hy, True, 1_000)
-    h2 = _one(2, hy, True, 1_000)
-    out["hybrid_1_worker"] = h1
-    out["hybrid_2_workers"] = h2
-    out["hybrid_speedup_2_workers"] = round(h2["decisions_per_s"] / h1["decisions_per_s"], 2)
-    ro = _week(rule_rows, 32)
-    r1 = _one(1, ro, False, 20_000)
-    r2 = _one(2, ro, False, 20_000)
-    out["rules_1_worker"] = r1
-    out["rules_2_workers"] = r2
-    out["rules_speedup_2_workers"] = round(r2["decisions_per_s"] / r1["decisions_per_s"], 2)
+    # (mode, corpus rows, corpus seed, semantic, shard rows)
+    for mode, rows, seed, semantic, shard_rows in (
+        ("hybrid", hybrid_rows, 31, True, 1_000),
+        ("rules", rule_rows, 32, False, 20_000),
+    ):
+        week = _week(rows, seed)
+        one, two = (_one(n, week, semantic, shard_rows) for n in (1, 2))
+        out[f"{mode}_1_worker"] = one
+        out[f"{mode}_2_workers"] = two
+        out[f"{mode}_speedup_2_workers"] = round(two["decisions_per_s"] / one["decisions_per_s"], 2)
+    h1, r1 = out["hybrid_1_worker"], out["rules_1_worker"]
     # Throughput model: each worker routes at 1 / route_s_per_row; the shared store absorbs
     # writes at 1 / write_s_per_row at most (one PostgreSQL, COPY), whatever the worker count.
     per_worker_hybrid = 1000 / h1["route_s_per_1k"]

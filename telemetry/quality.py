@@ -483,21 +483,7 @@ def default_validator() -> QualityValidator:
         return _default_validator
 
 
-def validate_decisions(
-    df: pd.DataFrame,
-    *,
-    expected_rows: int,
-    models: Collection[str],
-    day_label: str,
-    data_docs_dir: str | Path | None,
-    suite_version: str = DECISION_SCHEMA_VERSION,
-) -> QualityResult:
-    """Validate one day of decision telemetry with the suite of ``suite_version``."""
-    return default_validator().validate(
-        df,
-        expected_rows=expected_rows,
-        models=models,
-        day_label=day_label,
-        data_docs_dir=data_docs_dir,
-        suite_version=suite_version,
-    )
+def validate_decisions(df: pd.DataFrame, **options: Any) -> QualityResult:
+    """Validate one day of decision telemetry with the process-wide validator; ``options`` are
+    ``QualityValidator.validate``'s (expected_rows, models, day_label, data_docs_dir, ...)."""
+    return default_validator().validate(df, **options)

@@ -35,6 +35,17 @@ def from_epoch_us(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
+def require_aware(value: datetime | None, name: str = "value") -> datetime | None:
+    """``value`` in UTC (None stays None). A naive time is refused rather than guessed."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None:
+        raise ValueError(f"{name}={value.isoformat()} is naive; pass a tz-aware (UTC) datetime")
+    return value.astimezone(UTC)
+
+
 class UtcDateTime(sa.types.TypeDecorator):
     """Timezone-aware UTC in and out on every dialect.
 
@@ -53,13 +64,10 @@ class UtcDateTime(sa.types.TypeDecorator):
         return dialect.type_descriptor(sa.DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> object:
+        value = require_aware(value)
         if value is None:
             return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value.isoformat()} given; use a tz-aware UTC time")
-        return to_epoch_us(value) if dialect.name == "sqlite" else value.astimezone(UTC)
+        return to_epoch_us(value) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: object, dialect: sa.Dialect) -> datetime | None:
         if value is None:

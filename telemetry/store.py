@@ -9,6 +9,10 @@ Speed: SQLite takes one ``executemany`` in one transaction (WAL, ``synchronous=N
 PostgreSQL takes a CSV ``COPY`` into a temporary table and one ``INSERT ... SELECT ... ON CONFLICT
 DO NOTHING`` (see ``benchmarks/bench_telemetry.py``).
 
+This module holds the store's policy (write, retry, spool, drain, read, prune, export); beside it
+``store_engine`` (URLs, identity, connection settings), ``store_bulk`` (Arrow in and out per
+dialect) and ``store_runs`` (the run log). Import everything from here.
+
 Fault injection for drills: set ``store.write_failure_hook`` to a callable returning an exception
 or ``None``. It is consulted before every decision-write attempt (``write`` and ``drain``, each
 retry included); a returned exception is raised inside the attempt and takes exactly the path a
@@ -24,14 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
-import json
 import logging
 import os
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +40,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -52,49 +52,68 @@ from telemetry.errors import (
     SpoolError,
     StoreUnavailableError,
     StoreVersionError,
-    TelemetryError,
     TelemetrySchemaError,
     UnknownRunError,
     classify_error,
 )
 from telemetry.schema import (
     META_VERSION_KEY,
-    RUN_COLUMNS,
     STORE_SCHEMA_VERSION,
     SUPPORTED_DECISION_VERSIONS,
     decision_telemetry,
     harness_meta,
     metadata,
-    runs,
+    require_aware,
     to_epoch_us,
 )
 from telemetry.spool import Spool, list_spools
+from telemetry.store_bulk import (
+    insert_postgres,
+    insert_sqlite,
+    postgres_batches,
+    read_schema,
+    sqlite_batches,
+)
+from telemetry.store_engine import (
+    DB_ERRORS,
+    DEFAULT_DB_NAME,
+    ENV_URL,
+    HARNESS_DIR,
+    SUPPORTED_DIALECTS,
+    create_store_engine,
+    database_identity,
+    default_url,
+    parse_url,
+    safe_url,
+    spool_root,
+)
+from telemetry.store_runs import RUN_STATUSES, RunLog, RunRecord
+
+__all__ = [
+    "DEFAULT_DB_NAME",
+    "ENV_SPOOL_DIR",
+    "ENV_URL",
+    "HARNESS_DIR",
+    "RUN_STATUSES",
+    "SUPPORTED_DIALECTS",
+    "DrainResult",
+    "RunRecord",
+    "TelemetryStore",
+    "WriteFaultPolicy",
+    "WriteResult",
+    "conform_decisions",
+    "database_identity",
+    "default_url",
+    "safe_url",
+    "spool_root",
+]
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
-ENV_URL = "AMAIMA_TELEMETRY_URL"
 ENV_SPOOL_DIR = "AMAIMA_TELEMETRY_SPOOL_DIR"
-HARNESS_DIR = ".harness"
-DEFAULT_DB_NAME = "telemetry.db"
-SUPPORTED_DIALECTS = ("sqlite", "postgresql")
-RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "aborted", "interrupted")
-
-_LOAD_TABLE = "_telemetry_load"
-
-try:  # psycopg raises its own errors from the raw COPY cursor (not wrapped by SQLAlchemy).
-    import psycopg as _psycopg
-
-    _DB_ERRORS: tuple[type[BaseException], ...] = (
-        sa.exc.SQLAlchemyError,
-        sqlite3.Error,
-        _psycopg.Error,
-        OSError,
-    )
-except ImportError:  # pragma: no cover - psycopg is a declared dependency
-    _DB_ERRORS = (sa.exc.SQLAlchemyError, sqlite3.Error, OSError)
 
 
 class WriteFaultPolicy(Protocol):
@@ -138,102 +157,6 @@ class DrainResult:
     @property
     def complete(self) -> bool:
         return self.files_remaining == 0
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One row of ``runs``, with the JSON columns parsed."""
-
-    run_id: str
-    kind: str
-    parameters: dict[str, Any]
-    config_hash: str | None
-    started_at: datetime
-    finished_at: datetime | None
-    status: str
-    counts: dict[str, Any] | None
-
-
-def spool_root() -> Path:
-    """Where per-database spool folders live by default: ``<cwd>/.harness/spool``."""
-    return Path.cwd().resolve() / HARNESS_DIR / "spool"
-
-
-def default_url(cwd: str | Path | None = None) -> str:
-    """``$AMAIMA_TELEMETRY_URL`` or the SQLite file ``<cwd>/.harness/telemetry.db``."""
-    env = os.environ.get(ENV_URL, "").strip()
-    if env:
-        return env
-    return f"sqlite:///{Path(cwd or Path.cwd()).resolve() / HARNESS_DIR / DEFAULT_DB_NAME}"
-
-
-def safe_url(url: str | sa.URL) -> str:
-    """The URL as it may appear in logs and messages: password hidden."""
-    try:
-        parsed = sa.make_url(url) if isinstance(url, str) else url
-    except sa.exc.ArgumentError:
-        return "<unparseable URL>"
-    return parsed.render_as_string(hide_password=True)
-
-
-def _parse_url(url: str) -> sa.URL:
-    """Parse and check a store URL; plain ``postgresql://`` means the psycopg 3 driver."""
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:
-        raise TelemetryError(
-            f"telemetry URL {safe_url(url)} is not a database URL; expected "
-            "sqlite:///path/to/telemetry.db or postgresql+psycopg://user@host:5432/db"
-        ) from None
-    backend = parsed.get_backend_name()
-    if backend not in SUPPORTED_DIALECTS:
-        raise TelemetryError(
-            f"telemetry URL {safe_url(parsed)} uses {backend!r}; supported: "
-            "sqlite:///path.db or postgresql+psycopg://user@host:5432/db"
-        )
-    if backend == "postgresql":
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        elif parsed.get_driver_name() != "psycopg":
-            raise TelemetryError(
-                f"telemetry URL {safe_url(parsed)} uses driver {parsed.get_driver_name()!r}; "
-                "the store needs psycopg 3: postgresql+psycopg://user@host:5432/db"
-            )
-    return parsed
-
-
-def database_identity(url: str | sa.URL) -> str:
-    """The database a URL points at, whatever its spelling: driver, password, query options
-    (timeouts, sslmode, application name) and host case are dropped; the default port and an
-    explicit ``search_path`` (a different schema is a different store) are kept. SQLite: the
-    resolved file path. Spools are keyed by this, so another spelling finds the same spool."""
-    parsed = sa.make_url(url) if isinstance(url, str) else url
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        db = parsed.database or ""
-        if db and db != ":memory:" and not db.startswith("file:"):
-            db = str(Path(db).expanduser().resolve())
-        return f"sqlite:///{db}"
-    host = (parsed.host or "localhost").lower()
-    port = parsed.port or 5432
-    ident = f"{backend}://{parsed.username or ''}@{host}:{port}/{parsed.database or ''}"
-    options = parsed.query.get("options")
-    for opt in [options] if isinstance(options, str) else list(options or ()):
-        flat = opt.replace("-c ", "-c").replace("%3D", "=")
-        for part in flat.split():
-            if part.startswith("-csearch_path="):
-                ident += f"?search_path={part.split('=', 1)[1]}"
-    return ident
-
-
-def _require_aware(value: datetime | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None:
-        raise ValueError(f"{name}={value.isoformat()} is naive; pass a tz-aware (UTC) datetime")
-    return value.astimezone(UTC)
 
 
 def conform_decisions(table: pa.Table | pa.RecordBatch) -> pa.Table:
@@ -293,7 +216,7 @@ def conform_decisions(table: pa.Table | pa.RecordBatch) -> pa.Table:
     return out
 
 
-class TelemetryStore:
+class TelemetryStore(RunLog):
     """Decision telemetry on a SQLite file or PostgreSQL, with a local spool when it is down.
 
     ``url``: a SQLAlchemy URL (``sqlite:///path.db``, ``postgresql+psycopg://user@host/db``,
@@ -323,7 +246,7 @@ class TelemetryStore:
         if retries < 0 or retry_delay_s < 0 or chunk_rows < 1:
             raise ValueError("retries and retry_delay_s must be >= 0 and chunk_rows >= 1")
         using_default = url is None
-        parsed = _parse_url(default_url() if using_default else url)
+        parsed = parse_url(default_url() if using_default else url)
         #: The URL without its password: the only form the store ever shows or logs.
         self.safe_url = safe_url(parsed)
         self.url = self.safe_url
@@ -346,29 +269,12 @@ class TelemetryStore:
         self._stalled_until = 0.0
         self._stall_error: BaseException | None = None
 
-        if self.dialect == "sqlite":
-            self.engine = sa.create_engine(parsed, connect_args={"timeout": lock_timeout_s})
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        else:
-            self.engine = sa.create_engine(
-                parsed,
-                connect_args={
-                    "connect_timeout": max(1, round(connect_timeout_s)),
-                    # A peer that stops acknowledging (network black hole) is dropped, not
-                    # waited on; keepalives find an idle dead connection.
-                    "tcp_user_timeout": int(max(connect_timeout_s, 1) * 4 * 1000),
-                    "keepalives": 1,
-                    "keepalives_idle": 10,
-                    "keepalives_interval": 5,
-                    "keepalives_count": 3,
-                },
-                pool_pre_ping=True,
-            )
-            sa.event.listen(
-                self.engine,
-                "connect",
-                _postgres_timeouts(int(statement_timeout_s * 1000), int(lock_timeout_s * 1000)),
-            )
+        self.engine = create_store_engine(
+            parsed,
+            connect_timeout_s=connect_timeout_s,
+            lock_timeout_s=lock_timeout_s,
+            statement_timeout_s=statement_timeout_s,
+        )
         self._ready = False
         self._lock = threading.Lock()
         try:
@@ -376,7 +282,7 @@ class TelemetryStore:
         except StoreVersionError:
             self.engine.dispose()
             raise
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             self._note_stall(exc)
             log.warning(
                 "telemetry store %s not reachable at start (kind=%s, %s); writes will spool "
@@ -537,7 +443,7 @@ class TelemetryStore:
             except StoreVersionError as exc:
                 return 0, attempts, exc
             except Exception as exc:
-                if exc is not injected and not isinstance(exc, _DB_ERRORS):
+                if exc is not injected and not isinstance(exc, DB_ERRORS):
                     raise
                 last = exc
                 if exc is not injected and self._note_stall(exc):
@@ -560,67 +466,8 @@ class TelemetryStore:
         self._ensure_ready()
         with self.engine.begin() as conn:
             if self.dialect == "sqlite":
-                return self._insert_sqlite(conn, table)
-            return self._insert_postgres(conn, table)
-
-    def _insert_sqlite(self, conn: sa.Connection, table: pa.Table) -> int:
-        """executemany of single-row statements in one transaction.
-
-        Binding parameters is most of the cost, so each chunk's constant columns (run id,
-        versions, config hash, ...: usually a third of the row) are written into the statement as
-        literals and only the varying ones are bound. Each statement binds at most 34 variables,
-        far below SQLite's limit whatever the batch size; chunks only bound the tuples in memory.
-        """
-        cursor = conn.connection.driver_connection.cursor()
-        written = 0
-        try:
-            for chunk in table.to_batches(max_chunksize=self.chunk_rows):
-                literals = {
-                    name: lit
-                    for name in DECISION_COLUMNS[1:]  # decision_id always varies: keep it bound
-                    if (lit := _sqlite_constant_literal(chunk.column(name))) is not None
-                }
-                stmt = (
-                    sqlite_dialect.insert(decision_telemetry)
-                    .values(
-                        {
-                            name: sa.literal_column(literals[name])
-                            if name in literals
-                            else sa.bindparam(name)
-                            for name in DECISION_COLUMNS
-                        }
-                    )
-                    .on_conflict_do_nothing(index_elements=["decision_id"])
-                )
-                compiled = stmt.compile(dialect=conn.dialect)
-                cols = [_sqlite_values(chunk.column(name)) for name in compiled.positiontup or ()]
-                cursor.executemany(str(compiled), zip(*cols, strict=True))
-                written += max(cursor.rowcount, 0)
-        finally:
-            cursor.close()
-        return written
-
-    def _insert_postgres(self, conn: sa.Connection, table: pa.Table) -> int:
-        """CSV COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
-        col_list = ", ".join(DECISION_COLUMNS)
-        conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {_LOAD_TABLE} (LIKE {decision_telemetry.name}) ON COMMIT DROP"
-        )
-        options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur:
-            with cur.copy(f"COPY {_LOAD_TABLE} ({col_list}) FROM STDIN (FORMAT csv)") as copy:
-                for chunk in table.to_batches(max_chunksize=self.chunk_rows):
-                    buf = io.BytesIO()
-                    pa_csv.write_csv(chunk, buf, options)
-                    copy.write(buf.getbuffer())
-        load = sa.table(_LOAD_TABLE, *(sa.column(c) for c in DECISION_COLUMNS))
-        stmt = (
-            pg_dialect.insert(decision_telemetry)
-            .from_select(list(DECISION_COLUMNS), sa.select(*load.c))
-            .on_conflict_do_nothing(index_elements=["decision_id"])
-        )
-        return conn.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+                return insert_sqlite(conn, table, self.chunk_rows)
+            return insert_postgres(conn, table, self.chunk_rows)
 
     def drain(self) -> DrainResult:
         """Write spooled batches back, oldest first; a file is deleted only after its commit.
@@ -698,7 +545,7 @@ class TelemetryStore:
                 yield conn
         except StoreVersionError:
             raise
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             kind = classify_error(exc)
             raise StoreUnavailableError(
                 f"telemetry database {self.safe_url} unavailable (kind={kind}, "
@@ -712,8 +559,8 @@ class TelemetryStore:
         """Filters bound as plain driver values (no SQLAlchemy type processing), because reads
         run the compiled SQL on the raw driver cursor: on SQLite ``ts`` is compared as the
         stored integer microseconds."""
-        start = _require_aware(start, "start")
-        end = _require_aware(end, "end")
+        start = require_aware(start, "start")
+        end = require_aware(end, "end")
         ts: sa.ColumnElement[Any] = decision_telemetry.c.ts
         if self.dialect == "sqlite":
             ts = sa.type_coerce(ts, sa.BigInteger())
@@ -752,7 +599,7 @@ class TelemetryStore:
             )
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
-        schema = _read_schema(cols)
+        schema = read_schema(cols)
         selected: list[sa.ColumnElement[Any]] = []
         for c in cols:
             col: sa.ColumnElement[Any] = decision_telemetry.c[c]
@@ -772,11 +619,9 @@ class TelemetryStore:
             raw = conn.connection.driver_connection
             if self.dialect == "sqlite":
                 params = [compiled.params[name] for name in compiled.positiontup or ()]
-                yield from _sqlite_batches(raw, str(compiled), params, schema, batch_rows)
+                yield from sqlite_batches(raw, str(compiled), params, schema, batch_rows)
             else:
-                yield from _postgres_batches(
-                    raw, str(compiled), compiled.params, schema, batch_rows
-                )
+                yield from postgres_batches(raw, str(compiled), compiled.params, schema, batch_rows)
 
     def read_arrow(
         self,
@@ -788,7 +633,7 @@ class TelemetryStore:
         """Decisions of a run and/or time window ``[start, end)``, typed like the record schema."""
         parts = list(self.iter_arrow(run_id, start, end, columns))
         if not parts:
-            return _read_schema(list(columns or DECISION_COLUMNS)).empty_table()
+            return read_schema(list(columns or DECISION_COLUMNS)).empty_table()
         return pa.concat_tables(parts)
 
     def read(
@@ -818,7 +663,7 @@ class TelemetryStore:
             raise TypeError(f"retention_days must be an int, got {type(retention_days).__name__}")
         if retention_days < 0:
             raise ValueError(f"retention_days must be >= 0, got {retention_days}")
-        now = _require_aware(now, "now") or datetime.now(UTC)
+        now = require_aware(now, "now") or datetime.now(UTC)
         try:
             cutoff = now - timedelta(days=retention_days)
         except OverflowError:  # --days 100000000: the window reaches before year 1, keep all
@@ -853,278 +698,3 @@ class TelemetryStore:
         finally:
             partial.unlink(missing_ok=True)
         return rows
-
-    # ------------------------------------------------------------------ runs
-
-    def start_run(
-        self,
-        run_id: str,
-        kind: str,
-        parameters: Mapping[str, Any] | None = None,
-        config_hash: str | None = None,
-        *,
-        started_at: datetime | None = None,
-    ) -> RunRecord:
-        """Record (or restart: decision ids are per run, so reruns are idempotent) a run."""
-        if not isinstance(run_id, str) or not run_id.strip():
-            raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
-        if not isinstance(kind, str) or not kind.strip():
-            raise ValueError(f"kind must be a non-empty string such as 'pilot', got {kind!r}")
-        params = dict(parameters or {})
-        values = {
-            "run_id": run_id,
-            "kind": kind,
-            "parameters": json.dumps(params, sort_keys=True, default=str),
-            "config_hash": config_hash,
-            "started_at": _require_aware(started_at, "started_at") or datetime.now(UTC),
-            "finished_at": None,
-            "status": "running",
-            "counts": None,
-        }
-        stmt = self._dialect_insert(runs).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["run_id"],
-            set_={k: stmt.excluded[k] for k in values if k != "run_id"},
-        )
-        with self._connect(write=True) as conn:
-            conn.execute(stmt)
-        record = self.get_run(run_id)
-        assert record is not None
-        return record
-
-    def finish_run(
-        self,
-        run_id: str,
-        status: str,
-        counts: Mapping[str, Any] | None = None,
-        *,
-        finished_at: datetime | None = None,
-    ) -> RunRecord:
-        """Close a run with its final status and counts. Raises ``UnknownRunError`` if not started."""
-        if status not in RUN_STATUSES:
-            raise ValueError(f"unknown run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
-        stmt = (
-            sa.update(runs)
-            .where(runs.c.run_id == run_id)
-            .values(
-                status=status,
-                counts=json.dumps(dict(counts or {}), sort_keys=True, default=str),
-                finished_at=_require_aware(finished_at, "finished_at") or datetime.now(UTC),
-            )
-        )
-        with self._connect(write=True) as conn:
-            updated = conn.execute(stmt).rowcount
-        if not updated:
-            raise UnknownRunError(
-                f"cannot finish run {run_id!r}: not started in {self.safe_url} (call start_run)"
-            )
-        record = self.get_run(run_id)
-        assert record is not None
-        return record
-
-    def get_run(self, run_id: str) -> RunRecord | None:
-        """The run record, or None when no run has this id."""
-        with self._connect() as conn:
-            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
-        return _run_record(row) if row is not None else None
-
-    def list_runs(self) -> pd.DataFrame:
-        """All runs, oldest first, with parsed ``parameters``/``counts`` and a ``decisions`` count."""
-        import pandas as pd
-
-        per_run = (
-            sa.select(decision_telemetry.c.run_id, sa.func.count().label("decisions")).group_by(
-                decision_telemetry.c.run_id
-            )
-        ).subquery()
-        stmt = (
-            sa.select(runs, sa.func.coalesce(per_run.c.decisions, 0).label("decisions"))
-            .select_from(runs.outerjoin(per_run, per_run.c.run_id == runs.c.run_id))
-            .order_by(runs.c.started_at, runs.c.run_id)
-        )
-        with self._connect() as conn:
-            rows = conn.execute(stmt).mappings().all()
-        records = []
-        for row in rows:
-            rec = _run_record(row)
-            records.append(
-                {
-                    **{c: getattr(rec, c) for c in RUN_COLUMNS},
-                    "decisions": int(row["decisions"]),
-                }
-            )
-        frame = pd.DataFrame(records, columns=[*RUN_COLUMNS, "decisions"])
-        for col in ("started_at", "finished_at"):
-            frame[col] = pd.to_datetime(frame[col], utc=True)
-        return frame
-
-    def _known_run_ids(self, limit: int) -> list[str]:
-        stmt = sa.select(runs.c.run_id).order_by(runs.c.started_at.desc()).limit(limit)
-        with self._connect() as conn:
-            return list(conn.execute(stmt).scalars())
-
-
-def _sqlite_constant_literal(values: pa.Array) -> str | None:
-    """A SQL literal when every value of this chunk is the same non-null string, bool or int.
-
-    Strings are quoted the SQLite way (the only escape is a doubled single quote; backslashes
-    mean nothing), and strings holding NUL are left to binding.
-    """
-    if len(values) == 0 or values.null_count:
-        return None
-    kind = values.type
-    if not (pa.types.is_string(kind) or pa.types.is_boolean(kind) or pa.types.is_integer(kind)):
-        return None
-    first = values[0]
-    if not pc.all(pc.equal(values, first)).as_py():
-        return None
-    value = first.as_py()
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if "\x00" in value:
-        return None
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _sqlite_values(values: pa.Array) -> list[Any]:
-    """Python values as sqlite3 binds them fastest: timestamps as epoch microseconds (the
-    stored form) and bools as 0/1 ints (sqlite3 binds exact ints directly but looks up an
-    adapter for every bool, ~25 % slower)."""
-    if pa.types.is_timestamp(values.type):
-        values = values.cast(pa.int64())
-    elif pa.types.is_boolean(values.type):
-        values = values.cast(pa.int8())
-    return values.to_pylist()
-
-
-def _read_schema(columns: Sequence[str]) -> pa.Schema:
-    """The record schema narrowed to ``columns``, keeping its version metadata."""
-    return pa.schema(
-        [DECISION_ARROW_SCHEMA.field(c) for c in columns], metadata=DECISION_ARROW_SCHEMA.metadata
-    )
-
-
-def _sqlite_batches(
-    raw: sqlite3.Connection, sql: str, params: list[Any], schema: pa.Schema, batch_rows: int
-) -> Iterator[pa.Table]:
-    cursor = raw.cursor()
-    try:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(batch_rows):
-            arrays = []
-            for field, values in zip(schema, zip(*rows, strict=True), strict=True):
-                if pa.types.is_timestamp(field.type):
-                    arr = pa.array(values, pa.int64()).cast(field.type)
-                elif pa.types.is_boolean(field.type):
-                    arr = pa.array(values, pa.int8()).cast(pa.bool_())
-                else:
-                    arr = pa.array(values, field.type)
-                arrays.append(arr)
-            yield pa.Table.from_arrays(arrays, schema=schema)
-    finally:
-        cursor.close()
-
-
-class _CopyStream(io.RawIOBase):
-    """A read-only file over a psycopg COPY TO STDOUT, for Arrow's streaming CSV reader."""
-
-    def __init__(self, copy: Any) -> None:
-        self._copy = copy
-        self._buf = memoryview(b"")
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        """Fill ``target`` as far as the stream allows: psycopg hands out one row per ``read()``,
-        and Arrow asks for whole blocks, so short reads would cost one Python call per row."""
-        view = memoryview(target).cast("B")
-        filled = 0
-        while filled < len(view):
-            if not self._buf:
-                chunk = self._copy.read()
-                if not chunk:
-                    break
-                self._buf = memoryview(chunk)
-            n = min(len(view) - filled, len(self._buf))
-            view[filled : filled + n] = self._buf[:n]
-            self._buf = self._buf[n:]
-            filled += n
-        self.bytes_read += filled
-        return filled
-
-
-def _postgres_batches(
-    raw: Any, sql: str, params: Mapping[str, Any], schema: pa.Schema, batch_rows: int
-) -> Iterator[pa.Table]:
-    """Stream ``COPY (query) TO STDOUT`` CSV into Arrow. PostgreSQL writes NULL as an unquoted
-    empty field and an empty string as ``""``: the convert options keep the two apart."""
-    read_types = {f.name: pa.int64() if pa.types.is_timestamp(f.type) else f.type for f in schema}
-    convert = pa_csv.ConvertOptions(
-        column_types=read_types,
-        null_values=[""],  # never "NULL"/"NaN"/"N/A": those are real strings (or float NaN)
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-        true_values=["t"],
-        false_values=["f"],
-    )
-    # ~400 bytes per decision row: a block of this size holds about ``batch_rows`` rows.
-    read = pa_csv.ReadOptions(
-        column_names=schema.names, use_threads=False, block_size=max(1 << 16, batch_rows * 400)
-    )
-    with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
-        stream = _CopyStream(copy)
-        try:
-            reader = pa_csv.open_csv(stream, read_options=read, convert_options=convert)
-        except pa.ArrowInvalid:
-            if stream.bytes_read == 0:  # no rows: Arrow calls an empty CSV invalid
-                return
-            raise
-        for batch in reader:
-            table = pa.Table.from_batches([batch])
-            for i, f in enumerate(schema):
-                if pa.types.is_timestamp(f.type):
-                    table = table.set_column(i, f, table.column(i).cast(f.type))
-            yield table.cast(schema)
-
-
-def _run_record(row: Mapping[str, Any]) -> RunRecord:
-    return RunRecord(
-        run_id=row["run_id"],
-        kind=row["kind"],
-        parameters=json.loads(row["parameters"]) if row["parameters"] else {},
-        config_hash=row["config_hash"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        status=row["status"],
-        counts=json.loads(row["counts"]) if row["counts"] is not None else None,
-    )
-
-
-def _postgres_timeouts(statement_ms: int, lock_ms: int) -> Callable[[Any, object], None]:
-    """A connect hook bounding every statement and lock wait server-side (a session setting,
-    so it also holds for the raw COPY cursor, and it leaves any ``options=`` in the URL alone)."""
-
-    def hook(dbapi_conn: Any, _record: object) -> None:
-        with dbapi_conn.cursor() as cur:
-            cur.execute(f"SET statement_timeout = {int(statement_ms)}")
-            cur.execute(f"SET lock_timeout = {int(lock_ms)}")
-        dbapi_conn.commit()
-
-    return hook
-
-
-def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
-    """WAL lets readers run beside the writer; NORMAL sync is durable at WAL checkpoints and
-    several times faster than FULL. A read-only or broken file refuses the pragma: the write that
-    follows then fails with the real error, which is the one worth reporting."""
-    cursor = dbapi_conn.cursor()
-    try:
-        for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"):
-            with contextlib.suppress(sqlite3.DatabaseError):
-                cursor.execute(pragma)
-    finally:
-        cursor.close()
