@@ -1,33 +1,38 @@
-"""The drill journal: what happened, as data (``/tmp/drill_journal_contract.md``, schema 1.0).
+"""The drill journal: what happened in one drill, as data — one strict model, written here and
+read by every report (``docs/journal.md`` is the contract, checked against this model by a test).
 
-Dataclasses mirror the contract's keys one to one, so the postmortem and Failure Modes pages can
-read ``journal.json`` without importing the harness. Times are ISO-8601 UTC on the drill's
-virtual clock; nothing here holds query text (decision ids, models and counts only). The file
-is written atomically: a crash leaves the previous journal or none, never half of one.
+Both drill engines (``drills.runner`` on the virtual clock, ``live.drill`` over real processes)
+assemble a ``Journal`` and write it with ``write_journal``; the report builders
+(``reports.postmortem``, ``reports.failure_modes``, ``reports.site``) read it with
+``parse_journal``. Every part refuses unknown keys and every key is required (``null`` where a
+value may be absent), so a renamed or missing field fails validation with its path instead of
+silently becoming None. Times are ISO-8601 UTC on the drill's clock; nothing here holds query
+text (decision ids, models and counts only). The file is written atomically: a crash leaves the
+previous journal or none, never half of one.
 
-Keys beyond the contract (additive, same schema version): ``created_at`` (real UTC time the
-journal was written), ``router`` (rule-only or hybrid, config hash), ``alerts`` (every firing),
-``breakers`` (final states), ``timeline_markers`` (outage begins / mitigated / ends), ``mode``
-(``virtual`` or ``live``) and, in
-``metrics`` rows, the extra per-minute columns listed in ``METRIC_KEYS``.
+Schema 2.0 made the model strict; a 1.x journal (from a harness before it) is refused with a
+message that says to re-run the drill.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-log = logging.getLogger(__name__)
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+
+if TYPE_CHECKING:
+    from drills.probes import AlertRecord, DrillRecord
 
 JOURNAL_KIND = "drill"
-JOURNAL_SCHEMA_VERSION = "1.0"
+JOURNAL_SCHEMA_VERSION = "2.0"
 JOURNAL_NAME = "journal.json"
+DRILLS_DIR = "drills"
 
 EVENT_KINDS: tuple[str, ...] = (
     "drill_started",
@@ -47,220 +52,24 @@ EVENT_KINDS: tuple[str, ...] = (
     "steady_state_after",
     "drill_finished",
 )
-STATUSES: tuple[str, ...] = ("completed", "failed", "aborted", "interrupted")
-VERDICTS: tuple[str, ...] = ("passed", "failed", "error")
+"""Event kinds the virtual engine records (the live engine adds a few of its own)."""
 
-METRIC_KEYS: tuple[str, ...] = (
-    "ts",
-    "queries",
-    "executed",
-    "ok",
-    "fallback",
-    "rejected",
-    "errors",
-    "error_rate",
-    "actual_latency_p95_ms",
-    "cost_per_query_usd",
-    "telemetry_write_failures",
-    "spooled_rows",
-    "upstream_calls",
-    "misconfigured_toggle_count",
-    # additive
-    "offset_s",
-    "decisions",
-    "not_executed",
-    "fallback_rate",
-    "rejected_rate",
-    "actual_latency_p95_worst_tier_ms",
-    "actual_latency_p95_interactive_ms",
-    "cost_usd",
-    "open_breakers",
-    "alerts_firing",
-)
+Status = Literal["completed", "failed", "aborted", "interrupted"]
+Verdict = Literal["passed", "failed", "error"]
+STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
+VERDICTS: tuple[str, ...] = Verdict.__args__  # type: ignore[attr-defined]
 
 
-@dataclass
-class ProbeResult:
-    probe: str
-    window: str
-    tolerance: dict[str, Any]
-    value: float | None
-    ok: bool
-    params: dict[str, Any] = field(default_factory=dict)
-    at: str | None = None
+class JournalError(ValueError):
+    """A file that is not a journal this harness reads (another kind, an older schema)."""
 
 
-@dataclass
-class ProbeSummary:
-    """A probe watched every virtual minute while faults were on."""
-
-    probe: str
-    ok: bool
-    samples: int
-    violations: int
-    worst: float | None
-    window: str = ""
-    tolerance: dict[str, Any] = field(default_factory=dict)
-    first_violation: str | None = None
+def _iso(value: str) -> str:
+    datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    return value
 
 
-@dataclass
-class SteadyState:
-    before: list[ProbeResult] = field(default_factory=list)
-    during: list[ProbeSummary] = field(default_factory=list)
-    after: list[ProbeResult] = field(default_factory=list)
-
-
-@dataclass
-class FaultRecord:
-    type: str
-    target: dict[str, str]
-    params: dict[str, Any]
-    start: str
-    end: str | None
-    probability: float
-    # additive
-    index: int = 0
-    boundary: str = ""
-    description: str = ""
-    ended_by: str | None = None
-    injected: int = 0
-
-
-@dataclass
-class Event:
-    ts: str
-    offset_s: float
-    kind: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Traffic:
-    qps: float
-    seed: int
-    queries: int
-    source: str
-
-
-@dataclass
-class Impact:
-    queries: int = 0
-    decisions: int = 0
-    executed: int = 0
-    errors: int = 0
-    rejected: int = 0
-    fallbacks: int = 0
-    extra_cost_usd: float = 0.0
-    latency_p95_ms_before: float | None = None
-    latency_p95_ms_during: float | None = None
-    latency_p95_ms_after: float | None = None
-    telemetry_rows: int = 0
-    spooled_rows: int = 0
-    upstream_calls: int = 0
-    # additive
-    not_executed: int = 0
-    misconfigured_decisions: int = 0
-    cost_usd: float = 0.0
-    unanswered_queries: int = 0
-
-
-@dataclass
-class Detection:
-    alert: str | None = None
-    fired_at: str | None = None
-    time_to_detect_s: float | None = None
-
-
-@dataclass
-class Mitigation:
-    mitigated_at: str | None = None
-    time_to_mitigate_s: float | None = None
-    how: str | None = None
-
-
-@dataclass
-class GuaranteeResult:
-    id: str
-    check: str
-    params: dict[str, Any]
-    expected: dict[str, Any]
-    expected_text: str
-    actual: dict[str, Any]
-    actual_text: str
-    verdict: str
-    weight: float
-    evidence: dict[str, Any] = field(default_factory=dict)
-    title: str | None = None
-
-
-@dataclass
-class RollbackRecord:
-    type: str
-    ts: str
-    ok: bool
-    detail: str = ""
-    offset_s: float = 0.0
-
-
-@dataclass
-class TelemetryInfo:
-    db: str
-    run_id: str
-    rows: int
-    spool_dir: str | None = None
-
-
-@dataclass
-class Journal:
-    run_id: str
-    name: str
-    title: str
-    description: str
-    tags: list[str]
-    scenario_file: str | None
-    scenario_hash: str
-    started_at: str
-    ended_at: str
-    wall_seconds: float
-    execution_mode: str | None
-    traffic: Traffic
-    status: str
-    deviated: bool
-    resilience_score: float
-    steady_state: SteadyState
-    faults: list[FaultRecord]
-    events: list[Event]
-    metrics: list[dict[str, Any]]
-    impact: Impact
-    detection: Detection
-    mitigation: Mitigation
-    guarantees: list[GuaranteeResult]
-    rollbacks: list[RollbackRecord]
-    telemetry: TelemetryInfo
-    error: str | None = None
-    kind: str = JOURNAL_KIND
-    schema_version: str = JOURNAL_SCHEMA_VERSION
-    # additive
-    created_at: str = ""
-    router: dict[str, Any] = field(default_factory=dict)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    breakers: dict[str, str] = field(default_factory=dict)
-    timeline_markers: dict[str, str | None] = field(default_factory=dict)
-    mode: str = "virtual"
-    """virtual: one process on a virtual clock; live: real processes over HTTP in wall time."""
-
-    @property
-    def passed(self) -> bool:
-        """Every guarantee held (and the drill ran to the end)."""
-        return self.status == "completed" and all(g.verdict == "passed" for g in self.guarantees)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        head = ("kind", "schema_version", "run_id")
-        ordered = {k: d.pop(k) for k in head}
-        ordered.update(d)
-        return _json_safe(ordered)
+IsoTime = Annotated[str, AfterValidator(_iso)]
 
 
 def _json_safe(x: Any) -> Any:
@@ -283,8 +92,269 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
+class _Part(BaseModel):
+    """Every journal part: unknown keys refused; numbers arrive JSON-safe (numpy, NaN -> null)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, data: Any) -> Any:
+        return _json_safe(data) if isinstance(data, dict) else data
+
+
+class ProbeResult(_Part):
+    """A steady-state probe measured once (before the first fault, after the drill)."""
+
+    probe: str
+    window: str
+    tolerance: dict[str, Any]
+    value: float | None
+    ok: bool
+    params: dict[str, Any]
+    at: IsoTime | None
+
+
+class ProbeSummary(_Part):
+    """A probe watched every minute while faults were on."""
+
+    probe: str
+    ok: bool
+    samples: int
+    violations: int
+    worst: float | None
+    window: str
+    tolerance: dict[str, Any]
+    first_violation: IsoTime | None
+
+
+class SteadyState(_Part):
+    before: list[ProbeResult]
+    during: list[ProbeSummary]
+    after: list[ProbeResult]
+
+    @classmethod
+    def empty(cls) -> SteadyState:
+        return cls(before=[], during=[], after=[])
+
+
+class FaultRecord(_Part):
+    type: str
+    target: dict[str, str]
+    params: dict[str, Any]
+    start: IsoTime
+    end: IsoTime | None
+    probability: float
+    index: int
+    boundary: str
+    description: str
+    ended_by: str | None
+    injected: int
+
+
+class Event(_Part):
+    ts: IsoTime
+    offset_s: float
+    kind: str
+    detail: dict[str, Any]
+
+
+class Traffic(_Part):
+    qps: float
+    seed: int
+    queries: int
+    source: str
+
+
+class MetricRow(_Part):
+    """One virtual minute. ``ts`` and ``offset_s`` are always there; a metric the engine could
+    not compute for that minute is null, a metric under another name is refused."""
+
+    ts: IsoTime
+    offset_s: float
+    queries: int | None = None
+    decisions: int | None = None
+    executed: int | None = None
+    not_executed: int | None = None
+    ok: int | None = None
+    fallback: int | None = None
+    rejected: int | None = None
+    errors: int | None = None
+    error_rate: float | None = None
+    fallback_rate: float | None = None
+    rejected_rate: float | None = None
+    actual_latency_p95_ms: float | None = None
+    actual_latency_p95_worst_tier_ms: float | None = None
+    actual_latency_p95_interactive_ms: float | None = None
+    cost_per_query_usd: float | None = None
+    cost_usd: float | None = None
+    telemetry_write_failures: int | None = None
+    spooled_rows: int | None = None
+    upstream_calls: int | None = None
+    misconfigured_toggle_count: int | None = None
+    open_breakers: int | None = None
+    alerts_firing: list[str] | None = None
+
+
+METRIC_KEYS: tuple[str, ...] = tuple(MetricRow.model_fields)
+
+
+class Impact(_Part):
+    queries: int
+    decisions: int
+    executed: int
+    errors: int
+    rejected: int
+    fallbacks: int
+    extra_cost_usd: float
+    latency_p95_ms_before: float | None
+    latency_p95_ms_during: float | None
+    latency_p95_ms_after: float | None
+    telemetry_rows: int
+    spooled_rows: int
+    upstream_calls: int
+    not_executed: int
+    misconfigured_decisions: int
+    cost_usd: float
+    unanswered_queries: int
+
+
+class Detection(_Part):
+    """The first alert after the first fault (null: none fired)."""
+
+    alert: str | None
+    fired_at: IsoTime | None
+    time_to_detect_s: float | None
+
+    @classmethod
+    def none(cls) -> Detection:
+        return cls(alert=None, fired_at=None, time_to_detect_s=None)
+
+
+class Mitigation(_Part):
+    """When and how the fault was contained — the one place "mitigated" is recorded (null: it
+    was not). Reports read it; none re-derives it."""
+
+    mitigated_at: IsoTime | None
+    time_to_mitigate_s: float | None
+    how: str | None
+
+    @classmethod
+    def none(cls) -> Mitigation:
+        return cls(mitigated_at=None, time_to_mitigate_s=None, how=None)
+
+
+class TimelineMarkers(_Part):
+    """When the outage began (first fault on) and ended (last fault off); null: no fault."""
+
+    outage_begins: IsoTime | None
+    outage_ends: IsoTime | None
+
+
+class GuaranteeResult(_Part):
+    id: str
+    check: str
+    params: dict[str, Any]
+    expected: dict[str, Any]
+    expected_text: str
+    actual: dict[str, Any]
+    actual_text: str
+    verdict: Verdict
+    weight: float
+    evidence: dict[str, Any]
+    title: str | None
+
+
+class RollbackRecord(_Part):
+    type: str
+    ts: IsoTime
+    ok: bool
+    detail: str
+    offset_s: float
+
+
+class TelemetryInfo(_Part):
+    db: str
+    run_id: str
+    rows: int
+    spool_dir: str | None
+
+
+class AlertFiring(_Part):
+    """One alert firing. The virtual engine records severity, resolution, peak and condition;
+    the live engine (Prometheus or the harness evaluator) the firing and its time."""
+
+    rule: str
+    fired_at: IsoTime
+    resolved_at: IsoTime | None
+    severity: str | None
+    peak_value: float | None
+    condition: str | None
+
+
+def _run_id(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", value):
+        raise ValueError(
+            "must be usable as a folder name: letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        )
+    return value
+
+
+class Journal(_Part):
+    kind: Literal["drill"] = JOURNAL_KIND
+    schema_version: Literal["2.0"] = JOURNAL_SCHEMA_VERSION
+    run_id: Annotated[str, AfterValidator(_run_id)]
+    mode: Literal["virtual", "live"]
+    """virtual: one process on a virtual clock; live: real processes over HTTP in wall time."""
+    # the scenario
+    name: str
+    title: str
+    description: str
+    tags: list[str]
+    failure_mode: str | None
+    scenario_file: str | None
+    scenario_hash: str
+    execution_mode: str | None
+    # the run
+    created_at: IsoTime | None
+    """Real UTC time the journal was written (``started_at`` is on the drill's clock)."""
+    started_at: IsoTime
+    ended_at: IsoTime
+    wall_seconds: float
+    traffic: Traffic
+    router: dict[str, Any]
+    status: Status
+    error: str | None
+    deviated: bool
+    resilience_score: float
+    steady_state: SteadyState
+    faults: list[FaultRecord]
+    events: list[Event]
+    metrics: list[MetricRow]
+    impact: Impact
+    detection: Detection
+    mitigation: Mitigation
+    timeline_markers: TimelineMarkers
+    alerts: list[AlertFiring]
+    breakers: dict[str, str]
+    guarantees: list[GuaranteeResult]
+    rollbacks: list[RollbackRecord]
+    telemetry: TelemetryInfo
+
+    @property
+    def passed(self) -> bool:
+        """Every guarantee held (and the drill ran to the end)."""
+        return self.status == "completed" and all(g.verdict == "passed" for g in self.guarantees)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_safe(self.model_dump(mode="json"))
+
+
 def journal_dir(out_root: str | Path, run_id: str) -> Path:
-    return Path(out_root) / "drills" / run_id
+    return Path(out_root) / DRILLS_DIR / run_id
 
 
 def write_journal(journal: Journal, out_root: str | Path) -> Path:
@@ -307,55 +377,135 @@ def write_journal(journal: Journal, out_root: str | Path) -> Path:
     return path
 
 
-def read_journal(path: str | Path) -> dict[str, Any]:
-    """A journal as a dict; refuses a file of another kind or schema version."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+def check_header(data: Any) -> None:
+    """A JSON object of kind ``drill`` and this schema version, else ``JournalError`` saying
+    what it is instead (an older journal: re-run the drill)."""
+    if not isinstance(data, dict):
+        raise JournalError(f"expected a JSON object at the top, got {type(data).__name__}")
     if data.get("kind") != JOURNAL_KIND:
-        raise ValueError(f"{path}: not a drill journal (kind={data.get('kind')!r})")
-    if str(data.get("schema_version", "")).split(".")[0] != JOURNAL_SCHEMA_VERSION.split(".")[0]:
-        raise ValueError(
-            f"{path}: journal schema {data.get('schema_version')!r}; this harness reads "
-            f"{JOURNAL_SCHEMA_VERSION}"
+        raise JournalError(f"not a drill journal (kind={data.get('kind')!r})")
+    version = data.get("schema_version")
+    if version != JOURNAL_SCHEMA_VERSION:
+        raise JournalError(
+            f"journal schema {version!r}; this harness reads {JOURNAL_SCHEMA_VERSION} only"
+            + (
+                " (written by an earlier harness: re-run the drill to get a current journal)"
+                if str(version).startswith("1.")
+                else ""
+            )
         )
-    return data
 
 
-def build_postmortem(journal_path: str | Path, out_root: str | Path) -> str | None:
-    """The postmortem page of one drill, if ``reports.postmortem`` is installed."""
-    func = _optional("reports.postmortem", "build_postmortem")
-    if func is None:
-        return None
-    result = func(Path(journal_path), Path(out_root))
-    if result is None:
-        return None
-    return str(getattr(result, "html", result))
+def parse_journal(data: Any) -> Journal:
+    """Check the header, then validate every key (pydantic ``ValidationError`` with key paths)."""
+    check_header(data)
+    return Journal.model_validate(data)
 
 
-def build_site(out_root: str | Path) -> list[str]:
-    """The Failure Modes & Guarantees page and the site index, for the builders installed."""
-    built = []
-    for module_name, func_name in (
-        ("reports.failure_modes", "build_failure_modes"),
-        ("reports.site", "build_index"),
-    ):
-        func = _optional(module_name, func_name)
-        if func is not None:
-            result = func(Path(out_root))
-            built.append(str(result) if result is not None else f"{module_name}.{func_name}")
-    return built
-
-
-def _optional(module_name: str, func_name: str) -> Any:
-    import importlib
-
+def read_journal(path: str | Path) -> dict[str, Any]:
+    """A journal file, validated, as a plain dict."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        log.info("%s is not installed yet: skipping %s", module_name, func_name)
-        return None
-    func = getattr(module, func_name, None)
-    if func is None:
-        log.info("%s has no %s yet: skipping", module_name, func_name)
-    return func
+        return parse_journal(data).to_dict()
+    except JournalError as exc:
+        raise JournalError(f"{path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- journal assembly
+# What both drill engines derive from a ``drills.probes.DrillRecord`` once the drill is over.
+
+
+def detection(rec: DrillRecord, preferred_rules: Sequence[str] = ()) -> Detection:
+    """The first alert fired at or after the first fault — a rule the guarantees name first."""
+    if not rec.faults:
+        return Detection.none()
+    start = rec.faults[0].start_s
+    fired = [a for a in rec.alerts if a.kind == "fired" and a.offset_s >= start]
+    pick = next((a for r in preferred_rules for a in fired if a.rule == r), None)
+    if pick is None and fired:
+        pick = fired[0]
+    if pick is None:
+        return Detection.none()
+    return Detection(
+        alert=pick.rule,
+        fired_at=rec.ts(pick.offset_s),
+        time_to_detect_s=round(pick.offset_s - start, 3),
+    )
+
+
+def mitigation(rec: DrillRecord, events: Sequence[Event], impact: Impact) -> Mitigation:
+    """The first containment after the first fault: a breaker opening, telemetry spooled, an
+    invalid toggle failing closed; else the fault's own end (no automatic mitigation)."""
+    from drills.probes import MISCONFIGURED_CODE
+
+    if not rec.faults:
+        return Mitigation.none()
+    start = rec.faults[0].start_s
+    candidates: list[tuple[float, str]] = []
+    opened = next((b for b in rec.breakers if b.new == "open" and b.offset_s >= start), None)
+    if opened is not None:
+        how = f"circuit breaker opened on {opened.model}"
+        if impact.fallbacks:
+            how += "; traffic served by a same-tier fallback"
+        if impact.rejected:
+            how += "; requests with no healthy model rejected with a retryable decision_id"
+        candidates.append((opened.offset_s, how))
+    spool = next((e for e in events if e.kind == "spool" and e.offset_s >= start), None)
+    if spool is not None:
+        candidates.append(
+            (spool.offset_s, "telemetry kept in the local spool and drained after recovery")
+        )
+    df = rec.frame()
+    if len(df):
+        coded = df[df["reason_codes"].astype(str).str.contains(MISCONFIGURED_CODE, regex=False)]
+        coded = coded[coded["offset_s"] >= start]
+        if len(coded):
+            candidates.append(
+                (
+                    float(coded["offset_s"].min()),
+                    "invalid toggle failed closed to decision-only: nothing executed",
+                )
+            )
+    if not candidates:
+        ends = [(rec.end_of(w), w.ended_by or "fault ended") for w in rec.faults]
+        t, by = max(ends)
+        candidates.append((t, f"no automatic mitigation; fault ended ({by})"))
+    t, how = min(candidates)
+    return Mitigation(mitigated_at=rec.ts(t), time_to_mitigate_s=round(t - start, 3), how=how)
+
+
+def outage_markers(rec: DrillRecord) -> TimelineMarkers:
+    """First fault on, last fault off (a fault still on at the end ends with the drill)."""
+    first = rec.faults[0].start_s if rec.faults else None
+    last_end = max((rec.end_of(w) for w in rec.faults), default=None)
+    return TimelineMarkers(
+        outage_begins=None if first is None else rec.ts(first),
+        outage_ends=None if last_end is None else rec.ts(last_end),
+    )
+
+
+def alert_firings(alerts: Sequence[AlertRecord], rec: DrillRecord) -> list[AlertFiring]:
+    """Fired/resolved alert events paired into firings (the live engine's alert list)."""
+    open_: dict[str, AlertRecord] = {}
+    out: list[AlertFiring] = []
+
+    def close(a: AlertRecord, resolved: float | None) -> None:
+        out.append(
+            AlertFiring(
+                rule=a.rule,
+                fired_at=rec.ts(a.offset_s),
+                resolved_at=None if resolved is None else rec.ts(resolved),
+                severity=a.severity or None,
+                peak_value=a.value,
+                condition=rec.rules.get(a.rule),
+            )
+        )
+
+    for a in sorted(alerts, key=lambda a: a.offset_s):
+        if a.kind == "fired":
+            open_.setdefault(a.rule, a)
+        elif a.rule in open_:
+            close(open_.pop(a.rule), a.offset_s)
+    for a in open_.values():
+        close(a, None)
+    return sorted(out, key=lambda f: f.fired_at)

@@ -266,7 +266,7 @@ class _Drill:
         self.minute_counters: Counter[str] = Counter()
         self.first_error_seen = False
         self.unrouted = 0
-        self.steady = jr.SteadyState()
+        self.steady = jr.SteadyState.empty()
         self.during_samples: dict[int, list[tuple[float, float | None, bool]]] = {}
         self.failures_total = 0
         self._open_flushed = 0
@@ -288,7 +288,9 @@ class _Drill:
     # --- events ---------------------------------------------------------------------------
     def _event(self, kind: str, offset_s: float | None = None, **detail: Any) -> None:
         off = self.clock.offset_s if offset_s is None else offset_s
-        self.events.append(jr.Event(self.clock.iso(off), round(off, 3), kind, detail))
+        self.events.append(
+            jr.Event(ts=self.clock.iso(off), offset_s=round(off, 3), kind=kind, detail=detail)
+        )
 
     def _on_breaker(self, event: Any) -> None:
         model = event.model
@@ -416,7 +418,9 @@ class _Drill:
             detail = f"{note}: {detail}"
         off = self.clock.offset_s
         self.rollback_records.append(
-            jr.RollbackRecord(spec.type, self.clock.iso(off), ok, detail, round(off, 3))
+            jr.RollbackRecord(
+                type=spec.type, ts=self.clock.iso(off), ok=ok, detail=detail, offset_s=round(off, 3)
+            )
         )
         self._event("rollback", type=spec.type, index=i, ok=ok, detail=detail)
 
@@ -675,13 +679,13 @@ class _Drill:
         spec = self.scenario.steady_state[i]
         value, ok = self._probe(i, at, start)
         return jr.ProbeResult(
-            spec.probe,
-            format_duration(spec.window),
-            spec.tolerance.to_dict(),
-            _num(value),
-            ok,
-            spec.params,
-            self.clock.iso(at),
+            probe=spec.probe,
+            window=format_duration(spec.window),
+            tolerance=spec.tolerance.to_dict(),
+            value=_num(value),
+            ok=ok,
+            params=spec.params,
+            at=self.clock.iso(at),
         )
 
     def _flush_frames(self) -> None:
@@ -764,14 +768,14 @@ class _Drill:
             violations = [at for at, _, ok in samples if not ok]
             out.append(
                 jr.ProbeSummary(
-                    spec.probe,
-                    not violations,
-                    len(samples),
-                    len(violations),
-                    _num(worst),
-                    format_duration(spec.window),
-                    tol.to_dict(),
-                    self.clock.iso(violations[0]) if violations else None,
+                    probe=spec.probe,
+                    ok=not violations,
+                    samples=len(samples),
+                    violations=len(violations),
+                    worst=_num(worst),
+                    window=format_duration(spec.window),
+                    tolerance=tol.to_dict(),
+                    first_violation=self.clock.iso(violations[0]) if violations else None,
                 )
             )
         return out
@@ -1023,10 +1027,11 @@ class _Drill:
             else 0.0,
             unanswered_queries=max(0, rec.queries() - len(df)),
         )
-        detection = self._detection()
-        mitigation = self._mitigation(impact)
-        first = rec.faults[0].start_s if rec.faults else None
-        last_end = max((rec.end_of(w) for w in rec.faults), default=None)
+        preferred = [
+            g.params.get("rule")
+            for g in self.scenario.guarantees
+            if g.check in ("alert_fired", "detected_before_sla")
+        ]
         events = sorted(self.events, key=lambda e: e.offset_s)
         firings = [
             {
@@ -1046,6 +1051,7 @@ class _Drill:
             run_id=self.run_id,
             name=self.scenario.name,
             title=self.scenario.title,
+            failure_mode=getattr(self.scenario, "failure_mode", None),
             description=self.scenario.description,
             tags=list(self.scenario.tags),
             scenario_file=_rel(self.scenario.source),
@@ -1054,7 +1060,9 @@ class _Drill:
             ended_at=self.clock.iso(self.clock.offset_s),
             wall_seconds=round(time.perf_counter() - self.wall_start, 3),
             execution_mode=self.scenario.execution_mode,
-            traffic=jr.Traffic(self.qps, t.seed, len(self.traffic), self.traffic.source),
+            traffic=jr.Traffic(
+                qps=self.qps, seed=t.seed, queries=len(self.traffic), source=self.traffic.source
+            ),
             status=status,
             deviated=deviated,
             resilience_score=round(score, 4),
@@ -1078,12 +1086,15 @@ class _Drill:
             events=events,
             metrics=rec.metrics,
             impact=impact,
-            detection=detection,
-            mitigation=mitigation,
+            detection=jr.detection(rec, preferred),
+            mitigation=jr.mitigation(rec, events, impact),
             guarantees=guarantees,
             rollbacks=self.rollback_records,
             telemetry=jr.TelemetryInfo(
-                self.store.safe_url, self.run_id, rec.store.telemetry_rows, str(self.spool_dir)
+                db=self.store.safe_url,
+                run_id=self.run_id,
+                rows=rec.store.telemetry_rows,
+                spool_dir=str(self.spool_dir),
             ),
             error=error,
             router={
@@ -1095,67 +1106,10 @@ class _Drill:
             },
             alerts=firings,
             breakers=self.plane.breaker_states(),
-            timeline_markers={
-                "outage_begins": None if first is None else rec.ts(first),
-                "mitigated": mitigation.mitigated_at,
-                "outage_ends": None if last_end is None else rec.ts(last_end),
-            },
+            timeline_markers=jr.outage_markers(rec),
+            mode="virtual",
+            created_at=None,
         )
-
-    def _detection(self) -> jr.Detection:
-        rec = self.record
-        if not rec.faults:
-            return jr.Detection()
-        start = rec.faults[0].start_s
-        preferred = [
-            g.params.get("rule")
-            for g in self.scenario.guarantees
-            if g.check in ("alert_fired", "detected_before_sla")
-        ]
-        fired = [a for a in rec.alerts if a.kind == "fired" and a.offset_s >= start]
-        pick = next((a for r in preferred for a in fired if a.rule == r), None)
-        if pick is None and fired:
-            pick = fired[0]
-        if pick is None:
-            return jr.Detection()
-        return jr.Detection(pick.rule, rec.ts(pick.offset_s), round(pick.offset_s - start, 3))
-
-    def _mitigation(self, impact: jr.Impact) -> jr.Mitigation:
-        rec = self.record
-        if not rec.faults:
-            return jr.Mitigation()
-        start = rec.faults[0].start_s
-        candidates: list[tuple[float, str]] = []
-        opened = next((b for b in rec.breakers if b.new == "open" and b.offset_s >= start), None)
-        if opened is not None:
-            how = f"circuit breaker opened on {opened.model}"
-            if impact.fallbacks:
-                how += "; traffic served by a same-tier fallback"
-            if impact.rejected:
-                how += "; requests with no healthy model rejected with a retryable decision_id"
-            candidates.append((opened.offset_s, how))
-        spool = next((e for e in self.events if e.kind == "spool" and e.offset_s >= start), None)
-        if spool is not None:
-            candidates.append(
-                (spool.offset_s, "telemetry kept in the local spool and drained after recovery")
-            )
-        df = rec.frame()
-        if len(df):
-            coded = df[df["reason_codes"].astype(str).str.contains(MISCONFIGURED_CODE, regex=False)]
-            coded = coded[coded["offset_s"] >= start]
-            if len(coded):
-                candidates.append(
-                    (
-                        float(coded["offset_s"].min()),
-                        "invalid toggle failed closed to decision-only: nothing executed",
-                    )
-                )
-        if not candidates:
-            ends = [(rec.end_of(w), w.ended_by or "fault ended") for w in rec.faults]
-            t, by = max(ends)
-            candidates.append((t, f"no automatic mitigation; fault ended ({by})"))
-        t, how = min(candidates)
-        return jr.Mitigation(rec.ts(t), round(t - start, 3), how)
 
 
 def _ensure_sqlite_dir(url: str | None) -> None:

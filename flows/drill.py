@@ -43,8 +43,8 @@ def run_drill(
     Failure Modes page and the index to the caller (the suite builds them once at the end).
     Returns the drill summary: run id, status, passed, score, journal and report paths.
     """
-    from drills.journal import build_postmortem, build_site
     from drills.runner import run_scenario
+    from reports.drill_pages import build_drill_site, build_postmortem_page
 
     logger = _logger()
     result = run_scenario(
@@ -77,10 +77,10 @@ def run_drill(
                 g.actual_text,
             )
     summary["postmortem"] = _safely(
-        logger, "postmortem", build_postmortem, result.journal_path, out
+        logger, "postmortem", build_postmortem_page, result.journal_path, out
     )
     if site:
-        summary["site"] = _safely(logger, "site", build_site, out)
+        summary["site"] = _safely(logger, "site", build_drill_site, out)
     _publish(j, summary)
     return summary
 
@@ -94,8 +94,8 @@ def drill_suite(
 ) -> dict:
     """Run drills one after another (default: every built-in), then build the Failure Modes &
     Guarantees page and the site index once. A drill that errors is reported, not fatal."""
-    from drills.journal import build_site
     from drills.scenario import builtin_scenarios
+    from reports.drill_pages import build_drill_site
 
     logger = _logger()
     names = list(names) if names else list(builtin_scenarios())
@@ -111,7 +111,7 @@ def drill_suite(
             logger.error("drill %s: %s", name, message)
             drills.append({"name": name, "status": "error", "passed": False, "error": message})
     report("drills", len(names), len(names))
-    site = _safely(logger, "site", build_site, out)
+    site = _safely(logger, "site", build_drill_site, out)
     passed = sum(bool(d.get("passed")) for d in drills)
     logger.info("drill suite: %d of %d drills held every guarantee", passed, len(drills))
     return {

@@ -187,7 +187,7 @@ class _LiveDrill:
 
     def event(self, kind: str, off: float | None = None, **detail: Any) -> None:
         off = self.now_v() if off is None else off
-        self.events.append(jr.Event(self.iso(off), round(off, 3), kind, detail))
+        self.events.append(jr.Event(ts=self.iso(off), offset_s=round(off, 3), kind=kind, detail=detail))
 
     # --- processes ------------------------------------------------------------------------------
     def _start_processes(self, db: str | None) -> str:
@@ -634,7 +634,8 @@ class _LiveDrill:
             else:
                 detail = f"{r.type}: nothing to do in a live drill"
             off = self.now_v()
-            self.rollbacks.append(jr.RollbackRecord(r.type, self.iso(off), True, detail, off))
+            self.rollbacks.append(jr.RollbackRecord(type=r.type, ts=self.iso(off), ok=True, detail=detail,
+                                                    offset_s=off))  # fmt: skip
             self.event("rollback", off, type=r.type, index=i, ok=True, detail=detail)
 
     # --- the run --------------------------------------------------------------------------------
@@ -818,7 +819,7 @@ class _LiveDrill:
                 w.end_s = end_v
                 w.ended_by = "end of drill"
         self._store_facts(rec, df, client)
-        steady = jr.SteadyState()
+        steady = jr.SteadyState.empty()
         first = min((w.start_s for w in rec.faults), default=None)
         if sc.steady_state and status == "completed":
             at_b = first if first is not None else sc.duration
@@ -828,9 +829,9 @@ class _LiveDrill:
             for at, bucket in ((at_b, steady.before), (sc.duration, steady.after)):
                 for s in sc.steady_state:
                     v = PROBES[s.probe](s.parsed_params).measure(rec, max(0.0, at - s.window), at)
-                    bucket.append(jr.ProbeResult(s.probe, _dur(s.window), s.tolerance.to_dict(),
-                                                 _num(v), s.tolerance.ok(v), s.params,
-                                                 self.iso(at)))  # fmt: skip
+                    bucket.append(jr.ProbeResult(
+                        probe=s.probe, window=_dur(s.window), tolerance=s.tolerance.to_dict(),
+                        value=_num(v), ok=s.tolerance.ok(v), params=s.params, at=self.iso(at)))  # fmt: skip
         guarantees = _guarantees(sc, rec, status)
         total = sum(g.weight for g in guarantees)
         score = sum(g.weight for g in guarantees if g.verdict == "passed") / total if total else 0
@@ -848,42 +849,46 @@ class _LiveDrill:
             not_executed=int(outcomes.get("not_executed", 0)),
             cost_usd=round(float(pd.to_numeric(df["actual_cost_usd"]).sum()), 6) if len(df) else 0,
             unanswered_queries=len(unanswered) + max(0, len(self.traffic) - len(self.results)),
+            extra_cost_usd=0.0, latency_p95_ms_before=None, latency_p95_ms_during=None,
+            latency_p95_ms_after=None, misconfigured_decisions=0,
         )  # fmt: skip
         fired = [a for a in rec.alerts if a.kind == "fired" and first is not None
                  and a.offset_s >= first]  # fmt: skip
         detection = (
-            jr.Detection(fired[0].rule, self.iso(fired[0].offset_s), fired[0].offset_s - first)
+            jr.Detection(alert=fired[0].rule, fired_at=self.iso(fired[0].offset_s),
+                         time_to_detect_s=fired[0].offset_s - first)  # fmt: skip
             if fired
-            else jr.Detection()
+            else jr.Detection.none()
         )
         journal = jr.Journal(
             run_id=self.run_id, name=sc.name, title=sc.title, description=sc.description,
-            tags=[*sc.tags, "live"], scenario_file=str(sc.source) if sc.source else None,
+            tags=[*sc.tags, "live"], failure_mode=getattr(sc, "failure_mode", None),
+            created_at=None, scenario_file=str(sc.source) if sc.source else None,
             scenario_hash=sc.scenario_hash(), started_at=self.iso(0.0), ended_at=self.iso(end_v),
             wall_seconds=round(time.perf_counter() - wall_start, 3),
             execution_mode=sc.execution_mode,
-            traffic=jr.Traffic(self.wall_qps, sc.traffic.seed, len(self.traffic),
-                               self.traffic.source),
+            traffic=jr.Traffic(qps=self.wall_qps, seed=sc.traffic.seed, queries=len(self.traffic),
+                               source=self.traffic.source),
             status=status, deviated=any(not r.ok for r in steady.after),
             resilience_score=round(score, 4), steady_state=steady,
-            faults=[jr.FaultRecord(w.type, w.target, w.params, self.iso(w.start_s),
-                                   self.iso(w.end_s), w.probability, index=w.index,
+            faults=[jr.FaultRecord(type=w.type, target=w.target, params=w.params,
+                                   start=self.iso(w.start_s), end=self.iso(w.end_s),
+                                   probability=w.probability, index=w.index,
                                    boundary=w.boundary, description=w.description,
-                                   ended_by=w.ended_by) for w in rec.faults],
+                                   ended_by=w.ended_by, injected=w.injected) for w in rec.faults],
             events=sorted(self.events, key=lambda e: e.offset_s), metrics=rec.metrics,
-            impact=impact, detection=detection, mitigation=jr.Mitigation(),
+            impact=impact, detection=detection, mitigation=jr.mitigation(rec, self.events, impact),
             guarantees=guarantees, rollbacks=self.rollbacks,
-            telemetry=jr.TelemetryInfo(self.db or "(target's store)", self.run_id,
-                                       rec.store.telemetry_rows),
+            telemetry=jr.TelemetryInfo(db=self.db or "(target's store)", run_id=self.run_id,
+                                       rows=rec.store.telemetry_rows, spool_dir=None),
             error=error,
             router={"mode": "rule-only", "config_hash": self.config.config_hash,
                     "service": self.url, "time_scale": self.scale, "wall_qps": self.wall_qps,
                     "alert_evaluator": evaluator, "http_statuses": self._statuses(),
                     "answers_without_decision_id": sum(
                         1 for _, d in self.results.values() if d and not d.get("decision_id"))},
-            alerts=[{"rule": a.rule, "kind": a.kind, "at": self.iso(a.offset_s)}
-                    for a in rec.alerts],
-            timeline_markers={"outage_begins": None if first is None else self.iso(first)},
+            alerts=jr.alert_firings(rec.alerts, self.iso), breakers={},
+            timeline_markers=jr.outage_markers(rec, self.iso),
             mode="live",
         )  # fmt: skip
         path = jr.write_journal(journal, self.out)

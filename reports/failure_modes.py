@@ -19,11 +19,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from drills.journal import DRILLS_DIR
+from drills.journal import JOURNAL_NAME as JOURNAL_JSON
+from drills.journal import Journal as DrillJournal
 from reports.postmortem import (
-    DRILLS_DIR,
-    JOURNAL_JSON,
     POSTMORTEM_HTML,
-    DrillJournal,
     DrillJournalError,
     cost_change,
     drill_verdict,
@@ -169,12 +169,8 @@ def _recorded_at(j: DrillJournal, path: Path) -> datetime:
     """Real time of the run: the journal's ``created_at`` (real UTC, written by the drill
     engine) when present, else the file's mtime. Never ``started_at``: that is the drill's
     virtual clock, the same for every run by default."""
-    for value in (j.created_at, j.recorded_at):
-        if value:
-            try:
-                return parse_ts(value)
-            except ValueError:
-                continue
+    if j.created_at:
+        return parse_ts(j.created_at)
     return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
 
 

@@ -2,9 +2,9 @@
 
 Laid out like a Google SRE postmortem (summary, impact, root cause, trigger, detection,
 resolution, action items, lessons learned, timeline), and stamped as a DRILL everywhere so
-nobody mistakes an exercise for an incident. The journal (contract:
-/tmp/drill_journal_contract.md, written by ``drills/journal.py``) is validated once, up front: a
-missing or malformed key raises ``DrillJournalError`` naming the key path and the file. Every
+nobody mistakes an exercise for an incident. The journal (``drills.journal.Journal``, contract in
+``docs/journal.md``) is validated once, up front: a missing, renamed or malformed key raises
+``DrillJournalError`` naming the key path and the file. Every
 sentence after that is derived from the journal's guarantees, events and metrics — action items
 come from failed or weak guarantees, lessons from what the drill observed, never boilerplate.
 """
@@ -12,15 +12,29 @@ come from failed or weak guarantees, lessons from what the drill observed, never
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from drills.journal import (
+    DRILLS_DIR,
+    JOURNAL_SCHEMA_VERSION,
+    Event,
+    FaultRecord,
+    JournalError,
+    MetricRow,
+    ProbeResult,
+    ProbeSummary,
+    SteadyState,
+    parse_journal,
+)
+from drills.journal import JOURNAL_NAME as JOURNAL_JSON
+from drills.journal import GuaranteeResult as Guarantee
+from drills.journal import Journal as DrillJournal
 from reports.render import (
     MISSING,
     is_missing,
@@ -38,11 +52,6 @@ from router import durations
 
 POSTMORTEM_HTML = "postmortem.html"
 POSTMORTEM_MD = "postmortem.md"
-JOURNAL_JSON = "journal.json"
-DRILLS_DIR = "drills"
-
-MITIGATION_EVENTS = ("breaker_open", "fallback", "spool", "rollback")
-"""Event kinds that mean "the system (or a rollback) contained the fault"."""
 
 WEAK_SHARE = 0.5
 """A guarantee that passed but used more than this share of its allowance (e.g. detection
@@ -50,194 +59,26 @@ that took more than half its allowed window) gets a follow-up action item."""
 
 VALID_TOGGLE_VALUES = ("decision-only", "execution-enabled")
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
 
 class DrillJournalError(ValueError):
     """A journal that cannot be reported on; the message names the file and every bad key."""
 
 
-# ---------------------------------------------------------------------------- journal schema
-
-
-def _iso(value: str) -> str:
-    parse_ts(value)
-    return value
-
-
-def _run_id(value: str) -> str:
-    if not _RUN_ID.match(value):
-        raise ValueError(
-            "must be usable as a folder name: letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit"
-        )
-    return value
-
-
-def _schema_version(value: str) -> str:
-    if not str(value).startswith("1."):
-        raise ValueError("this report understands drill journal schema 1.x")
-    return value
-
-
-IsoTime = Annotated[str, AfterValidator(_iso)]
-Number = float | None
-
-
-class _Part(BaseModel):
-    # Extra keys are kept: the drill engine may record facts before the report shows them.
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class Event(_Part):
-    ts: IsoTime
-    kind: str
-    offset_s: Number = None
-    detail: Any = None
-
-
-class Fault(_Part):
-    type: str
-    start: IsoTime
-    end: IsoTime | None = None
-    target: dict[str, Any] | None = None
-    params: dict[str, Any] | None = None
-    probability: Number = None
-
-
-class MetricRow(_Part):
-    ts: IsoTime
-    queries: Number = None
-    executed: Number = None
-    ok: Number = None
-    fallback: Number = None
-    rejected: Number = None
-    errors: Number = None
-    error_rate: Number = None
-    actual_latency_p95_ms: Number = None
-    cost_per_query_usd: Number = None
-    telemetry_write_failures: Number = None
-    spooled_rows: Number = None
-    upstream_calls: Number = None
-    misconfigured_toggle_count: Number = None
-
-
-class Impact(_Part):
-    queries: Number = None
-    decisions: Number = None
-    executed: Number = None
-    errors: Number = None
-    rejected: Number = None
-    fallbacks: Number = None
-    extra_cost_usd: Number = None
-    latency_p95_ms_before: Number = None
-    latency_p95_ms_during: Number = None
-    latency_p95_ms_after: Number = None
-    telemetry_rows: Number = None
-    spooled_rows: Number = None
-    upstream_calls: Number = None
-    rows_lost: Number = None
-
-
-class Detection(_Part):
-    alert: str | None = None
-    fired_at: IsoTime | None = None
-    time_to_detect_s: Number = None
-
-
-class Mitigation(_Part):
-    mitigated_at: IsoTime | None = None
-    time_to_mitigate_s: Number = None
-    how: str | None = None
-
-
-class Guarantee(_Part):
-    id: str
-    verdict: Literal["passed", "failed", "error"]
-    check: str | None = None
-    params: dict[str, Any] | None = None
-    expected: Any = None
-    expected_text: str | None = None
-    actual: Any = None
-    actual_text: str | None = None
-    weight: float | None = 1.0
-    evidence: Any = None
-
-
-class Probe(_Part):
-    probe: str
-    ok: bool | None = None
-    window: str | None = None
-    tolerance: dict[str, Any] | None = None
-    value: Any = None
-    samples: Number = None
-    violations: Number = None
-    worst: Any = None
-
-
-class SteadyState(_Part):
-    before: list[Probe] = Field(default_factory=list)
-    during: list[Probe] = Field(default_factory=list)
-    after: list[Probe] = Field(default_factory=list)
-
-
-class Rollback(_Part):
-    type: str
-    ts: IsoTime | None = None
-    ok: bool | None = None
-    detail: str | None = None
-
-
-class Traffic(_Part):
-    qps: Number = None
-    seed: int | None = None
-    queries: Number = None
-    source: str | None = None
-
-
-class DrillJournal(_Part):
-    kind: Literal["drill"]
-    schema_version: Annotated[str, AfterValidator(_schema_version)]
-    run_id: Annotated[str, AfterValidator(_run_id)]
-    name: str
-    title: str
-    started_at: IsoTime
-    ended_at: IsoTime | None
-    status: Literal["completed", "failed", "aborted", "interrupted"]
-    faults: list[Fault]
-    events: list[Event]
-    metrics: list[MetricRow]
-    impact: Impact
-    guarantees: list[Guarantee]
-    description: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    scenario_file: str | None = None
-    scenario_hash: str | None = None
-    created_at: str | None = None
-    recorded_at: str | None = None
-    timeline_markers: dict[str, Any] | None = None
-    wall_seconds: Number = None
-    execution_mode: str | None = None
-    traffic: Traffic | None = None
-    deviated: bool = False
-    resilience_score: Number = None
-    steady_state: SteadyState = Field(default_factory=SteadyState)
-    detection: Detection | None = None
-    mitigation: Mitigation | None = None
-    rollbacks: list[Rollback] = Field(default_factory=list)
-    telemetry: dict[str, Any] | None = None
-    error: Any = None
-
-
 def validate_journal(data: Any, source: str = "journal") -> DrillJournal:
-    """Check the whole journal at once and list every problem with its key path."""
+    """Check the whole journal at once (``drills.journal.Journal``, the one model) and list
+    every problem with its key path."""
     if not isinstance(data, Mapping):
         raise DrillJournalError(f"drill journal {source}: expected a JSON object at the top")
     try:
-        return DrillJournal.model_validate(dict(data))
+        return parse_journal(dict(data))
+    except JournalError as exc:
+        raise DrillJournalError(f"drill journal {source}: {exc}") from None
     except ValidationError as exc:
         raise DrillJournalError(
-            describe(exc, f"drill journal {source} is not a valid journal (schema 1.x):")
+            describe(
+                exc,
+                f"drill journal {source} is not a valid journal (schema {JOURNAL_SCHEMA_VERSION}):",
+            )
         ) from None
 
 
@@ -384,7 +225,7 @@ def _alert_name(event: Event) -> str:
     return str(d.get("rule") or d.get("alert") or d.get("name") or "alert")
 
 
-def fault_text(f: Fault) -> str:
+def fault_text(f: FaultRecord) -> str:
     """One fault as a sentence fragment: "upstream_latency on tier=large (add_ms=4000)"."""
     text = f.type
     if f.target:
@@ -409,26 +250,16 @@ class Markers:
     mitigated_by: str | None
 
 
-def _soft_ts(value: Any) -> datetime | None:
-    """A timestamp from an optional, additive key: unparseable means absent, not fatal."""
-    if is_missing(value) or value == "":
-        return None
-    try:
-        return parse_ts(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _toggle_invalid(j: DrillJournal) -> bool:
     return j.execution_mode is not None and j.execution_mode not in VALID_TOGGLE_VALUES
 
 
 def find_markers(j: DrillJournal) -> Markers:
-    """OUTAGE BEGINS = first fault_on; MITIGATED = the journal's mitigation time, else the first
-    breaker_open / fallback / spool / rollback after the fault; OUTAGE ENDS = the last fault_off
-    once every fault is off, else the first rollback after the last fault_on. Markers the drill
-    engine recorded itself (``timeline_markers``) win over these derivations. A scenario whose
-    own toggle value is invalid is misconfigured from the first minute: that is when it begins."""
+    """OUTAGE BEGINS / ENDS: what the drill engine recorded (``timeline_markers``), else the
+    first fault_on / the last fault_off once every fault is off (else the first rollback after
+    the last fault_on). A scenario whose own toggle value is invalid is misconfigured from the
+    first minute: that is when it begins. MITIGATED is the journal's ``mitigation`` only: the
+    engine decides it once, no report re-derives it."""
     events = sorted(j.events, key=lambda e: parse_ts(e.ts))
     ons = [parse_ts(e.ts) for e in events if e.kind == "fault_on"]
     offs = [parse_ts(e.ts) for e in events if e.kind == "fault_off"]
@@ -436,15 +267,6 @@ def find_markers(j: DrillJournal) -> Markers:
     begins = ons[0] if ons else (min(parse_ts(f.start) for f in j.faults) if j.faults else None)
     if begins is None and _toggle_invalid(j):
         begins = parse_ts(j.started_at)
-
-    mitigated, by = None, None
-    if j.mitigation is not None and j.mitigation.mitigated_at:
-        mitigated, by = parse_ts(j.mitigation.mitigated_at), j.mitigation.how
-    elif begins is not None:
-        for e in events:
-            if e.kind in MITIGATION_EVENTS and parse_ts(e.ts) >= begins:
-                mitigated, by = parse_ts(e.ts), EVENT_LABELS.get(e.kind, e.kind)
-                break
 
     ends = None
     if ons and offs and len(offs) >= len(ons):
@@ -457,13 +279,14 @@ def find_markers(j: DrillJournal) -> Markers:
     elif begins is not None:
         after = [t for t in rollbacks if t >= begins]
         ends = after[0] if after else None
-    recorded = j.timeline_markers or {}
-    begins = _soft_ts(recorded.get("outage_begins", recorded.get("begins"))) or begins
-    ends = _soft_ts(recorded.get("outage_ends", recorded.get("ends"))) or ends
-    engine_mitigated = _soft_ts(recorded.get("mitigated"))
-    if engine_mitigated is not None:
-        mitigated = engine_mitigated
-    return Markers(begins, mitigated, ends, by)
+    recorded = j.timeline_markers
+    if recorded.outage_begins:
+        begins = parse_ts(recorded.outage_begins)
+    if recorded.outage_ends:
+        ends = parse_ts(recorded.outage_ends)
+    mit = j.mitigation
+    mitigated = parse_ts(mit.mitigated_at) if mit.mitigated_at else None
+    return Markers(begins, mitigated, ends, mit.how if mitigated else None)
 
 
 def _within_allowance(g: Guarantee) -> tuple[float, float, str] | None:
@@ -684,10 +507,7 @@ def lessons(
 
 
 def rows_lost(j: DrillJournal) -> float | None:
-    """Decisions minus rows that reached telemetry (after any drain); the journal's own count
-    wins when it records one."""
-    if j.impact.rows_lost is not None:
-        return j.impact.rows_lost
+    """Decisions minus rows that reached telemetry (after any drain)."""
     d, t = _num(j.impact.decisions), _num(j.impact.telemetry_rows)
     return None if d is None or t is None else max(0.0, d - t)
 
@@ -819,7 +639,7 @@ def fault_tiers(j: DrillJournal) -> list[str]:
     return tiers
 
 
-def _tier_probe(probes: list[Probe], tier: str) -> Probe | None:
+def _tier_probe(probes: list[ProbeResult], tier: str) -> ProbeResult | None:
     for p in probes:
         params = getattr(p, "params", None) or {}
         if (
@@ -929,7 +749,7 @@ def tolerance_text(probe: str, tolerance: Mapping[str, Any] | None) -> str:
     return " and ".join(parts) or MISSING
 
 
-def _probe_tier(p: Probe, ss: SteadyState) -> str | None:
+def _probe_tier(p: ProbeResult | ProbeSummary, ss: SteadyState) -> str | None:
     """The tier a steady-state probe watches; the "during" summaries carry no params, so they
     take the tier of the same probe before the fault."""
     params = getattr(p, "params", None)
@@ -1085,13 +905,13 @@ def summarise(j: DrillJournal, source: str) -> dict[str, Any]:
     end = parse_ts(j.ended_at) if j.ended_at else None
 
     det = j.detection
-    detected_at = parse_ts(det.fired_at) if det and det.fired_at else None
-    detect_alert = det.alert if det and det.alert else None
+    detected_at = parse_ts(det.fired_at) if det.fired_at else None
+    detect_alert = det.alert or None
     if detected_at is None and firings and markers.begins:
         after = [f for f in firings if f[1] >= markers.begins]
         if after:
             detect_alert, detected_at = after[0][0], after[0][1]
-    ttd = det.time_to_detect_s if det and det.time_to_detect_s is not None else None
+    ttd = det.time_to_detect_s
     if ttd is None and detected_at and markers.begins:
         ttd = (detected_at - markers.begins).total_seconds()
     detect_allowed = None
@@ -1099,10 +919,7 @@ def summarise(j: DrillJournal, source: str) -> dict[str, Any]:
         if g.check == "alert_fired" and isinstance(g.expected, Mapping):
             detect_allowed = parse_duration(g.expected.get("within"))
             break
-    mit = j.mitigation
-    ttm = mit.time_to_mitigate_s if mit and mit.time_to_mitigate_s is not None else None
-    if ttm is None and markers.mitigated and markers.begins:
-        ttm = (markers.mitigated - markers.begins).total_seconds()
+    ttm = j.mitigation.time_to_mitigate_s
     outage_s = (
         (markers.ends - markers.begins).total_seconds() if markers.begins and markers.ends else None
     )
@@ -1208,9 +1025,9 @@ def summarise(j: DrillJournal, source: str) -> dict[str, Any]:
                 "phase": phase,
                 "probe": p.probe,
                 "tolerance": tolerance_text(p.probe, p.tolerance),
-                "value": probe_value(p.probe, p.value if p.value is not None else p.worst),
-                "samples": p.samples,
-                "violations": p.violations,
+                "value": probe_value(p.probe, p.value if isinstance(p, ProbeResult) else p.worst),
+                "samples": getattr(p, "samples", None),
+                "violations": getattr(p, "violations", None),
                 "ok": p.ok,
                 "tier": _probe_tier(p, j.steady_state),
             }

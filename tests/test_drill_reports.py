@@ -130,14 +130,15 @@ def test_timeline_markers_in_order_with_their_utc_times(site: Path) -> None:
     assert re.search(r"\*\*02:15:00\*\* \| \*\*T\+15:00\*\* \| \*\*OUTAGE ENDS\*\*", md)
 
 
-def test_markers_fall_back_to_events_when_the_journal_names_no_mitigation() -> None:
+def test_markers_fall_back_to_events_but_mitigation_is_the_journals_only() -> None:
     data = read(SPIKE)
-    data["mitigation"] = None
+    data["mitigation"] = {"mitigated_at": None, "time_to_mitigate_s": None, "how": None}
     data["events"] = [e for e in data["events"] if e["kind"] != "fault_off"]
     j, _ = load_journal(data)
     m = find_markers(j)
     assert m.begins.strftime("%H:%M:%S") == "02:05:00"  # first fault_on
-    assert m.mitigated.strftime("%H:%M:%S") == "02:06:30"  # first breaker_open
+    # "mitigated" is decided once, by the drill engine: a breaker_open event does not re-derive it
+    assert m.mitigated is None and m.mitigated_by is None
     assert m.ends.strftime("%H:%M:%S") == "02:30:00"  # no fault_off: the rollback ended it
 
 
@@ -260,7 +261,7 @@ def test_failed_latest_drill_is_shown_prominently(site: Path) -> None:
 
 def test_the_latest_run_of_a_scenario_is_the_evidence(tmp_path: Path) -> None:
     passed = read(SPIKE)
-    del passed["created_at"]  # first without the engine's real timestamp: file mtime decides
+    passed["created_at"] = None  # first without the engine's real timestamp: file mtime decides
     failed = copy.deepcopy(passed)
     failed["run_id"] = passed["run_id"].replace("1a2b3c", "ffffff")
     failed["guarantees"][1]["verdict"] = "failed"
@@ -369,11 +370,12 @@ def test_aborted_drill_without_metrics_still_gets_a_postmortem(tmp_path: Path) -
         metrics=[],
         events=data["events"][:2],
         faults=[],
-        detection=None,
-        mitigation=None,
+        detection={"alert": None, "fired_at": None, "time_to_detect_s": None},
+        mitigation={"mitigated_at": None, "time_to_mitigate_s": None, "how": None},
+        timeline_markers={"outage_begins": None, "outage_ends": None},
     )
     for g in data["guarantees"]:
-        g.update(verdict="error", actual=None, actual_text="not evaluated: drill aborted")
+        g.update(verdict="error", actual={}, actual_text="not evaluated: drill aborted")
     paths = build_postmortem(data, tmp_path)
     html = paths.html.read_text()
     assert "FAILED" in section(html, "verdict") and "upstream simulator crashed" in html
@@ -563,3 +565,36 @@ def test_a_few_failures_in_many_are_not_shown_as_zero_percent(real_site) -> None
         "1,587 of 36,000 queries sent to execution failed (4.4 %): 1,586 rejected with a "
         "retryable decision id and 1 upstream error or timeout."
     )
+
+
+def test_a_real_journal_round_trips_to_the_same_numbers_on_every_page(real_site) -> None:
+    """The runner's journal, read back by the postmortem builder and the Failure Modes page:
+    detection, mitigation and outcome numbers are the journal's own, not re-derived ones."""
+    from drills.journal import parse_journal
+    from reports.postmortem import human_duration
+    from reports.render import parse_ts
+
+    data = real_site["journals"]["failed"]  # the latest run: the Failure Modes evidence
+    parse_journal(data)  # the writer's output is valid under the reader's (one) model
+    j, src = load_journal(data)
+    s = summarise(j, src)
+    det, mit, imp = data["detection"], data["mitigation"], data["impact"]
+    assert det["time_to_detect_s"] is not None and mit["mitigated_at"] is not None
+    assert s["detection"]["ttd"] == det["time_to_detect_s"]
+    assert s["detection"]["alert"] == det["alert"]
+    assert s["detection"]["at"] == parse_ts(det["fired_at"])
+    assert s["mitigation"]["ttm"] == mit["time_to_mitigate_s"]
+    assert s["markers"].mitigated == parse_ts(mit["mitigated_at"])
+    assert s["markers"].begins == parse_ts(data["timeline_markers"]["outage_begins"])
+    assert s["markers"].begins == parse_ts(data["faults"][0]["start"])
+    fired = parse_ts(det["fired_at"]) - parse_ts(data["faults"][0]["start"])
+    assert fired.total_seconds() == det["time_to_detect_s"]
+    assert s["outcomes"]["executed"] == imp["executed"]
+    assert s["outcomes"]["failed"] == imp["errors"] + imp["rejected"]
+    md = _real_page(real_site, "failed", "md")
+    assert f"**{human_duration(det['time_to_detect_s'])}** after the fault began" in md
+    fm_md = (real_site["out"] / "failure-modes.md").read_text("utf-8")
+    block = fm_md[fm_md.index(data["run_id"]) :]
+    assert f"time to detect: {human_duration(det['time_to_detect_s'])}" in block
+    assert f"time to mitigate: {human_duration(mit['time_to_mitigate_s'])}" in block
+    assert f"fallbacks: {imp['fallbacks']:,}" in block

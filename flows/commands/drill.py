@@ -439,10 +439,10 @@ def _print_result(j: dict, journal_path: Any) -> None:
 
 
 def _reports(result: Any, out: Path, *, site: bool) -> None:
-    from drills.journal import build_postmortem
+    from reports.drill_pages import build_postmortem_page
 
     try:
-        page = build_postmortem(result.journal_path, out)
+        page = build_postmortem_page(result.journal_path, out)
     except Exception as exc:  # noqa: BLE001 - the journal is written; a report bug is reported
         err_console.print(f"[yellow]postmortem not built:[/yellow] {type(exc).__name__}: {exc}")
         return
@@ -453,10 +453,10 @@ def _reports(result: Any, out: Path, *, site: bool) -> None:
 
 
 def _site(out: Path) -> None:
-    from drills.journal import build_site
+    from reports.drill_pages import build_drill_site
 
     try:
-        built = build_site(out)
+        built = build_drill_site(out)
     except Exception as exc:  # noqa: BLE001
         err_console.print(f"[yellow]site not rebuilt:[/yellow] {type(exc).__name__}: {exc}")
         return
