@@ -12,18 +12,12 @@ import logging
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
 from flows.progress import report
+from flows.run_logger import run_logger
 
 log = logging.getLogger(__name__)
-
-
-def _logger() -> Any:
-    try:
-        return get_run_logger()
-    except Exception:  # noqa: BLE001 - outside a flow/task run context
-        return log
 
 
 @flow(name="drill", log_prints=False)
@@ -46,15 +40,15 @@ def run_drill(
     from drills.runner import run_scenario
     from reports.drill_pages import build_drill_site, build_postmortem_page
 
-    logger = _logger()
+    logger = run_logger(log)
     result = run_scenario(
         scenario,
         db=db,
         out=out,
-        semantic=True if semantic else None,
+        semantic=semantic or None,  # False keeps the scenario's own setting
         start=start,
         qps=qps,
-        progress=lambda done, total: report("virtual minutes", int(done // 60), int(total // 60)),
+        progress=_report_virtual_minutes,
     )
     summary = result.summary()
     j = result.journal
@@ -97,7 +91,7 @@ def drill_suite(
     from drills.scenario import builtin_scenarios
     from reports.drill_pages import build_drill_site
 
-    logger = _logger()
+    logger = run_logger(log)
     names = list(names) if names else list(builtin_scenarios())
     started = time.perf_counter()
     drills: list[dict] = []
@@ -122,6 +116,10 @@ def drill_suite(
         "wall_seconds": round(time.perf_counter() - started, 3),
         "site": site,
     }
+
+
+def _report_virtual_minutes(done_s: float, total_s: float) -> None:
+    report("virtual minutes", int(done_s // 60), int(total_s // 60))
 
 
 def _safely(logger: Any, what: str, func: Any, *args: Any) -> Any:
@@ -160,4 +158,4 @@ def _publish(j: Any, summary: dict) -> None:
         create_markdown_artifact(md, key=key + "-summary", description="Drill summary")
         create_table_artifact(rows, key=key + "-guarantees", description="Guarantees")
     except Exception as exc:  # noqa: BLE001 - artifacts are a convenience, never a failure
-        _logger().warning("could not publish Prefect artifacts: %s", type(exc).__name__)
+        run_logger(log).warning("could not publish Prefect artifacts: %s", type(exc).__name__)

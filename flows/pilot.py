@@ -17,11 +17,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import staging
 from flows.progress import report
+from flows.run_logger import run_logger
 from router.toggle import ENV_VAR as TOGGLE_ENV
 from router.toggle import resolve_toggle, toggle_from_env
 from telemetry.pilot_run import (
@@ -35,13 +36,6 @@ from telemetry.pilot_run import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _logger():
-    try:
-        return get_run_logger()
-    except Exception:  # noqa: BLE001 - outside a flow/task run context
-        return log
 
 
 @task(name="validate-corpus", cache_policy=NO_CACHE)
@@ -63,7 +57,7 @@ def validate_corpus(
     )
     s = prepared.summary
     report("validate corpus", s.total_rows, s.total_rows)
-    _logger().info(
+    run_logger(log).info(
         "corpus %s: %d rows, %d accepted, %d quarantined; window %s",
         Path(corpus).name,
         s.total_rows,
@@ -77,7 +71,7 @@ def validate_corpus(
 @task(name="route-day", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1)
 def route_day(router, candidate, store, day: date, table, run_id: str) -> DayResult:
     """Route one day in decision-only mode and write its telemetry (spooled if the store fails)."""
-    return route_and_write(router, candidate, store, day, table, run_id, logger=_logger())
+    return route_and_write(router, candidate, store, day, table, run_id, logger=run_logger(log))
 
 
 @task(name="check-day", cache_policy=NO_CACHE)
@@ -164,7 +158,7 @@ def _finish_run(store, run_id: str, status: str, counts: dict) -> None:
     try:
         store.finish_run(run_id, status, counts)
     except Exception as exc:  # noqa: BLE001 - the run record is metadata; the evidence is on disk
-        _logger().warning("run record %s not updated (%s)", run_id, type(exc).__name__)
+        run_logger(log).warning("run record %s not updated (%s)", run_id, type(exc).__name__)
 
 
 @contextlib.contextmanager
@@ -264,7 +258,7 @@ def pilot_week(
     from telemetry.run_identity import check_series
     from telemetry.store import TelemetryStore, default_url, safe_url
 
-    logger = _logger()
+    logger = run_logger(log)
     warnings: list[str] = []
     check_series(series)
     out_root = Path(out)
@@ -570,4 +564,4 @@ def _publish_artifacts(evidence: dict, paths) -> None:
             key=key + "-report",
         )
     except Exception as exc:  # noqa: BLE001 - artifacts are a convenience, never a failure
-        _logger().warning("could not publish Prefect artifacts: %s", type(exc).__name__)
+        run_logger(log).warning("could not publish Prefect artifacts: %s", type(exc).__name__)

@@ -170,9 +170,7 @@ def report(
 ) -> None:
     """Re-render a pilot's report from the evidence stored with the run (same verdict)."""
     from flows.pilot_report import recompute_pilot_report, rerender_pilot_report
-    from reports.pilot import PilotEvidenceError
     from telemetry.errors import StoreUnavailableError
-    from telemetry.evidence_store import EvidenceError
 
     try:
         if recompute:
@@ -189,13 +187,7 @@ def report(
                 target.print("recomputed evidence matches the stored evidence")
         else:
             outcome = rerender_pilot_report(run_id, out=out, db=db)
-    except (
-        LookupError,
-        ValueError,
-        EvidenceError,
-        PilotEvidenceError,
-        StoreUnavailableError,
-    ) as exc:
+    except (LookupError, ValueError, StoreUnavailableError) as exc:  # evidence errors: ValueError
         fail(str(exc), EXIT_ERROR)
     _finish(outcome, as_json)
 

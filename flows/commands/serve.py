@@ -10,10 +10,13 @@ import typer
 
 from flows.commands.common import err_console, fail
 
+HostOption = Annotated[str, typer.Option("--host", help="Interface to listen on.")]
+PortOption = Annotated[int, typer.Option("--port", help="TCP port.")]
+
 
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8080,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8080,
     db: Annotated[
         str | None,
         typer.Option(
@@ -45,8 +48,6 @@ def serve(
     run_id: Annotated[str, typer.Option("--run-id", help="Run id of the decisions.")] = "live",
 ) -> None:
     """Serve /v1/simulate, /v1/execute, /v1/health and /metrics (toggle: AMAIMA_EXECUTION_MODE)."""
-    import uvicorn
-
     from live.service import ServiceSettings, create_app
     from router.config import ConfigError
     from router.upstream import UpstreamConfigError
@@ -66,18 +67,12 @@ def serve(
         app = create_app(settings)
     except (ConfigError, UpstreamConfigError, TelemetryError, ValueError, OSError) as exc:
         fail(str(exc))
-    err_console.print(f"serving the AMAIMA router on http://{host}:{port} (Ctrl-C stops)")
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning")
-    )
-    server.run()
-    if not server.started:
-        fail(f"could not listen on {host}:{port} (in use, or not an address of this machine?)")
+    _run_server(app, host, port, "serving the AMAIMA router")
 
 
 def upstream_sim(
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8090,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8090,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -92,8 +87,6 @@ def upstream_sim(
 ) -> None:
     """An OpenAI-compatible server (/v1/chat/completions, /v1/models) simulating the catalog's
     models: their latency profiles, token counts and error rates, seeded."""
-    import uvicorn
-
     from live.upstream_sim import create_sim_app
     from router.config import ConfigError
 
@@ -103,13 +96,20 @@ def upstream_sim(
         app = create_sim_app(config, seed=seed, time_scale=time_scale)
     except ConfigError as exc:
         fail(str(exc))
-    err_console.print(f"upstream simulator on http://{host}:{port} (Ctrl-C stops)")
+    _run_server(app, host, port, "upstream simulator")
+
+
+def _run_server(app: object, host: str, port: int, what: str) -> None:
+    """Serve ``app`` in the foreground until Ctrl-C; fail when the address cannot be bound."""
+    import uvicorn
+
+    err_console.print(f"{what} on http://{host}:{port} (Ctrl-C stops)")
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning")
     )
     server.run()
     if not server.started:
-        fail(f"could not listen on {host}:{port}")
+        fail(f"could not listen on {host}:{port} (in use, or not an address of this machine?)")
 
 
 def register(app: typer.Typer) -> None:
