@@ -94,7 +94,7 @@ def run(hybrid_rows: int = 4_000, rule_rows: int = 1_000_000) -> dict:
     out: dict = {}
     # (mode, corpus rows, corpus seed, semantic, shard rows)
     for mode, rows, seed, semantic, shard_rows in (
-        ("hybrid", hybrid_rows, 31, True, 1_000),
+        ("hybrid", hybrid_rows, 31, True, 250),  # ~21 partitions: 2 workers stay busy to the end
         ("rules", rule_rows, 32, False, 20_000),
     ):
         week = _week(rows, seed)
