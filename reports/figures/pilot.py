@@ -1,20 +1,11 @@
-"""Plotly figure builders: plain data in, ``go.Figure`` out, no I/O.
-
-Every builder takes JSON-shaped data (lists of dicts, dicts of lists, ISO-8601 strings or
-datetimes) so the pilot report, the drill postmortem and anything later can share them without
-pandas. Missing values (None / NaN) are drawn as gaps, never as zeros. Time axes are UTC.
-Turn a figure into page HTML with ``reports.assets.figure_html``.
-
-Builders: ``traffic_per_hour``, ``mix_per_day`` (and ``routing_mix_per_day``,
-``model_mix_per_day``), ``rates_vs_thresholds``, ``confidence_distribution``,
-``confidence_drift``, ``cost_per_day``, ``latency_p95``, ``alert_timeline``,
-``matrix_heatmap`` (and ``confusion_heatmap``, ``transition_heatmap``) and the general
-``timeline_figure`` (several series, shaded fault windows and event markers on one time axis).
+"""The pilot report's figures: traffic, routing and model mix, rates against thresholds,
+confidence distribution and drift, cost, latency, alert firings and level matrices. Plain data in
+(lists of dicts from the evidence document), ``go.Figure`` out, no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,154 +13,25 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from reports.render import is_missing, parse_ts
-from router.decision import LEVELS
-
-TimeLike = str | datetime
-
-FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
-INK = "#1f2937"
-MUTED = "#6b7280"
-GRID = "#e5e7eb"
-LIMIT = "#dc2626"
-"""Thresholds, SLAs and breaches are drawn in this red, always dashed."""
-OK = "#16a34a"
-
-LEVEL_ORDER: tuple[str, ...] = tuple(lv.value for lv in LEVELS)
-LEVEL_COLORS: dict[str, str] = {
-    "TRIVIAL": "#a5d8ff",
-    "SIMPLE": "#4dabf7",
-    "MODERATE": "#1c7ed6",
-    "COMPLEX": "#f08c00",
-    "EXPERT": "#c92a2a",
-}
-SEVERITY_COLORS: dict[str, str] = {"info": "#4dabf7", "warning": "#f59f00", "critical": "#e03131"}
-SERIES_COLORS: tuple[str, ...] = (
-    "#1c7ed6",
-    "#f76707",
-    "#2f9e44",
-    "#9c36b5",
-    "#e03131",
-    "#0c8599",
-    "#e8590c",
-    "#5c940d",
-    "#d6336c",
-    "#3b5bdb",
-    "#868e96",
+from reports.figures.style import (
+    INK,
+    LEVEL_COLORS,
+    LEVEL_ORDER,
+    LIMIT,
+    MUTED,
+    SERIES_COLORS,
+    SEVERITY_COLORS,
+    TimeLike,
+    day_axis,
+    limit_line,
+    no_data,
+    number_or_gap,
+    series_palette,
+    style_figure,
+    time_axis,
+    to_utc_naive,
 )
-WINDOW_FILL = "rgba(224, 49, 49, 0.12)"
-
-
-# ----------------------------------------------------------------------------------- helpers
-
-
-def to_utc_naive(value: TimeLike) -> datetime:
-    """Plotly.js ignores UTC offsets, so time axes get naive datetimes that *are* UTC."""
-    return parse_ts(value).replace(tzinfo=None)
-
-
-def _val(value: Any) -> float | None:
-    return None if is_missing(value) else float(value)
-
-
-def _style(
-    fig: go.Figure,
-    *,
-    title: str | None,
-    height: int,
-    ytitle: str | None = None,
-    xtitle: str | None = None,
-    legend: bool = True,
-) -> go.Figure:
-    top = 36 + (34 if title else 0) if legend else (46 if title else 16)
-    fig.update_layout(
-        template="plotly_white",
-        height=height,
-        # the toolbar stands upright in the right margin: lying across the top it covered
-        # the legend whenever a reader hovered the chart to read it
-        margin={"l": 64, "r": 40, "t": top, "b": 44},
-        modebar={"orientation": "v", "bgcolor": "rgba(255,255,255,0.7)"},
-        font={"family": FONT, "size": 12, "color": INK},
-        showlegend=legend,
-        legend={
-            "orientation": "h",
-            "yanchor": "bottom",
-            "y": 1.01,
-            "xanchor": "left",
-            "x": 0,
-            "title": {"text": ""},
-        },
-        hoverlabel={"namelength": -1},
-        bargap=0.15,
-    )
-    if title:
-        fig.update_layout(
-            title={"text": title, "x": 0, "xanchor": "left", "y": 0.98, "font": {"size": 15}}
-        )
-    if ytitle is not None:
-        fig.update_yaxes(title_text=ytitle)
-    if xtitle is not None:
-        fig.update_xaxes(title_text=xtitle)
-    fig.update_xaxes(gridcolor=GRID, zeroline=False)
-    fig.update_yaxes(gridcolor=GRID, zeroline=False)
-    return fig
-
-
-def _no_data(fig: go.Figure, message: str) -> go.Figure:
-    fig.add_annotation(
-        text=message,
-        x=0.5,
-        y=0.5,
-        xref="paper",
-        yref="paper",
-        showarrow=False,
-        font={"size": 14, "color": MUTED},
-    )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
-
-
-def _limit_line(
-    fig: go.Figure,
-    y: float,
-    label: str,
-    *,
-    row: int | None = None,
-    col: int | None = None,
-    position: str = "top left",
-) -> None:
-    kwargs: dict[str, Any] = {}
-    if row is not None:
-        kwargs = {"row": row, "col": col or 1}
-    fig.add_hline(
-        y=y,
-        line={"color": LIMIT, "dash": "dash", "width": 1.5},
-        annotation_text=label,
-        annotation_position=position,
-        annotation_font={"color": LIMIT, "size": 11},
-        **kwargs,
-    )
-
-
-def _day_axis(fig: go.Figure, **kwargs: Any) -> None:
-    fig.update_xaxes(type="date", tickformat="%a<br>%d %b", dtick=86_400_000, tickangle=0, **kwargs)
-
-
-def _time_axis(fig: go.Figure, xs: Sequence[datetime]) -> None:
-    """Day ticks for a multi-day series (one label per day), clock ticks for a shorter one."""
-    if xs and max(xs) - min(xs) >= timedelta(days=2):
-        first = min(xs).replace(hour=0, minute=0, second=0, microsecond=0)
-        fig.update_xaxes(type="date", tickformat="%a %d %b", dtick=86_400_000, tick0=first)
-    else:
-        fig.update_xaxes(type="date", tickformat="%H:%M<br>%d %b")
-
-
-def _palette(n: int) -> list[str]:
-    return [SERIES_COLORS[i % len(SERIES_COLORS)] for i in range(n)]
-
-
-# ----------------------------------------------------------------------------- pilot figures
+from reports.render import is_missing, parse_ts
 
 
 def traffic_per_hour(
@@ -182,9 +44,11 @@ def traffic_per_hour(
     """Queries per hour: the traffic shape the week was replayed with (daily and weekly cycle)."""
     fig = go.Figure()
     if not hourly:
-        return _style(_no_data(fig, "no hourly metrics"), title=title, height=300, legend=False)
+        return style_figure(
+            no_data(fig, "no hourly metrics"), title=title, height=300, legend=False
+        )
     x = [to_utc_naive(r[ts_key]) for r in hourly]
-    y = [_val(r.get(value_key)) for r in hourly]
+    y = [number_or_gap(r.get(value_key)) for r in hourly]
     fig.add_bar(
         x=x,
         y=y,
@@ -193,8 +57,8 @@ def traffic_per_hour(
         hovertemplate="%{x|%a %d %b %H:00} UTC<br>%{y:,} queries<extra></extra>",
     )
     fig.update_layout(bargap=0.05)
-    _style(fig, title=title, height=320, ytitle="queries per hour", legend=False)
-    _time_axis(fig, x)
+    style_figure(fig, title=title, height=320, ytitle="queries per hour", legend=False)
+    time_axis(fig, x)
     return fig
 
 
@@ -227,7 +91,9 @@ def mix_per_day(
         counts[cat][day] += value
         totals[day] = totals.get(day, 0.0) + value
     if not counts:
-        return _style(_no_data(fig, f"no {category} data"), title=title, height=320, legend=False)
+        return style_figure(
+            no_data(fig, f"no {category} data"), title=title, height=320, legend=False
+        )
     days = sorted(totals)
     by_total = sorted(counts, key=lambda c: -sum(counts[c].values()))
     cats = [c for c in order if c in counts] if order else []
@@ -237,7 +103,7 @@ def mix_per_day(
         other = {d: sum(counts[c].get(d, 0.0) for c in rest) for d in days}
         counts = {c: counts[c] for c in keep} | {"other": other}
         cats = [*keep, "other"]
-    palette = dict(zip(cats, _palette(len(cats)), strict=True))
+    palette = dict(zip(cats, series_palette(len(cats)), strict=True))
     palette.update(colors or {})
     palette.setdefault("other", "#adb5bd")
     for cat in cats:
@@ -254,13 +120,13 @@ def mix_per_day(
             + "<extra>%{x|%a %d %b}</extra>",
         )
     fig.update_layout(barmode="stack")
-    _style(
+    style_figure(
         fig,
         title=title,
         height=360,
         ytitle="share of queries" if share else "queries per day",
     )
-    _day_axis(fig)
+    day_axis(fig)
     if share:
         fig.update_yaxes(tickformat=".0%", range=[0, 1])
     return fig
@@ -298,14 +164,16 @@ def rates_vs_thresholds(
     """
     fig = go.Figure()
     if not points:
-        return _style(_no_data(fig, "no metrics"), title=title, height=340, legend=False)
+        return style_figure(no_data(fig, "no metrics"), title=title, height=340, legend=False)
     labels = labels or {}
     x = [to_utc_naive(p[ts_key]) for p in points]
-    enough = [min_count <= 0 or (_val(p.get(count_key)) or 0) >= min_count for p in points]
+    enough = [min_count <= 0 or (number_or_gap(p.get(count_key)) or 0) >= min_count for p in points]
     limits: dict[float, list[tuple[str, str]]] = {}
-    for color, (key, limit) in zip(_palette(len(thresholds)), thresholds.items(), strict=True):
+    for color, (key, limit) in zip(
+        series_palette(len(thresholds)), thresholds.items(), strict=True
+    ):
         name = labels.get(key, key.replace("_", " "))
-        raw = [_val(p.get(key)) for p in points]
+        raw = [number_or_gap(p.get(key)) for p in points]
         y = [v if ok else None for v, ok in zip(raw, enough, strict=True)]
         fig.add_scatter(
             x=x,
@@ -317,7 +185,7 @@ def rates_vs_thresholds(
         )
         if daily:
             days = [to_utc_naive(d[ts_key]) for d in daily]
-            values = [_val(d.get(key)) for d in daily]
+            values = [number_or_gap(d.get(key)) for d in daily]
             fig.add_scatter(
                 x=[*days, days[-1] + timedelta(days=1)],
                 y=[*values, values[-1]],
@@ -364,9 +232,9 @@ def rates_vs_thresholds(
             annotation_font={"color": color, "size": 11},
             annotation_bgcolor="rgba(255,255,255,0.8)",
         )
-    _style(fig, title=title, height=360, ytitle="share of queries")
+    style_figure(fig, title=title, height=360, ytitle="share of queries")
     fig.update_layout(hovermode="x unified")
-    _time_axis(fig, x)
+    time_axis(fig, x)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
 
@@ -383,7 +251,7 @@ def confidence_distribution(
     fig = go.Figure()
     days = sorted(per_day)
     if not days or len(edges) < 2:
-        return _style(_no_data(fig, "no confidence histogram"), title=title, height=340)
+        return style_figure(no_data(fig, "no confidence histogram"), title=title, height=340)
     centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
     xs = [float(e) for e in edges]
     shades = sample_colorscale(
@@ -418,7 +286,7 @@ def confidence_distribution(
     # (the evidence bins 0..1; only the populated bins are drawn, with a quarter-bin margin)
     width = (edges[-1] - edges[0]) / max(1, len(centers))
     lo = max(edges[0], edges[populated[0]] - width / 4) if populated else edges[0]
-    _style(fig, title=title, height=360, ytitle="share of the day's decisions")
+    style_figure(fig, title=title, height=360, ytitle="share of the day's decisions")
     fig.update_xaxes(title_text="overall confidence", range=[lo, edges[-1]])
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
@@ -438,7 +306,7 @@ def confidence_drift(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.55, 0.45], vertical_spacing=0.1
     )
     if not daily:
-        return _style(_no_data(fig, "no daily metrics"), title=title, height=420)
+        return style_figure(no_data(fig, "no daily metrics"), title=title, height=420)
     x = [to_utc_naive(r[ts_key]).date().isoformat() for r in daily]
     for key, name, color in (
         ("confidence_mean", "mean confidence", SERIES_COLORS[0]),
@@ -446,7 +314,7 @@ def confidence_drift(
     ):
         fig.add_scatter(
             x=x,
-            y=[_val(r.get(key)) for r in daily],
+            y=[number_or_gap(r.get(key)) for r in daily],
             mode="lines+markers",
             name=name,
             line={"color": color},
@@ -455,8 +323,8 @@ def confidence_drift(
             col=1,
         )
     if floor is not None:
-        _limit_line(fig, floor, f"floor {floor:g}", row=1)
-    drops = [_val(r.get("confidence_drop_pct")) for r in daily]
+        limit_line(fig, floor, f"floor {floor:g}", row=1)
+    drops = [number_or_gap(r.get("confidence_drop_pct")) for r in daily]
     over = [
         d is not None and drop_threshold_pct is not None and d > drop_threshold_pct for d in drops
     ]
@@ -470,11 +338,11 @@ def confidence_drift(
         col=1,
     )
     if drop_threshold_pct is not None:
-        _limit_line(fig, drop_threshold_pct, f"alert above {drop_threshold_pct:g} %", row=2)
-    _style(fig, title=title, height=460)
+        limit_line(fig, drop_threshold_pct, f"alert above {drop_threshold_pct:g} %", row=2)
+    style_figure(fig, title=title, height=460)
     fig.update_yaxes(title_text="confidence", row=1, col=1)
     fig.update_yaxes(title_text="drop (%)", row=2, col=1, zeroline=True, zerolinecolor=MUTED)
-    _day_axis(fig)
+    day_axis(fig)
     return fig
 
 
@@ -488,7 +356,7 @@ def cost_per_day(
     largest model, and what production actually served when that is known."""
     fig = go.Figure()
     if not per_day:
-        return _style(_no_data(fig, "no cost data"), title=title, height=340)
+        return style_figure(no_data(fig, "no cost data"), title=title, height=340)
     days = [str(r["day"])[:10] for r in per_day]
     baseline = f"all {baseline_model}" if baseline_model else "all largest model"
     series = [
@@ -497,7 +365,7 @@ def cost_per_day(
         ("served_usd", "served in production", SERIES_COLORS[1]),
     ]
     for key, name, color in series:
-        ys = [_val(r.get(key)) for r in per_day]
+        ys = [number_or_gap(r.get(key)) for r in per_day]
         if all(y is None for y in ys):
             continue
         fig.add_bar(
@@ -508,9 +376,9 @@ def cost_per_day(
             hovertemplate=f"{name}: $%{{y:,.2f}}<extra>%{{x|%a %d %b}}</extra>",
         )
     fig.update_layout(barmode="group")
-    _style(fig, title=title, height=360, ytitle="US$ per day")
+    style_figure(fig, title=title, height=360, ytitle="US$ per day")
     fig.update_yaxes(tickprefix="$")
-    _day_axis(fig)
+    day_axis(fig)
     return fig
 
 
@@ -526,9 +394,9 @@ def latency_p95(
     """p95 latency per bucket against the SLA; buckets over it are marked red."""
     fig = go.Figure()
     if not points:
-        return _style(_no_data(fig, "no latency data"), title=title, height=340)
+        return style_figure(no_data(fig, "no latency data"), title=title, height=340)
     x = [to_utc_naive(p[ts_key]) for p in points]
-    y = [_val(p.get(value_key)) for p in points]
+    y = [number_or_gap(p.get(value_key)) for p in points]
     fig.add_scatter(
         x=x,
         y=y,
@@ -548,9 +416,9 @@ def latency_p95(
                 marker={"color": LIMIT, "size": 7, "symbol": "x"},
                 hovertemplate="above SLA: %{y:,.0f} ms<extra></extra>",
             )
-        _limit_line(fig, sla_ms, f"SLA {sla_ms:g} ms")
-    _style(fig, title=title, height=340, ytitle="ms")
-    _time_axis(fig, x)
+        limit_line(fig, sla_ms, f"SLA {sla_ms:g} ms")
+    style_figure(fig, title=title, height=340, ytitle="ms")
+    time_axis(fig, x)
     fig.update_yaxes(rangemode="tozero")
     return fig
 
@@ -573,7 +441,7 @@ def alert_timeline(
     fig = go.Figure()
     height = max(220, 90 + 30 * len(names))
     if not names:
-        return _style(_no_data(fig, "no alert rules"), title=title, height=220, legend=False)
+        return style_figure(no_data(fig, "no alert rules"), title=title, height=220, legend=False)
     window_end = to_utc_naive(end) if end is not None else None
     groups: dict[str, list[tuple[str, datetime, datetime, bool]]] = {}
     for f in firings:
@@ -611,7 +479,7 @@ def alert_timeline(
             showarrow=False,
             font={"size": 13, "color": MUTED},
         )
-    _style(fig, title=title, height=height)
+    style_figure(fig, title=title, height=height)
     fig.update_layout(barmode="overlay")
     fig.update_yaxes(
         type="category", categoryorder="array", categoryarray=names, autorange="reversed"
@@ -629,7 +497,7 @@ def alert_timeline(
         hoverinfo="skip",
     )
     span = [to_utc_naive(t) for t in (start, end) if t is not None]
-    _time_axis(fig, span + [b[i] for g in groups.values() for b in g for i in (1, 2)])
+    time_axis(fig, span + [b[i] for g in groups.values() for b in g for i in (1, 2)])
     if start is not None and end is not None:
         fig.update_xaxes(range=[to_utc_naive(start), to_utc_naive(end)])
     return fig
@@ -649,7 +517,7 @@ def matrix_heatmap(
     diagonal (no change / correct) is outlined."""
     fig = go.Figure()
     if not matrix or not any(matrix):
-        return _style(_no_data(fig, "no data"), title=title, height=320, legend=False)
+        return style_figure(no_data(fig, "no data"), title=title, height=320, legend=False)
     rows = [[float(v or 0) for v in row] for row in matrix]
     shares = [[v / sum(r) if sum(r) else 0.0 for v in r] for r in rows]
 
@@ -687,7 +555,7 @@ def matrix_heatmap(
             line={"color": INK, "width": 1.5},
         )
     size = 120 + 64 * len(row_labels)
-    _style(fig, title=title, height=max(320, size), legend=False)
+    style_figure(fig, title=title, height=max(320, size), legend=False)
     fig.update_xaxes(title_text=x_title, side="top", showgrid=False)
     fig.update_yaxes(title_text=y_title, autorange="reversed", showgrid=False)
     fig.update_layout(margin={"t": 80 if not title else 110})
@@ -718,142 +586,3 @@ def transition_heatmap(transition: Mapping[str, Any], *, title: str | None = Non
         x_title="candidate config",
         title=title,
     )
-
-
-# ------------------------------------------------------------------------- general timeline
-
-
-def timeline_figure(
-    series: Mapping[str, Sequence[tuple[TimeLike, float | None]]],
-    windows: Iterable[tuple[TimeLike, TimeLike | None, str]] = (),
-    markers: Iterable[tuple[TimeLike, str]] = (),
-    *,
-    thresholds: Mapping[str, float] | None = None,
-    units: Mapping[str, str] | None = None,
-    title: str | None = None,
-    row_height: int = 150,
-) -> go.Figure:
-    """Several series stacked on ONE shared UTC time axis, with shaded windows and markers.
-
-    Built for incident timelines (the drill postmortem): ``series`` maps a name to
-    ``[(ts, value), …]`` (value None = gap); each series gets its own row, labelled with its
-    name, a y-axis titled ``units[name]`` when given, and a dashed limit line when
-    ``thresholds`` has the name.
-    ``windows`` are ``(start, end, label)`` spans (e.g. a fault being active; ``end`` None runs
-    to the last timestamp) shaded across every row; ``markers`` are ``(ts, label)`` events
-    (alert fired, OUTAGE BEGINS, MITIGATED, …) drawn as vertical lines across every row.
-    """
-    names = list(series)
-    n = max(1, len(names))
-    fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=min(0.06, 0.3 / n))
-    units = units or {}
-    thresholds = thresholds or {}
-    all_x: list[datetime] = []
-    for i, (name, color) in enumerate(zip(names, _palette(len(names)), strict=True), start=1):
-        pts = sorted(((to_utc_naive(t), _val(v)) for t, v in series[name]), key=lambda p: p[0])
-        xs = [p[0] for p in pts]
-        all_x += xs
-        fig.add_scatter(
-            x=xs,
-            y=[p[1] for p in pts],
-            mode="lines+markers" if len(pts) <= 60 else "lines",
-            name=name,
-            line={"color": color, "width": 1.8},
-            marker={"size": 4},
-            hovertemplate=f"{name}: %{{y:,.4g}}<extra>%{{x|%H:%M:%S}}</extra>",
-            row=i,
-            col=1,
-        )
-        if name in units:
-            fig.update_yaxes(title_text=units[name], row=i, col=1)
-        # The series name sits inside its row: rotated y titles of thin rows would overlap.
-        fig.add_annotation(
-            text=f"<b>{name}</b>",
-            x=0.005,
-            y=1,
-            xref="x domain" if i == 1 else f"x{i} domain",
-            yref="y domain" if i == 1 else f"y{i} domain",
-            xanchor="left",
-            yanchor="top",
-            showarrow=False,
-            bgcolor="rgba(255,255,255,0.85)",
-            font={"size": 12, "color": color},
-        )
-        if name in thresholds:
-            _limit_line(
-                fig, thresholds[name], f"limit {thresholds[name]:g}", row=i, position="top right"
-            )
-    last = max(all_x) if all_x else None
-    for start, end, label in windows:
-        x0 = to_utc_naive(start)
-        x1 = to_utc_naive(end) if end is not None else (last or x0)
-        fig.add_shape(
-            type="rect",
-            xref="x",
-            yref="paper",
-            x0=x0,
-            x1=x1,
-            y0=0,
-            y1=1,
-            fillcolor=WINDOW_FILL,
-            line={"width": 0},
-            layer="below",
-        )
-        fig.add_annotation(
-            x=x0,
-            y=0,
-            xref="x",
-            yref="paper",
-            text=label,
-            showarrow=False,
-            xanchor="left",
-            yanchor="bottom",
-            font={"size": 11, "color": "#c92a2a"},
-        )
-    marker_list = sorted(
-        ((to_utc_naive(t), str(label)) for t, label in markers), key=lambda m: m[0]
-    )
-    # Labels go on the lowest row where they do not run into the previous label; the width of
-    # a label in time is estimated for a narrow (about 560 px) plot so they stay apart at 800 px.
-    first = min(all_x) if all_x else None
-    span = (last - first).total_seconds() if first is not None and last is not None else 0.0
-    row_ends: list[datetime] = []
-    rows_of: list[int] = []
-    for ts, label in marker_list:
-        width = timedelta(seconds=span * (len(label) * 6.5 + 8) / 560) if span else timedelta(0)
-        row = next((r for r, end in enumerate(row_ends) if end <= ts), len(row_ends))
-        if row == len(row_ends):
-            row_ends.append(ts + width)
-        else:
-            row_ends[row] = ts + width
-        rows_of.append(row)
-    for (ts, label), row in zip(marker_list, rows_of, strict=True):
-        fig.add_shape(
-            type="line",
-            xref="x",
-            yref="paper",
-            x0=ts,
-            x1=ts,
-            y0=0,
-            y1=1,
-            line={"color": INK, "dash": "dot", "width": 1.2},
-        )
-        fig.add_annotation(
-            x=ts,
-            y=1,
-            xref="x",
-            yref="paper",
-            text=label,
-            showarrow=False,
-            xanchor="left",
-            yanchor="bottom",
-            yshift=2 + 16 * row,
-            font={"size": 11, "color": INK},
-        )
-    if not names:
-        _no_data(fig, "no series")
-    top_pad = 20 + 16 * len(row_ends)
-    _style(fig, title=title, height=80 + row_height * n, legend=False)
-    fig.update_layout(margin={"t": top_pad + (40 if title else 10)}, hovermode="x unified")
-    fig.update_xaxes(type="date", tickformat="%H:%M<br>%d %b")
-    return fig
