@@ -28,13 +28,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from drills.clock import format_duration, iso, parse_duration
 from drills.registry import Registry
 from router.decision import Outcome, ReasonCode
-
-ERROR_OUTCOMES = ("error", "timeout", "rejected")
-CALLED_OUTCOMES = ("ok", "fallback", "error", "timeout")
-INTERACTIVE_TIERS: tuple[str, ...] = ("tiny", "small", "medium")
-FALLBACK_CODE = ReasonCode.FALLBACK_SAME_TIER.code
-MISCONFIGURED_CODE = ReasonCode.EXECUTION_MODE_INVALID.code
-
+from telemetry.metric_registry import (  # noqa: F401 - outcome sets re-exported for drills.runner
+    CALLED_OUTCOMES,
+    ERROR_OUTCOMES,
+    EXECUTED,
+    FALLBACK_CODE,
+    INTERACTIVE_TIERS,
+    METRICS,
+    MISCONFIGURED_CODE,
+    has_reason_code,
+)
 
 # ----------------------------------------------------------------------------- the record
 
@@ -222,16 +225,18 @@ def p95(values: np.ndarray | pd.Series) -> float | None:
     return float(np.percentile(arr, 95))
 
 
-def _called(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["outcome"].isin(CALLED_OUTCOMES)]
-
-
 def _executed(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["outcome"] != Outcome.NOT_EXECUTED.value]
+    return df[EXECUTED.mask(df, ())]
 
 
-def _has_code(df: pd.DataFrame, code: str) -> pd.Series:
-    return df["reason_codes"].astype(str).str.split(",").map(lambda codes: code in codes)
+def _has_code(df: pd.DataFrame, code: str) -> np.ndarray:
+    return has_reason_code(df["reason_codes"], code)
+
+
+def _value(metric: str, df: pd.DataFrame, tiers: Iterable[str] = INTERACTIVE_TIERS) -> float | None:
+    """A registry metric over these decisions; None (no data) where it is NaN."""
+    v = METRICS[metric].compute(df, tuple(tiers))
+    return None if math.isnan(v) else v
 
 
 def _fmt(x: float | None, unit: str = "") -> str:
@@ -297,10 +302,16 @@ class Probe(ABC):
     """One steady-state measurement over ``[start_s, end_s)``; None means no data."""
 
     name: ClassVar[str]
+    metric: ClassVar[str] = ""
+    """The ``telemetry.metric_registry`` entry it measures (default: its own name)."""
     summary: ClassVar[str]
     unit: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = _Model
     point_in_time: ClassVar[bool] = False
+
+    @classmethod
+    def metric_name(cls) -> str:
+        return cls.metric or cls.name
 
     def __init__(self, params: BaseModel) -> None:
         self.params = params
@@ -311,7 +322,7 @@ class Probe(ABC):
 
 class DecisionAvailabilityProbe(Probe):
     name = "decision_availability"
-    summary = "decisions / queries: every query gets a decision whatever execution does"
+    summary = METRICS["decision_availability"].description
 
     def measure(self, record, start_s, end_s):  # noqa: D102
         queries = record.queries(start_s, end_s)
@@ -322,13 +333,11 @@ class DecisionAvailabilityProbe(Probe):
 
 class ErrorRateProbe(Probe):
     name = "error_rate"
-    summary = "share of executed decisions that ended in error, timeout or rejection"
+    summary = METRICS["error_rate"].description
 
     def measure(self, record, start_s, end_s):  # noqa: D102
-        ex = _executed(record.frame(start_s, end_s))
-        if ex.empty:
-            return 0.0
-        return float(ex["outcome"].isin(ERROR_OUTCOMES).mean())
+        """None (no data) when nothing was executed, as ``telemetry.metrics`` has NaN."""
+        return _value("error_rate", record.frame(start_s, end_s))
 
 
 class _LatencyParams(_Model):
@@ -338,37 +347,38 @@ class _LatencyParams(_Model):
 
 class LatencyP95Probe(Probe):
     name = "latency_p95_ms"
+    metric = "actual_latency_p95_ms"
+    """``interactive: true`` measures ``actual_latency_p95_interactive_ms``."""
     summary = "p95 actual latency of calls that reached a model (tier / interactive tiers)"
     unit = "ms"
     Params = _LatencyParams
 
     def measure(self, record, start_s, end_s):  # noqa: D102
-        df = _called(record.frame(start_s, end_s))
+        df = record.frame(start_s, end_s)
         p: _LatencyParams = self.params  # type: ignore[assignment]
         if p.tier is not None:
             df = df[df["model_tier"] == p.tier]
-        if p.interactive:
-            df = df[df["model_tier"].isin(record.interactive_tiers)]
-        return p95(df["actual_latency_ms"])
+        metric = "actual_latency_p95_interactive_ms" if p.interactive else "actual_latency_p95_ms"
+        return _value(metric, df, record.interactive_tiers) if len(df) else None
 
 
 class CostPerQueryProbe(Probe):
     name = "cost_per_query_usd"
-    summary = "mean cost per decision (actual where executed, else the router's estimate)"
+    summary = METRICS["cost_per_query_usd"].description
     unit = "$"
 
     def measure(self, record, start_s, end_s):  # noqa: D102
         df = record.frame(start_s, end_s)
-        if df.empty:
-            return None
-        actual = pd.to_numeric(df["actual_cost_usd"], errors="coerce")
-        cost = actual.where(df["outcome"] != "not_executed").fillna(df["cost_estimate_usd"])
-        return float(cost.mean())
+        return _value("cost_per_query_usd", df) if len(df) else None
 
 
 class UpstreamCallsProbe(Probe):
+    """Not the bucket metric ``upstream_calls`` (decisions not simulated): calls sent, retries
+    included (registry: ``upstream_calls_sent``)."""
+
     name = "upstream_calls"
-    summary = "calls actually sent to a model (retries included)"
+    metric = "upstream_calls_sent"
+    summary = METRICS["upstream_calls_sent"].description
 
     def measure(self, record, start_s, end_s):  # noqa: D102
         return float(record.upstream_calls(start_s, end_s))
@@ -376,16 +386,17 @@ class UpstreamCallsProbe(Probe):
 
 class MisconfiguredProbe(Probe):
     name = "misconfigured_decisions"
-    summary = "decisions carrying EXECUTION_MODE_INVALID (toggle failed closed)"
+    metric = "misconfigured_toggle_count"
+    summary = METRICS["misconfigured_toggle_count"].description
 
     def measure(self, record, start_s, end_s):  # noqa: D102
         df = record.frame(start_s, end_s)
-        return float(_has_code(df, MISCONFIGURED_CODE).sum()) if len(df) else 0.0
+        return METRICS[self.metric].compute(df) if len(df) else 0.0
 
 
 class SpoolRowsProbe(Probe):
     name = "spool_rows"
-    summary = "telemetry rows waiting in the local spool now"
+    summary = METRICS["spool_rows"].description
     point_in_time = True
 
     def measure(self, record, start_s, end_s):  # noqa: D102
@@ -394,7 +405,7 @@ class SpoolRowsProbe(Probe):
 
 class OpenBreakersProbe(Probe):
     name = "open_breakers"
-    summary = "circuit breakers open now"
+    summary = METRICS["open_breakers"].description
     point_in_time = True
 
     def measure(self, record, start_s, end_s):  # noqa: D102
@@ -1361,21 +1372,12 @@ CHECKS: Registry[Check] = Registry(
 
 # ----------------------------------------------------------------------------- drill metrics
 
-DRILL_METRICS: dict[str, str] = {
-    "actual_latency_p95_interactive_ms": (
-        "p95 actual latency of calls that reached an interactive-tier model (the 200 ms SLA)"
-    ),
-    "fallback_count": "decisions served by a same-tier fallback",
-}
+_DRILL_METRICS = ("actual_latency_p95_interactive_ms", *(m.name for m in METRICS.of_kind("drill")))
+DRILL_METRICS: dict[str, str] = {name: METRICS[name].description for name in _DRILL_METRICS}
 """Per-minute metrics the drill computes on top of ``telemetry.metrics.compute_metrics``;
 a scenario's inline alert rules may use them."""
 
 
 def drill_metrics(df: pd.DataFrame, interactive_tiers: Iterable[str]) -> dict[str, float]:
-    called = _called(df)
-    inter = called[called["model_tier"].isin(tuple(interactive_tiers))]
-    v = p95(inter["actual_latency_ms"]) if len(inter) else None
-    return {
-        "actual_latency_p95_interactive_ms": math.nan if v is None else v,
-        "fallback_count": float((df["outcome"] == "fallback").sum()),
-    }
+    tiers = tuple(interactive_tiers)
+    return {name: METRICS[name].compute(df, tiers) for name in _DRILL_METRICS}

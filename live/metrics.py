@@ -21,20 +21,25 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from telemetry.metric_registry import (
+    CALLED_OUTCOMES,
+    MISCONFIGURED_CODE,
+    PROM_DECISIONS,
+    has_reason_code,
+)
+
 disable_created_metrics()  # the *_created series only double the exposition
 
 LATENCY_BUCKETS_MS = (
     25, 50, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 4000, 5000, 7500, 10000, 15000,
 )  # fmt: skip
-CALLED = ("ok", "fallback", "error", "timeout")  # outcomes whose latency is a model's latency
 BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
-MISCONFIGURED_CODE = "EXECUTION_MODE_INVALID"
 ENDPOINTS = ("simulate", "execute")
 _ZEROED = ("ok", "fallback", "error", "timeout", "rejected")  # what the alert rules count
 _ZERO_CAP = 800  # (level, domain, tier) keys x models per tier pre-exposed at most
 
 METRIC_NAMES = (
-    "amaima_decisions_total",
+    PROM_DECISIONS,
     "amaima_borderline_decisions_total",
     "amaima_upscaled_decisions_total",
     "amaima_misconfigured_decisions_total",
@@ -110,7 +115,8 @@ class ServiceMetrics:
     def __init__(self, read_live: Callable[[], dict]) -> None:
         r = self.registry = CollectorRegistry()
         self.decisions = Counter(
-            "amaima_decisions", "Decisions by endpoint, level, domain, model, tier and outcome.",
+            PROM_DECISIONS.removesuffix("_total"),
+            "Decisions by endpoint, level, domain, model, tier and outcome.",
             ["endpoint", "level", "domain", "model", "tier", "outcome"], registry=r,
         )  # fmt: skip
         self.borderline = Counter(
@@ -222,7 +228,7 @@ class ServiceMetrics:
         u = sum(c["upscaled"])
         if u:
             self.upscaled.labels(endpoint).inc(u)
-        bad = sum(MISCONFIGURED_CODE in rc for rc in c["reason_codes"])
+        bad = int(has_reason_code(c["reason_codes"], MISCONFIGURED_CODE).sum())
         if bad:
             self.misconfigured.labels(endpoint).inc(bad)
         conf = self.confidence.labels(endpoint)
@@ -244,7 +250,7 @@ class ServiceMetrics:
             else:
                 query_cost += est
             lat = c["actual_latency_ms"][i]
-            if outcome in CALLED and lat is not None:
+            if outcome in CALLED_OUTCOMES and lat is not None:
                 self.actual_latency.labels(tier).observe(lat)
         self.estimated_cost.inc(est_cost)
         self.query_cost.inc(query_cost)

@@ -5,7 +5,7 @@ and the incident drills (minute buckets on a virtual clock) share a single defin
 rate and percentile. Buckets are aligned to the Unix epoch (``ts.floor(freq)``) and labelled by
 their start; a bucket's value is only known once the bucket has closed.
 
-Definitions (the alert rules and the Grafana SQL in ``telemetry.alerts`` follow them):
+Definitions (each declared once in ``telemetry.metric_registry``, with its SQL and PromQL forms):
 
 - ``executed`` rows: ``outcome != "not_executed"`` (an attempt reached the execution plane,
   whatever came of it). ``error_rate`` (error, timeout or rejected), ``rejected_rate`` and
@@ -44,22 +44,30 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from router.decision import DOMAINS, LEVELS, Outcome, ReasonCode
+from telemetry.metric_registry import (
+    CALLED_OUTCOMES,
+    DOMAIN_METRICS,
+    ERROR_OUTCOMES,
+    EVENT_METRICS,
+    INTERACTIVE_TIERS,
+    LEVEL_METRICS,
+    METRICS,
+    MISCONFIGURED_CODE,
+    Metric,
+)
 
-INTERACTIVE_TIERS: tuple[str, ...] = ("tiny", "small", "medium")
-
-ERROR_OUTCOMES: tuple[str, ...] = (Outcome.ERROR, Outcome.TIMEOUT, Outcome.REJECTED)
-# Outcomes of rows that reached a model, so their actual latency is a model's latency.
-CALLED_OUTCOMES: tuple[str, ...] = (Outcome.OK, Outcome.FALLBACK, Outcome.ERROR, Outcome.TIMEOUT)
-
-MISCONFIGURED_CODE = ReasonCode.EXECUTION_MODE_INVALID.code
+__all__ = [
+    "CALLED_OUTCOMES",
+    "ERROR_OUTCOMES",
+    "INTERACTIVE_TIERS",
+    "MISCONFIGURED_CODE",
+    "compute_metrics",
+    "daily_summary",
+]
 
 # Event kinds (rows of the optional ``events`` frame) whose per-bucket sum gets a fixed column
 # name; any other kind that is a valid identifier becomes a column of its own name.
-EVENT_COLUMNS: dict[str, str] = {
-    "telemetry_write_failure": "telemetry_write_failures",
-    "spooled_rows": "spooled_rows",
-}
+EVENT_COLUMNS: dict[str, str] = {m.event_kind: m.name for m in EVENT_METRICS if m.event_kind}
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "ts",
@@ -78,38 +86,17 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "actual_cost_usd",
 )
 
-LEVEL_COLUMNS: tuple[str, ...] = tuple(f"level_{lvl.value}" for lvl in LEVELS)
-DOMAIN_COLUMNS: tuple[str, ...] = tuple(f"domain_{d.value}" for d in DOMAINS)
+LEVEL_COLUMNS: tuple[str, ...] = tuple(m.name for m in LEVEL_METRICS)
+DOMAIN_COLUMNS: tuple[str, ...] = tuple(m.name for m in DOMAIN_METRICS)
+_MIX = (*LEVEL_COLUMNS, *DOMAIN_COLUMNS)
+
+BASE_METRICS: tuple[str, ...] = tuple(
+    m.name for m in METRICS.of_kind("bucket") if m.name not in _MIX
+)
+_BUCKET: tuple[Metric, ...] = METRICS.of_kind("bucket")
 
 # Columns whose empty-bucket value is 0 (they count things), not NaN.
-COUNT_COLUMNS: tuple[str, ...] = (
-    "queries",
-    "executed",
-    "misconfigured_toggle_count",
-    "upstream_calls",
-    *EVENT_COLUMNS.values(),
-)
-
-BASE_METRICS: tuple[str, ...] = (
-    "queries",
-    "executed",
-    "borderline_rate",
-    "upscale_rate",
-    "confidence_mean",
-    "confidence_median",
-    "confidence_drop_pct",
-    "latency_estimate_p95_ms",
-    "actual_latency_p95_ms",
-    "actual_latency_p95_worst_tier_ms",
-    "actual_latency_p95_interactive_ms",
-    "cost_per_query_usd",
-    "error_rate",
-    "rejected_rate",
-    "fallback_rate",
-    "executed_rate",
-    "misconfigured_toggle_count",
-    "upstream_calls",
-)
+COUNT_COLUMNS: tuple[str, ...] = tuple(m.name for m in (*_BUCKET, *EVENT_METRICS) if m.count_like)
 
 # Every column ``compute_metrics`` always returns, in order: the alert rules' metric vocabulary.
 KNOWN_METRICS: tuple[str, ...] = (
@@ -253,93 +240,37 @@ def compute_metrics(
 
 
 def _aggregate(df: pd.DataFrame, bucket: pd.Series, tiers: tuple[str, ...]) -> pd.DataFrame:
-    outcome = df["outcome"].astype("str")
-    executed = (outcome != Outcome.NOT_EXECUTED).to_numpy()
-    called = outcome.isin(CALLED_OUTCOMES).to_numpy()
-    nan = np.nan
-    actual_latency = pd.to_numeric(df["actual_latency_ms"], errors="coerce").to_numpy(float)
-    actual_cost = pd.to_numeric(df["actual_cost_usd"], errors="coerce").to_numpy(float)
-    tier = df["model_tier"].astype("str")
-    interactive = tier.isin(tiers).to_numpy()
-    use_actual_cost = executed & ~np.isnan(actual_cost)
-    conf = df["confidence_overall"].to_numpy(float)
-
-    def share_of_executed(mask: np.ndarray) -> np.ndarray:
-        return np.where(executed, mask.astype(float), nan)
-
-    work = pd.DataFrame(
-        {
-            "bucket": bucket.array,
-            "conf": conf,
-            "borderline": df["borderline"].to_numpy(bool).astype(float),
-            "upscaled": df["upscaled"].to_numpy(bool).astype(float),
-            "executed": executed.astype(float),
-            "error": share_of_executed(outcome.isin(ERROR_OUTCOMES).to_numpy()),
-            "rejected": share_of_executed((outcome == Outcome.REJECTED).to_numpy()),
-            "fallback": share_of_executed((outcome == Outcome.FALLBACK).to_numpy()),
-            "lat_est": np.where(interactive, df["latency_estimate_ms"].to_numpy(float), nan),
-            "lat_act": np.where(called, actual_latency, nan),
-            "lat_act_int": np.where(called & interactive, actual_latency, nan),
-            "cost": np.where(use_actual_cost, actual_cost, df["cost_estimate_usd"].to_numpy(float)),
-            "misconf": df["reason_codes"]
-            .astype("str")
-            .str.contains(MISCONFIGURED_CODE, regex=False)
-            .to_numpy(float),
-            "upstream": (~df["simulated"].to_numpy(bool)).astype(float),
-        }
-    )
+    """Every bucket metric of the registry: its per-row values, aggregated per bucket."""
+    work = pd.DataFrame({"bucket": bucket.array})
+    by_agg: dict[str, list[str]] = {}
+    for m in _BUCKET:
+        if m.agg == "drop_vs_day_before":
+            continue
+        work[m.name] = m.row_values(df, tiers)
+        by_agg.setdefault(m.agg, []).append(m.name)
+    work["_conf_sum"] = df["confidence_overall"].to_numpy(float)
     g = work.groupby("bucket", sort=True)
-    out = g.agg(
-        queries=("conf", "size"),
-        executed=("executed", "sum"),
-        borderline_rate=("borderline", "mean"),
-        upscale_rate=("upscaled", "mean"),
-        confidence_mean=("conf", "mean"),
-        _conf_sum=("conf", "sum"),
-        confidence_median=("conf", "median"),
-        cost_per_query_usd=("cost", "mean"),
-        error_rate=("error", "mean"),
-        rejected_rate=("rejected", "mean"),
-        fallback_rate=("fallback", "mean"),
-        executed_rate=("executed", "mean"),
-        misconfigured_toggle_count=("misconf", "sum"),
-        upstream_calls=("upstream", "sum"),
-    )
-    out["latency_estimate_p95_ms"] = g["lat_est"].quantile(0.95)
-    out["actual_latency_p95_ms"] = g["lat_act"].quantile(0.95)
-    out["actual_latency_p95_interactive_ms"] = g["lat_act_int"].quantile(0.95)
-    per_tier = (
-        pd.DataFrame(
-            {
-                "bucket": work["bucket"].array,
-                "tier": tier.to_numpy(),
-                "v": work["lat_act"].to_numpy(),
-            }
+    named = {
+        name: (name, agg)
+        for agg in ("count", "sum", "mean", "median")
+        for name in by_agg.get(agg, ())
+    }
+    out = g.agg(_conf_sum=("_conf_sum", "sum"), **named)
+    for name in by_agg.get("p95", ()):
+        out[name] = g[name].quantile(0.95)
+    tier = df["model_tier"].astype("str").to_numpy()
+    for name in by_agg.get("p95_worst_tier", ()):
+        per_tier = (
+            pd.DataFrame({"bucket": work["bucket"].array, "tier": tier, "v": work[name].to_numpy()})
+            .groupby(["bucket", "tier"])["v"]
+            .quantile(0.95)
         )
-        .groupby(["bucket", "tier"])["v"]
-        .quantile(0.95)
-    )
-    out["actual_latency_p95_worst_tier_ms"] = per_tier.groupby(level="bucket").max()
-
-    for column, values, names in (
-        ("level", df["complexity_level"], [lvl.value for lvl in LEVELS]),
-        ("domain", df["domain"], [d.value for d in DOMAINS]),
-    ):
-        counts = (
-            pd.DataFrame({"bucket": work["bucket"].array, "v": values.astype("str").to_numpy()})
-            .groupby(["bucket", "v"])
-            .size()
-            .unstack(fill_value=0)
-            .reindex(columns=names, fill_value=0)
-        )
-        shares = counts.div(out["queries"], axis=0)
-        for name in names:
-            out[f"{column}_{name}"] = shares[name]
+        out[name] = per_tier.groupby(level="bucket").max()
     return out
 
 
 def _fill_counts(out: pd.DataFrame) -> pd.DataFrame:
-    for col in ("queries", "executed", "misconfigured_toggle_count", "upstream_calls"):
+    for col in (m.name for m in _BUCKET if m.count_like):
         out[col] = out[col].fillna(0).astype("int64")
     if "_conf_sum" not in out.columns:
         out["_conf_sum"] = 0.0

@@ -20,7 +20,8 @@ from telemetry.alerts.rules import (
     load_rules,
     parse_duration,
 )
-from telemetry.metrics import EVENT_COLUMNS, INTERACTIVE_TIERS, MISCONFIGURED_CODE
+from telemetry.metric_registry import INTERACTIVE_TIERS, METRICS, PROM_DECISIONS, promql  # noqa: F401
+from telemetry.metrics import EVENT_COLUMNS
 
 # ----------------------------------------------------------------------------- Grafana export
 
@@ -29,61 +30,11 @@ DECISION_TABLE = "decision_telemetry"
 EVENTS_TABLE = "telemetry_events"
 
 _GRAFANA_EVALUATOR = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte", "==": "eq", "!=": "ne"}
-_EXECUTED = "outcome <> 'not_executed'"
-_CALLED = "outcome IN ('ok', 'fallback', 'error', 'timeout') AND actual_latency_ms IS NOT NULL"
 _EVENT_KINDS = {column: kind for kind, column in EVENT_COLUMNS.items()}
-
-
-def _share(predicate: str, where: str | None = None) -> str:
-    expr = f"avg(CASE WHEN {predicate} THEN 1.0 ELSE 0.0 END)"
-    return f"{expr} FILTER (WHERE {where})" if where else expr
 
 
 def _sql_literal(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
-
-
-def _decision_aggregate(metric: str, tiers: Sequence[str]) -> str:
-    """PostgreSQL aggregate over ``decision_telemetry`` matching ``compute_metrics``."""
-    tier_list = ", ".join(_sql_literal(t) for t in tiers)
-    exprs = {
-        "queries": "count(*)",
-        "executed": f"count(*) FILTER (WHERE {_EXECUTED})",
-        "borderline_rate": _share("borderline"),
-        "upscale_rate": _share("upscaled"),
-        "confidence_mean": "avg(confidence_overall)",
-        "confidence_median": "percentile_cont(0.5) WITHIN GROUP (ORDER BY confidence_overall)",
-        "latency_estimate_p95_ms": (
-            "percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_estimate_ms) "
-            f"FILTER (WHERE model_tier IN ({tier_list}))"
-        ),
-        "actual_latency_p95_ms": (
-            f"percentile_cont(0.95) WITHIN GROUP (ORDER BY actual_latency_ms) FILTER (WHERE {_CALLED})"
-        ),
-        "actual_latency_p95_interactive_ms": (
-            "percentile_cont(0.95) WITHIN GROUP (ORDER BY actual_latency_ms) "
-            f"FILTER (WHERE {_CALLED} AND model_tier IN ({tier_list}))"
-        ),
-        "cost_per_query_usd": (
-            f"avg(CASE WHEN {_EXECUTED} AND actual_cost_usd IS NOT NULL "
-            "THEN actual_cost_usd ELSE cost_estimate_usd END)"
-        ),
-        "error_rate": _share("outcome IN ('error', 'timeout', 'rejected')", _EXECUTED),
-        "rejected_rate": _share("outcome = 'rejected'", _EXECUTED),
-        "fallback_rate": _share("outcome = 'fallback'", _EXECUTED),
-        "executed_rate": _share(_EXECUTED),
-        "misconfigured_toggle_count": (
-            f"count(*) FILTER (WHERE reason_codes LIKE '%{MISCONFIGURED_CODE}%')"
-        ),
-        "upstream_calls": "count(*) FILTER (WHERE NOT simulated)",
-    }
-    if metric in exprs:
-        return exprs[metric]
-    if metric.startswith("level_"):
-        return _share(f"complexity_level = {_sql_literal(metric.removeprefix('level_'))}")
-    if metric.startswith("domain_"):
-        return _share(f"domain = {_sql_literal(metric.removeprefix('domain_'))}")
-    raise ValueError(f"no SQL for metric {metric!r}")
 
 
 def metric_sql(
@@ -103,13 +54,15 @@ def metric_sql(
             f"SELECT now() AS time, coalesce(sum(value), 0) AS value FROM {events_table} "
             f"WHERE kind = {_sql_literal(_EVENT_KINDS[metric])} AND ts > {since}"
         )
-    if metric == "actual_latency_p95_worst_tier_ms":
+    m = METRICS.get(metric)
+    if m is None or m.kind != "bucket":
+        raise ValueError(f"no SQL for metric {metric!r}")
+    if m.agg == "p95_worst_tier":
         return (
-            "SELECT now() AS time, max(p) AS value FROM "
-            "(SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY actual_latency_ms) AS p "
-            f"FROM {table} WHERE ts > {since} AND {_CALLED} GROUP BY model_tier) AS per_tier"
+            f"SELECT now() AS time, max(p) AS value FROM (SELECT {m.sql(interactive_tiers)} AS p "
+            f"FROM {table} WHERE ts > {since} GROUP BY model_tier) AS per_tier"
         )
-    if metric == "confidence_drop_pct":
+    if m.agg == "drop_vs_day_before":
         before = f"now() - interval '{secs + 86400} seconds'"
         return (
             "SELECT now() AS time, 100.0 * (prev.m - cur.m) / NULLIF(prev.m, 0) AS value FROM "
@@ -117,7 +70,7 @@ def metric_sql(
             f"(SELECT avg(confidence_overall) AS m FROM {table} "
             f"WHERE ts > {before} AND ts <= {since}) AS prev"
         )
-    expr = _decision_aggregate(metric, interactive_tiers)
+    expr = m.sql(interactive_tiers)
     if min_queries:
         expr = f"CASE WHEN count(*) >= {int(min_queries)} THEN {expr} END"
     return f"SELECT now() AS time, {expr} AS value FROM {table} WHERE ts > {since}"
@@ -296,10 +249,6 @@ def export_grafana(
 # exported with their input series renamed to the recorded series, so the real
 # ``promtool test rules`` checks the same expectations as ``harness alerts test``.
 
-PROM_DECISIONS = "amaima_decisions_total"
-_PROM_ERRORS = 'outcome=~"error|timeout|rejected"'
-_PROM_EXECUTED = 'outcome!="not_executed"'
-
 
 def prometheus_series(metric: str, window: timedelta | pd.Timedelta) -> str:
     """The recorded series name of a rule metric at a window (``amaima:error_rate:1m``)."""
@@ -311,52 +260,9 @@ def prometheus_expr(
     window: timedelta | pd.Timedelta,
     interactive_tiers: Sequence[str] = INTERACTIVE_TIERS,
 ) -> str | None:
-    """PromQL for one rule metric over the service's series, or None if it has no PromQL form."""
-    w = format_duration(window)
-
-    def inc(name: str, sel: str = "", by: str = "") -> str:
-        sel = "{" + sel + "}" if sel else ""
-        return f"sum{f' by ({by})' if by else ''}(increase({name}{sel}[{w}]))"
-
-    def share(num_sel: str, den_sel: str = "") -> str:
-        return f"{inc(PROM_DECISIONS, num_sel)} / {inc(PROM_DECISIONS, den_sel)}"
-
-    tiers = 'tier=~"' + "|".join(interactive_tiers) + '"'
-
-    def p95(hist: str, sel: str = "", by: str = "le") -> str:
-        return f"histogram_quantile(0.95, {inc(hist + '_bucket', sel, by)})"
-
-    conf = f"{inc('amaima_decision_confidence_sum')} / {inc('amaima_decision_confidence_count')}"
-    exprs = {
-        "queries": inc(PROM_DECISIONS),
-        "executed": inc(PROM_DECISIONS, _PROM_EXECUTED),
-        "error_rate": share(_PROM_ERRORS, _PROM_EXECUTED),
-        "rejected_rate": share('outcome="rejected"', _PROM_EXECUTED),
-        "fallback_rate": share('outcome="fallback"', _PROM_EXECUTED),
-        "executed_rate": share(_PROM_EXECUTED),
-        "borderline_rate": f"{inc('amaima_borderline_decisions_total')} / {inc(PROM_DECISIONS)}",
-        "upscale_rate": f"{inc('amaima_upscaled_decisions_total')} / {inc(PROM_DECISIONS)}",
-        "confidence_mean": conf,
-        "confidence_drop_pct": (
-            f"100 * (1 - ({conf}) / (sum(increase(amaima_decision_confidence_sum[1d] offset {w}))"
-            f" / sum(increase(amaima_decision_confidence_count[1d] offset {w}))))"
-        ),
-        "latency_estimate_p95_ms": p95("amaima_latency_estimate_ms", tiers),
-        "actual_latency_p95_ms": p95("amaima_actual_latency_ms"),
-        "actual_latency_p95_worst_tier_ms": f"max({p95('amaima_actual_latency_ms', by='le, tier')})",
-        "actual_latency_p95_interactive_ms": p95("amaima_actual_latency_ms", tiers),
-        "cost_per_query_usd": f"{inc('amaima_query_cost_usd_total')} / {inc(PROM_DECISIONS)}",
-        "misconfigured_toggle_count": inc("amaima_misconfigured_decisions_total"),
-        "upstream_calls": inc("amaima_upstream_calls_total"),
-        "telemetry_write_failures": inc("amaima_telemetry_write_failures_total"),
-        "spooled_rows": inc("amaima_telemetry_spooled_rows_total"),
-    }
-    if metric in exprs:
-        return exprs[metric]
-    for prefix, label in (("level_", "level"), ("domain_", "domain")):
-        if metric.startswith(prefix):
-            return share(f'{label}="{metric[len(prefix) :]}"')
-    return None  # the median (confidence_median) has no exact PromQL form over counters
+    """PromQL for one rule metric over the service's series, or None if it has no PromQL form
+    (the median: no exact form over counters). Declared in ``telemetry.metric_registry``."""
+    return promql(metric, format_duration(window), interactive_tiers)
 
 
 def prometheus_rules(
