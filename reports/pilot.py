@@ -9,7 +9,6 @@ its input; templates only lay out the facts computed here.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,12 +23,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     model_validator,
 )
 
-from reports.render import is_missing, parse_ts, render_to, write_atomic
-from reports.validation import describe
+from reports.documents import keep_copy, load_document, validate_document
+from reports.render import is_missing, parse_ts, render_to
 from router.decision import LEVELS
 
 LEVEL_NAMES = tuple(lv.value for lv in LEVELS)
@@ -400,30 +398,25 @@ def verdict_of(criteria: list[CriterionRow]) -> str:
 
 def validate_evidence(data: Any, source: str = "evidence") -> PilotEvidence:
     """Check the whole document at once and list every problem with its key path."""
-    if not isinstance(data, Mapping):
-        raise PilotEvidenceError(f"pilot evidence {source}: expected a JSON object at the top")
-    try:
-        return PilotEvidence.model_validate(dict(data))
-    except ValidationError as exc:
-        raise PilotEvidenceError(
-            describe(exc, f"pilot evidence {source} is not a valid evidence document:")
-        ) from None
+    return validate_document(
+        data,
+        source,
+        what="pilot evidence",
+        invalid="is not a valid evidence document",
+        parse=PilotEvidence.model_validate,
+        error=PilotEvidenceError,
+    )
 
 
 def load_evidence(evidence: Mapping[str, Any] | Path | str) -> tuple[PilotEvidence, str]:
     """Read (when a path) and validate; returns the evidence and a label naming its source."""
-    if isinstance(evidence, Mapping):
-        source = f"(in-memory document, run_id={evidence.get('run_id')!r})"
-        return validate_evidence(evidence, source), source
-    path = Path(evidence)
-    source = str(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PilotEvidenceError(f"pilot evidence {source}: file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PilotEvidenceError(f"pilot evidence {source}: not valid JSON ({exc})") from None
-    return validate_evidence(data, source), source
+    return load_document(
+        evidence,
+        what="pilot evidence",
+        in_memory="in-memory document",
+        validate=validate_evidence,
+        error=PilotEvidenceError,
+    )
 
 
 # ----------------------------------------------------------------------------- derived facts
@@ -760,11 +753,7 @@ def build_pilot_report(
     run_dir = out_root / ev.run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     evidence_path = run_dir / EVIDENCE_JSON
-    if not evidence_path.exists():
-        if isinstance(evidence, Mapping):
-            write_atomic(evidence_path, json.dumps(dict(evidence), indent=2, default=str) + "\n")
-        else:
-            write_atomic(evidence_path, Path(evidence).read_text(encoding="utf-8"))
+    keep_copy(evidence, evidence_path)
     plotly_js = ensure_plotly_js(out_root)
     html_path, md_path = run_dir / REPORT_HTML, run_dir / REPORT_MD
     generated = (generated_at or datetime.now(UTC)).astimezone(UTC)

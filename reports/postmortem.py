@@ -4,60 +4,70 @@ Laid out like a Google SRE postmortem (summary, impact, root cause, trigger, det
 resolution, action items, lessons learned, timeline), and stamped as a DRILL everywhere so
 nobody mistakes an exercise for an incident. The journal (``drills.journal.Journal``, contract in
 ``docs/journal.md``) is validated once, up front: a missing, renamed or malformed key raises
-``DrillJournalError`` naming the key path and the file. Every
-sentence after that is derived from the journal's guarantees, events and metrics — action items
-come from failed or weak guarantees, lessons from what the drill observed, never boilerplate.
+``DrillJournalError`` naming the key path and the file. Every sentence after that is derived
+from the journal's guarantees, events and metrics (``reports.postmortem_facts``, worded by
+``reports.postmortem_text``) — action items come from failed or weak guarantees, lessons from
+what the drill observed, never boilerplate. This module loads the journal, draws the figure
+and renders the pages.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from drills.journal import (
     DRILLS_DIR,
     JOURNAL_SCHEMA_VERSION,
-    Event,
-    FaultRecord,
     JournalError,
-    MetricRow,
-    ProbeResult,
-    ProbeSummary,
-    SteadyState,
     parse_journal,
 )
 from drills.journal import JOURNAL_NAME as JOURNAL_JSON
-from drills.journal import GuaranteeResult as Guarantee
 from drills.journal import Journal as DrillJournal
-from reports.render import (
-    MISSING,
-    is_missing,
-    ms,
-    num,
-    parse_ts,
-    pct,
-    render_to,
-    sig,
-    usd,
-    write_atomic,
+from reports.documents import keep_copy, load_document, validate_document
+from reports.postmortem_facts import (
+    cost_change,
+    drill_verdict,
+    fault_tiers,
+    find_markers,
+    outcomes,
+    rows_lost,
+    summarise,
+    tier_p95_during,
 )
-from reports.validation import describe
-from router import durations
+from reports.postmortem_text import (
+    failed_text,
+    human_duration,
+    number,
+    parse_duration,
+    share_text,
+)
+from reports.render import parse_ts, render_to
+
+__all__ = [
+    "DrillJournalError",
+    "PostmortemPaths",
+    "build_postmortem",
+    "cost_change",
+    "drill_verdict",
+    "failed_text",
+    "find_markers",
+    "human_duration",
+    "load_journal",
+    "outcomes",
+    "parse_duration",
+    "rows_lost",
+    "share_text",
+    "summarise",
+    "tier_p95_during",
+    "validate_journal",
+]
 
 POSTMORTEM_HTML = "postmortem.html"
 POSTMORTEM_MD = "postmortem.md"
-
-WEAK_SHARE = 0.5
-"""A guarantee that passed but used more than this share of its allowance (e.g. detection
-that took more than half its allowed window) gets a follow-up action item."""
-
-VALID_TOGGLE_VALUES = ("decision-only", "execution-enabled")
 
 
 class DrillJournalError(ValueError):
@@ -67,1003 +77,26 @@ class DrillJournalError(ValueError):
 def validate_journal(data: Any, source: str = "journal") -> DrillJournal:
     """Check the whole journal at once (``drills.journal.Journal``, the one model) and list
     every problem with its key path."""
-    if not isinstance(data, Mapping):
-        raise DrillJournalError(f"drill journal {source}: expected a JSON object at the top")
-    try:
-        return parse_journal(dict(data))
-    except JournalError as exc:
-        raise DrillJournalError(f"drill journal {source}: {exc}") from None
-    except ValidationError as exc:
-        raise DrillJournalError(
-            describe(
-                exc,
-                f"drill journal {source} is not a valid journal (schema {JOURNAL_SCHEMA_VERSION}):",
-            )
-        ) from None
+    return validate_document(
+        data,
+        source,
+        what="drill journal",
+        invalid=f"is not a valid journal (schema {JOURNAL_SCHEMA_VERSION})",
+        parse=parse_journal,
+        error=DrillJournalError,
+        refused=(JournalError,),
+    )
 
 
 def load_journal(journal: Mapping[str, Any] | Path | str) -> tuple[DrillJournal, str]:
     """Read (when a path) and validate; returns the journal and a label naming its source."""
-    if isinstance(journal, Mapping):
-        source = f"(in-memory journal, run_id={journal.get('run_id')!r})"
-        return validate_journal(journal, source), source
-    path = Path(journal)
-    source = str(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DrillJournalError(f"drill journal {source}: file not found") from None
-    except IsADirectoryError:
-        raise DrillJournalError(f"drill journal {source}: is a folder, not a file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DrillJournalError(f"drill journal {source}: not valid JSON ({exc})") from None
-    return validate_journal(data, source), source
-
-
-# ------------------------------------------------------------------------------ small helpers
-
-
-def parse_duration(value: Any) -> float | None:
-    """ "2m" / "90s" / "1h30m" / 120 -> seconds, in the harness's one grammar
-    (``router.durations``); None when it is not a duration."""
-    if is_missing(value):
-        return None
-    try:
-        return durations.parse_duration(value)
-    except ValueError:
-        return None
-
-
-def human_duration(seconds: Any) -> str:
-    """45 -> "45 s", 150 -> "2 min 30 s", 3900 -> "1 h 5 min"; missing -> "—"."""
-    if is_missing(seconds):
-        return "—"
-    s = float(seconds)
-    sign, s = ("-" if s < 0 else ""), abs(s)
-    if s < 60:
-        return f"{sign}{s:.0f} s" if s >= 1 or s == 0 else f"{sign}{s:.1f} s"
-    if s < 3600:
-        m, r = divmod(round(s), 60)
-        return f"{sign}{m} min" + (f" {r} s" if r else "")
-    h, r = divmod(round(s), 3600)
-    return f"{sign}{h} h" + (f" {r // 60} min" if r // 60 else "")
-
-
-def offset_label(seconds: float) -> str:
-    """Seconds since drill start as "T+05:00" (or "T+1:05:00" past an hour)."""
-    sign = "-" if seconds < 0 else "+"
-    s = round(abs(seconds))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"T{sign}{h}:{m:02d}:{sec:02d}" if h else f"T{sign}{m:02d}:{sec:02d}"
-
-
-def _compact(value: Any, limit: int = 160) -> str:
-    """A dict / list / scalar as one short readable line (for tables, not for parsing)."""
-    if is_missing(value):
-        return ""
-    if isinstance(value, Mapping):
-        text = ", ".join(f"{k}: {_inner(v)}" for k, v in value.items() if not is_missing(v))
-    elif isinstance(value, list | tuple):
-        text = ", ".join(_inner(v) for v in value)
-    elif isinstance(value, bool):
-        text = "yes" if value else "no"
-    elif isinstance(value, float):
-        text = sig(value)  # three significant digits: 0.0333, 4,946, not 0.03333333
-    elif isinstance(value, str) and (value != value.strip() or not value):
-        text = repr(value)  # a toggle value with a stray space must be visible as such
-    else:
-        text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _inner(value: Any) -> str:
-    """A nested value inside a one-line summary: mappings as "k=v k=v", lists comma-joined."""
-    if isinstance(value, Mapping):
-        return " ".join(f"{k}={_inner(v)}" for k, v in value.items() if not is_missing(v))
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_inner(v) for v in value) + "]"
-    return _compact(value, 80)
-
-
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _num(value: Any) -> float | None:
-    if is_missing(value) or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-EVENT_LABELS: dict[str, str] = {
-    "drill_started": "Drill started",
-    "steady_state_before": "Steady state checked (before)",
-    "fault_on": "Fault injected",
-    "fault_off": "Fault removed",
-    "first_error": "First error",
-    "alert_fired": "Alert fired",
-    "alert_resolved": "Alert resolved",
-    "breaker_open": "Circuit breaker opened",
-    "breaker_half_open": "Circuit breaker half-open (probing)",
-    "breaker_closed": "Circuit breaker closed",
-    "fallback": "Fallback serving",
-    "toggle_changed": "Execution toggle changed",
-    "spool": "Telemetry spooled locally",
-    "drain": "Spool drained to the store",
-    "rollback": "Rollback",
-    "steady_state_after": "Steady state checked (after)",
-    "drill_finished": "Drill finished",
-}
-EVENT_CLASS: dict[str, str] = {
-    "fault_on": "ev-fault",
-    "fault_off": "ev-recover",
-    "first_error": "ev-fault",
-    "alert_fired": "ev-alert",
-    "alert_resolved": "ev-recover",
-    "breaker_open": "ev-mitigate",
-    "fallback": "ev-mitigate",
-    "spool": "ev-mitigate",
-    "rollback": "ev-mitigate",
-    "drain": "ev-recover",
-    "breaker_closed": "ev-recover",
-}
-
-
-def _detail_text(event: Event) -> str:
-    d = event.detail
-    if isinstance(d, Mapping):
-        return _compact(d, 220)
-    return _compact(d, 220)
-
-
-def _alert_name(event: Event) -> str:
-    d = event.detail if isinstance(event.detail, Mapping) else {}
-    return str(d.get("rule") or d.get("alert") or d.get("name") or "alert")
-
-
-def fault_text(f: FaultRecord) -> str:
-    """One fault as a sentence fragment: "upstream_latency on tier=large (add_ms=4000)"."""
-    text = f.type
-    if f.target:
-        text += " on " + ", ".join(f"{k}={v}" for k, v in f.target.items())
-    if f.params:
-        text += " (" + ", ".join(f"{k}={_compact(v, 60)}" for k, v in f.params.items()) + ")"
-    if f.probability is not None and f.probability < 1:
-        text += f", hitting {f.probability:.0%} of calls"
-    return text
-
-
-# ---------------------------------------------------------------------------- derived facts
-
-
-@dataclass(frozen=True)
-class Markers:
-    """The three moments every postmortem timeline is read against (None: did not happen)."""
-
-    begins: datetime | None
-    mitigated: datetime | None
-    ends: datetime | None
-    mitigated_by: str | None
-
-
-def _toggle_invalid(j: DrillJournal) -> bool:
-    return j.execution_mode is not None and j.execution_mode not in VALID_TOGGLE_VALUES
-
-
-def find_markers(j: DrillJournal) -> Markers:
-    """OUTAGE BEGINS / ENDS: what the drill engine recorded (``timeline_markers``), else the
-    first fault_on / the last fault_off once every fault is off (else the first rollback after
-    the last fault_on). A scenario whose own toggle value is invalid is misconfigured from the
-    first minute: that is when it begins. MITIGATED is the journal's ``mitigation`` only: the
-    engine decides it once, no report re-derives it."""
-    events = sorted(j.events, key=lambda e: parse_ts(e.ts))
-    ons = [parse_ts(e.ts) for e in events if e.kind == "fault_on"]
-    offs = [parse_ts(e.ts) for e in events if e.kind == "fault_off"]
-    rollbacks = [parse_ts(e.ts) for e in events if e.kind == "rollback"]
-    begins = ons[0] if ons else (min(parse_ts(f.start) for f in j.faults) if j.faults else None)
-    if begins is None and _toggle_invalid(j):
-        begins = parse_ts(j.started_at)
-
-    ends = None
-    if ons and offs and len(offs) >= len(ons):
-        ends = offs[-1]
-    elif ons:
-        after = [t for t in rollbacks if t >= ons[-1]]
-        ends = after[0] if after else None
-    elif j.faults and all(f.end for f in j.faults):
-        ends = max(parse_ts(f.end) for f in j.faults if f.end)
-    elif begins is not None:
-        after = [t for t in rollbacks if t >= begins]
-        ends = after[0] if after else None
-    recorded = j.timeline_markers
-    if recorded.outage_begins:
-        begins = parse_ts(recorded.outage_begins)
-    if recorded.outage_ends:
-        ends = parse_ts(recorded.outage_ends)
-    mit = j.mitigation
-    mitigated = parse_ts(mit.mitigated_at) if mit.mitigated_at else None
-    return Markers(begins, mitigated, ends, mit.how if mitigated else None)
-
-
-def _within_allowance(g: Guarantee) -> tuple[float, float, str] | None:
-    """(used, allowed, unit) for a guarantee with a time window or a ceiling, else None."""
-    expected = g.expected if isinstance(g.expected, Mapping) else {}
-    actual = g.actual if isinstance(g.actual, Mapping) else {}
-    if "within" in expected:
-        allowed = parse_duration(expected["within"])
-        used = None
-        for key in ("fired_after_s", "after_s", "seconds", "value"):
-            used = _num(actual.get(key))
-            if used is not None:
-                break
-        if used is None:
-            used = next(
-                (_num(v) for k, v in actual.items() if k.endswith("_s") and _num(v) is not None),
-                None,
-            )
-        if allowed and used is not None:
-            return used, allowed, "s"
-    if "max" in expected:
-        allowed = _num(expected["max"])
-        used = _num(actual.get("value")) if actual else _num(g.actual)
-        if allowed and allowed > 0 and used is not None:
-            return used, allowed, ""
-    return None
-
-
-def _fmt_amount(value: float, unit: str) -> str:
-    return human_duration(value) if unit == "s" else f"{value:,.4g}"
-
-
-def assess_guarantee(g: Guarantee) -> dict[str, Any]:
-    """The guarantee as a table row, with "weak" set when it passed using most of its margin."""
-    expected_text = g.expected_text or _compact(g.expected) or "—"
-    actual_text = g.actual_text or _compact(g.actual) or "—"
-    weak = None
-    margin = _within_allowance(g)
-    if g.verdict == "passed" and margin is not None:
-        used, allowed, unit = margin
-        if used > WEAK_SHARE * allowed:
-            weak = (
-                f"used {_fmt_amount(used, unit)} of its {_fmt_amount(allowed, unit)} allowance "
-                f"({used / allowed:.0%}, more than {WEAK_SHARE:.0%})"
-            )
-    return {
-        "id": g.id,
-        "check": g.check or "",
-        "expected_text": expected_text,
-        "actual_text": actual_text,
-        "verdict": g.verdict,
-        "weight": g.weight,
-        "evidence": _compact(g.evidence, 300),
-        "weak": weak,
-    }
-
-
-def drill_verdict(j: DrillJournal) -> str:
-    """ "passed" only when the drill completed, steady state came back and every guarantee held;
-    "inconclusive" when it checked no guarantee at all (no evidence is not a pass)."""
-    if j.status == "completed" and not j.guarantees:
-        return "inconclusive"
-    ok = j.status == "completed" and not j.deviated
-    return "passed" if ok and all(g.verdict == "passed" for g in j.guarantees) else "failed"
-
-
-def action_items(
-    j: DrillJournal, rows: Sequence[Mapping[str, Any]], alerts: Sequence[str]
-) -> list[dict[str, str]]:
-    """Action items from what the drill proved missing: failed and unevaluable guarantees,
-    weak passes, an unfinished drill, a steady state that did not come back, a silent fault."""
-    items: list[dict[str, str]] = []
-    if j.status != "completed":
-        items.append(
-            {
-                "priority": "P1",
-                "type": "repair",
-                "guarantee": "",
-                "text": f"The drill itself ended '{j.status}'"
-                + (f": {j.error}" if j.error else "")
-                + ". Fix the cause and rerun it: guarantees it did not reach are unproven.",
-            }
-        )
-    for g in rows:
-        if g["verdict"] == "failed":
-            items.append(
-                {
-                    "priority": "P1",
-                    "type": "fix",
-                    "guarantee": g["id"],
-                    "text": f"Close the gap in guarantee '{g['id']}': expected "
-                    f"{g['expected_text']}; actual {g['actual_text']}.",
-                }
-            )
-        elif g["verdict"] == "error":
-            items.append(
-                {
-                    "priority": "P1",
-                    "type": "investigate",
-                    "guarantee": g["id"],
-                    "text": f"Guarantee '{g['id']}' could not be evaluated"
-                    + (f" by check '{g['check']}'" if g["check"] else "")
-                    + f" ({g['actual_text']}). A promise that cannot be measured is not evidence: "
-                    "repair the check and rerun the drill.",
-                }
-            )
-    if j.deviated:
-        failed_after = [p.probe for p in j.steady_state.after if p.ok is False]
-        items.append(
-            {
-                "priority": "P2",
-                "type": "investigate",
-                "guarantee": "",
-                "text": "Steady state was not restored after the drill"
-                + (f" (probes failing: {', '.join(failed_after)})" if failed_after else "")
-                + ": find what stayed broken after the faults were cleared.",
-            }
-        )
-    for g in rows:
-        if g["weak"]:
-            items.append(
-                {
-                    "priority": "P3",
-                    "type": "follow-up",
-                    "guarantee": g["id"],
-                    "text": f"Guarantee '{g['id']}' held with little margin: {g['weak']}. "
-                    "Tighten it before it becomes a miss (alert window, threshold or timeout).",
-                }
-            )
-    if j.faults and not alerts and not any(g["check"] == "alert_fired" for g in rows):
-        items.append(
-            {
-                "priority": "P2",
-                "type": "detect",
-                "guarantee": "",
-                "text": "No alert fired during the fault: an operator would not have been told. "
-                "Add or tune an alert rule for this failure mode and a guarantee that checks it.",
-            }
-        )
-    return items
-
-
-def lessons(
-    j: DrillJournal,
-    rows: Sequence[Mapping[str, Any]],
-    markers: Markers,
-    detected_at: datetime | None,
-) -> dict[str, list[str]]:
-    """What went well / wrong / where we got lucky, each line traceable to a guarantee, event
-    or measured number in the journal."""
-    well: list[str] = []
-    wrong: list[str] = []
-    lucky: list[str] = []
-    for g in rows:
-        if g["verdict"] == "passed" and not g["weak"]:
-            well.append(f"{_cap(g['expected_text'])}: {g['actual_text']} ({g['id']}).")
-        elif g["verdict"] == "passed":
-            lucky.append(
-                f"Guarantee {g['id']} passed, but {g['weak']}: a slightly worse day misses it."
-            )
-        elif g["verdict"] == "failed":
-            wrong.append(
-                f"Guarantee {g['id']} failed: expected {g['expected_text']}; actual {g['actual_text']}."
-            )
-        else:
-            wrong.append(f"Guarantee {g['id']} could not be evaluated: {g['actual_text']}.")
-    if markers.begins and markers.mitigated:
-        delay = (markers.mitigated - markers.begins).total_seconds()
-        if markers.mitigated_by:
-            when = (
-                f"{human_duration(delay)} after it began" if delay >= 1 else "the moment it began"
-            )
-            well.append(f"The fault was contained automatically ({markers.mitigated_by}) {when}.")
-    elif markers.begins:
-        wrong.append(
-            "No containment was recorded: no breaker, fallback, spool or rollback event, and "
-            "the journal names no mitigation."
-        )
-    if detected_at and markers.mitigated and markers.mitigated < detected_at:
-        lead = human_duration((detected_at - markers.mitigated).total_seconds())
-        lucky.append(
-            f"The automatic response contained the fault {lead} before any alert fired: had it "
-            "not, nobody would have known until then."
-        )
-    for f in j.faults:
-        if f.probability is not None and f.probability < 1:
-            lucky.append(
-                f"The {f.type} fault hit only {f.probability:.0%} of calls; a full outage of that "
-                "kind is harsher than what was drilled."
-            )
-    if j.status != "completed":
-        wrong.append(f"The drill ended '{j.status}'" + (f": {j.error}" if j.error else "") + ".")
-    for p in j.steady_state.during:
-        if p.violations:
-            wrong.append(
-                f"Steady-state probe {p.probe} was violated during the fault in "
-                f"{p.violations:.0f} of {p.samples or 0:.0f} samples (worst {probe_value(p.probe, p.worst)})."
-            )
-    after = j.steady_state.after
-    if after and all(p.ok for p in after):
-        well.append(
-            f"Steady state came back after the drill ({', '.join(p.probe for p in after)})."
-        )
-    elif j.deviated:
-        wrong.append("Steady state did not come back after the drill.")
-    for r in j.rollbacks:
-        if r.ok is False:
-            wrong.append(f"Rollback {r.type} failed" + (f": {r.detail}" if r.detail else "") + ".")
-    o = outcomes(j)
-    if o["failed"]:
-        wrong.append(failed_text(o) or "")
-    elif o["failed"] == 0 and (o["executed"] or 0) > 0:
-        well.append(failed_text(o) or "")
-    lost = rows_lost(j)
-    if lost:
-        wrong.append(f"{lost:,.0f} decision rows are missing from telemetry.")
-    return {"well": well, "wrong": wrong, "lucky": lucky}
-
-
-def rows_lost(j: DrillJournal) -> float | None:
-    """Decisions minus rows that reached telemetry (after any drain)."""
-    d, t = _num(j.impact.decisions), _num(j.impact.telemetry_rows)
-    return None if d is None or t is None else max(0.0, d - t)
-
-
-# ------------------------------------------------------------------ numbers people can trust
-
-
-def outcomes(j: DrillJournal) -> dict[str, float | None]:
-    """What happened to the queries, in the journal's own terms, so that the postmortem, the
-    error-rate chart and the ``error_rate_high`` alert agree.
-
-    The journal's ``executed`` counts every decision sent to the execution path (served,
-    fallback, rejected, error, timeout); ``errors`` counts upstream errors and timeouts only.
-    The error-rate metric (and its alert) counts errors, timeouts AND rejections as failures:
-    ``failed`` is that numerator and ``failed_rate`` that share of ``executed``.
-    """
-    imp = j.impact
-    executed = _num(imp.executed)
-    errors = _num(imp.errors)
-    rejected = _num(imp.rejected)
-    fallbacks = _num(imp.fallbacks)
-    failed = None if errors is None and rejected is None else (errors or 0) + (rejected or 0)
-    served = None
-    if executed is not None and failed is not None:
-        served = max(0.0, executed - failed - (fallbacks or 0))
-    return {
-        "executed": executed,
-        "served": served,
-        "fallbacks": fallbacks,
-        "rejected": rejected,
-        "errors": errors,
-        "failed": failed,
-        "failed_rate": failed / executed if failed is not None and executed else None,
-    }
-
-
-def share_text(rate: float | None) -> str:
-    """A share for people: "4.4 %", "< 0.1 %" for a few in many (never a bare "0.0 %")."""
-    if rate is None:
-        return MISSING
-    return "< 0.1 %" if 0 < rate < 0.0005 else pct(rate)
-
-
-def failed_text(o: Mapping[str, float | None]) -> str | None:
-    """One sentence that matches what the error-rate alert measured."""
-    if o["failed"] is None or o["executed"] is None:
-        return None
-    if not o["failed"]:
-        return f"None of the {num(o['executed'])} queries sent to execution failed."
-    parts = []
-    if o["rejected"]:
-        parts.append(f"{num(o['rejected'])} rejected with a retryable decision id")
-    if o["errors"]:
-        many = o["errors"] != 1
-        parts.append(
-            f"{num(o['errors'])} upstream {'errors or timeouts' if many else 'error or timeout'}"
-        )
-    text = (
-        f"{num(o['failed'])} of {num(o['executed'])} queries sent to execution failed "
-        f"({share_text(o['failed_rate'])}): {' and '.join(parts)}."
+    return load_document(
+        journal,
+        what="drill journal",
+        in_memory="in-memory journal",
+        validate=validate_journal,
+        error=DrillJournalError,
     )
-    if o["rejected"]:
-        text += " The error-rate chart and the error_rate_high alert count rejections as failures."
-    return text
-
-
-def _fault_minutes(j: DrillJournal) -> tuple[list[MetricRow], list[MetricRow], list[MetricRow]]:
-    """Metric rows (minute buckets) before the first fault, while any fault is active, after."""
-    if not j.faults:
-        return list(j.metrics), [], []
-    end_of_drill = parse_ts(j.ended_at) if j.ended_at else None
-    spans = [
-        (parse_ts(f.start), parse_ts(f.end) if f.end else end_of_drill or parse_ts(f.start))
-        for f in j.faults
-    ]
-    first, last = min(a for a, _ in spans), max(b for _, b in spans)
-    before, during, after = [], [], []
-    for m in j.metrics:
-        ts = parse_ts(m.ts)
-        if ts < first:
-            before.append(m)
-        elif any(a <= ts < b for a, b in spans):
-            during.append(m)
-        elif ts >= last:
-            after.append(m)
-    return before, during, after
-
-
-def cost_change(j: DrillJournal) -> dict[str, Any] | None:
-    """``impact.extra_cost_usd`` with the words it needs: billed USD during the faults minus
-    what the same number of queries cost per query before the first fault."""
-    extra = _num(j.impact.extra_cost_usd)
-    if extra is None or not j.faults:
-        return None
-    before, during, _ = _fault_minutes(j)
-
-    def per_query(rows: list[MetricRow]) -> float | None:
-        q = sum(_num(getattr(m, "decisions", None) or m.queries) or 0 for m in rows)
-        c = sum(_num(getattr(m, "cost_usd", None)) or 0 for m in rows)
-        return c / q if q else None
-
-    base, now = per_query(before), per_query(during)
-    o = outcomes(j)
-    if abs(extra) < 0.005:
-        text = "The faults did not change what was billed per query."
-    elif extra > 0:
-        text = f"The faults cost {usd(extra)} more than the same queries cost before them"
-    else:
-        text = f"{usd(-extra)} less was billed during the faults than before them"
-    if base is not None and now is not None and abs(extra) >= 0.005:
-        text += f" ({usd(now * 1000)} per 1,000 queries during, {usd(base * 1000)} before)"
-    if extra < -0.005 and (o["rejected"] or 0) > 0:
-        text += f": the {num(o['rejected'])} rejected queries were never billed"
-    elif extra > 0.005 and (o["fallbacks"] or 0) > 0:
-        text += f": {num(o['fallbacks'])} queries were served by a fallback model"
-    if not text.endswith("."):
-        text += "."
-    signed = ("+" if extra > 0 else "−") + usd(abs(extra)) if abs(extra) >= 0.005 else usd(0)
-    return {"value": extra, "signed": signed, "text": text}
-
-
-def fault_tiers(j: DrillJournal) -> list[str]:
-    """Model tiers a fault targeted (``target: {tier: large}``), in order."""
-    tiers: list[str] = []
-    for f in j.faults:
-        tier = (f.target or {}).get("tier")
-        if isinstance(tier, str) and tier not in tiers:
-            tiers.append(tier)
-    return tiers
-
-
-def _tier_probe(probes: list[ProbeResult], tier: str) -> ProbeResult | None:
-    for p in probes:
-        params = getattr(p, "params", None) or {}
-        if (
-            p.probe == "latency_p95_ms"
-            and isinstance(params, Mapping)
-            and params.get("tier") == tier
-        ):
-            return p
-    return None
-
-
-def latency_rows(j: DrillJournal) -> list[dict[str, Any]]:
-    """p95 latency before / during / after: all executed queries, every faulted tier (its
-    steady-state probe), and the slowest tier per minute (what the latency alert watches).
-    A tier fault hidden in the all-tier p95 (833 ms for a +4 s spike) shows on its own row."""
-    imp = j.impact
-    rows = [
-        {
-            "label": "all executed queries",
-            "before": _num(imp.latency_p95_ms_before),
-            "during": _num(imp.latency_p95_ms_during),
-            "after": _num(imp.latency_p95_ms_after),
-            "note": "p95 over each whole phase",
-        }
-    ]
-    ss = j.steady_state
-    during_by_probe = {p.probe: p for p in ss.during}
-    for tier in fault_tiers(j):
-        b, a = _tier_probe(ss.before, tier), _tier_probe(ss.after, tier)
-        d = during_by_probe.get("latency_p95_ms") if b is not None or a is not None else None
-        if b is None and a is None:
-            continue
-        rows.append(
-            {
-                "label": f"tier {tier} (the faulted tier)",
-                "before": _num(b.value) if b else None,
-                "during": _num(d.worst) if d else tier_p95_during(j),
-                "after": _num(a.value) if a else None,
-                "note": "steady-state probe; during = worst"
-                + (f" {b.window} window" if b and b.window else ""),
-            }
-        )
-    before, during, after = _fault_minutes(j)
-
-    def worst(rows_: list[MetricRow]) -> float | None:
-        vals = [_num(getattr(m, "actual_latency_p95_worst_tier_ms", None)) for m in rows_]
-        vals = [v for v in vals if v is not None]
-        return max(vals) if vals else None
-
-    if any(worst(x) is not None for x in (before, during, after)):
-        rows.append(
-            {
-                "label": "slowest tier, worst minute",
-                "before": worst(before),
-                "during": worst(during),
-                "after": worst(after),
-                "note": "what execution_p95_latency_high watches",
-            }
-        )
-    return rows
-
-
-def tier_p95_during(j: DrillJournal) -> float | None:
-    """p95 of the faulted tier during the faults: its steady-state probe's worst value, else
-    the slowest tier's worst minute; the all-tier p95 when no fault targets a tier."""
-    tiers = fault_tiers(j)
-    if not tiers:
-        return _num(j.impact.latency_p95_ms_during)
-    d = next((p for p in j.steady_state.during if p.probe == "latency_p95_ms"), None)
-    if d is not None and any(_tier_probe(j.steady_state.before, t) for t in tiers):
-        return _num(d.worst)
-    _, during, _ = _fault_minutes(j)
-    vals = [_num(getattr(m, "actual_latency_p95_worst_tier_ms", None)) for m in during]
-    vals = [v for v in vals if v is not None]
-    return max(vals) if vals else _num(j.impact.latency_p95_ms_during)
-
-
-_RATIO_PROBES = frozenset({"decision_availability", "error_rate"})
-_MS_PROBES = frozenset({"latency_p95_ms"})
-_USD_PROBES = frozenset({"cost_per_query_usd"})
-
-
-def probe_value(probe: str, value: Any) -> str:
-    """A steady-state value for people: 0.0907 -> "9.1 %", 581.74 -> "582 ms"."""
-    v = _num(value)
-    if v is None:
-        return MISSING if is_missing(value) else _compact(value, 60)
-    if probe in _RATIO_PROBES:
-        return pct(v)
-    if probe in _MS_PROBES:
-        return ms(v)
-    if probe in _USD_PROBES:
-        return usd(v)
-    return sig(v)
-
-
-def tolerance_text(probe: str, tolerance: Mapping[str, Any] | None) -> str:
-    """``{"max": 0.02}`` -> "≤ 2.0 %"; ``{"min": 1.0, "max": 2}`` -> "≥ 100.0 % and ≤ ..."."""
-    if not tolerance:
-        return MISSING
-    words = {"min": "≥", "max": "≤", "eq": "="}
-    parts = [
-        f"{words.get(k, k)} {probe_value(probe, v)}"
-        for k, v in tolerance.items()
-        if k in words or not isinstance(v, Mapping)
-    ]
-    return " and ".join(parts) or MISSING
-
-
-def _probe_tier(p: ProbeResult | ProbeSummary, ss: SteadyState) -> str | None:
-    """The tier a steady-state probe watches; the "during" summaries carry no params, so they
-    take the tier of the same probe before the fault."""
-    params = getattr(p, "params", None)
-    if not isinstance(params, Mapping):
-        twin = next((b for b in ss.before if b.probe == p.probe), None)
-        params = getattr(twin, "params", None) if twin is not None else None
-    tier = params.get("tier") if isinstance(params, Mapping) else None
-    return str(tier) if tier else None
-
-
-def breaker_summary(j: DrillJournal) -> list[dict[str, Any]]:
-    """One line per model whose breaker moved: first opened, how many half-open probes failed
-    and re-opened it, when it closed. The events themselves are listed once, in the timeline."""
-    by_model: dict[str, dict[str, Any]] = {}
-    for e in sorted(j.events, key=lambda e: parse_ts(e.ts)):
-        if not e.kind.startswith("breaker_"):
-            continue
-        d = e.detail if isinstance(e.detail, Mapping) else {}
-        model = str(d.get("model") or "?")
-        row = by_model.setdefault(
-            model,
-            {
-                "model": model,
-                "tier": d.get("tier"),
-                "opened": None,
-                "reopened": 0,
-                "closed": None,
-                "reason": None,
-            },
-        )
-        if e.kind == "breaker_open":
-            if row["opened"] is None:
-                row["opened"], row["reason"] = parse_ts(e.ts), d.get("reason")
-            elif d.get("old") == "half_open":
-                row["reopened"] += 1
-        elif e.kind == "breaker_closed":
-            row["closed"] = parse_ts(e.ts)
-    final = getattr(j, "breakers", None)
-    for row in by_model.values():
-        state = final.get(row["model"]) if isinstance(final, Mapping) else None
-        row["final"] = str(state).replace("_", "-") if state else None
-    return list(by_model.values())
-
-
-def _alert_windows(j: DrillJournal) -> list[tuple[str, datetime, datetime | None]]:
-    """(rule, fired, resolved or None) for every firing in the journal."""
-    open_: dict[str, datetime] = {}
-    out: list[tuple[str, datetime, datetime | None]] = []
-    for e in sorted(j.events, key=lambda e: parse_ts(e.ts)):
-        if e.kind == "alert_fired":
-            open_.setdefault(_alert_name(e), parse_ts(e.ts))
-        elif e.kind == "alert_resolved":
-            name = _alert_name(e)
-            if name in open_:
-                out.append((name, open_.pop(name), parse_ts(e.ts)))
-    out += [(name, start, None) for name, start in open_.items()]
-    return sorted(out, key=lambda w: w[1])
-
-
-def _detail(e: Event) -> Mapping[str, Any]:
-    return e.detail if isinstance(e.detail, Mapping) else {}
-
-
-def _failed_probes(events: Sequence[Event]) -> set[int]:
-    """Indexes of ``breaker_half_open`` events whose next breaker event for the same model is
-    the re-open (the probe failed): the timeline shows the pair as one row."""
-    out: set[int] = set()
-    for i, e in enumerate(events):
-        if e.kind != "breaker_half_open":
-            continue
-        model = _detail(e).get("model")
-        nxt = next(
-            (
-                k
-                for k in range(i + 1, len(events))
-                if events[k].kind.startswith("breaker_")
-                and _detail(events[k]).get("model") == model
-            ),
-            None,
-        )
-        if (
-            nxt is not None
-            and events[nxt].kind == "breaker_open"
-            and _detail(events[nxt]).get("old") == "half_open"
-        ):
-            out.add(i)
-    return out
-
-
-def timeline_rows(j: DrillJournal, markers: Markers) -> list[dict[str, Any]]:
-    """Every event in time order, with the OUTAGE BEGINS / MITIGATED / OUTAGE ENDS markers
-    placed just before the event at their instant."""
-    start = parse_ts(j.started_at)
-    entries: list[tuple[datetime, int, dict[str, Any]]] = []
-    probing = _failed_probes(j.events)
-    for i, e in enumerate(j.events):
-        if i in probing:
-            continue  # shown with the re-open it led to
-        ts = parse_ts(e.ts)
-        label = EVENT_LABELS.get(e.kind, e.kind.replace("_", " ").capitalize())
-        if e.kind == "breaker_open" and _detail(e).get("old") == "half_open":
-            label = "Circuit breaker re-opened (half-open probe failed)"
-        entries.append(
-            (
-                ts,
-                10 + i,
-                {
-                    "ts": ts,
-                    "offset": offset_label(
-                        e.offset_s if e.offset_s is not None else (ts - start).total_seconds()
-                    ),
-                    "kind": e.kind,
-                    "label": label,
-                    "detail": _detail_text(e),
-                    "cls": EVENT_CLASS.get(e.kind, ""),
-                    "marker": None,
-                },
-            )
-        )
-    for order, (ts, name) in enumerate(
-        (
-            (markers.begins, "OUTAGE BEGINS"),
-            (markers.mitigated, "MITIGATED"),
-            (markers.ends, "OUTAGE ENDS"),
-        )
-    ):
-        if ts is not None:
-            entries.append(
-                (
-                    ts,
-                    order,
-                    {
-                        "ts": ts,
-                        "offset": offset_label((ts - start).total_seconds()),
-                        "kind": "marker",
-                        "label": name,
-                        "detail": "",
-                        "cls": "marker",
-                        "marker": name,
-                    },
-                )
-            )
-    entries.sort(key=lambda x: (x[0], x[1]))
-    return [row for _, _, row in entries]
-
-
-def summarise(j: DrillJournal, source: str) -> dict[str, Any]:
-    """Every fact the templates show, computed once here."""
-    markers = find_markers(j)
-    rows = [assess_guarantee(g) for g in j.guarantees]
-    firings = _alert_windows(j)
-    start = parse_ts(j.started_at)
-    end = parse_ts(j.ended_at) if j.ended_at else None
-
-    det = j.detection
-    detected_at = parse_ts(det.fired_at) if det.fired_at else None
-    detect_alert = det.alert or None
-    if detected_at is None and firings and markers.begins:
-        after = [f for f in firings if f[1] >= markers.begins]
-        if after:
-            detect_alert, detected_at = after[0][0], after[0][1]
-    ttd = det.time_to_detect_s
-    if ttd is None and detected_at and markers.begins:
-        ttd = (detected_at - markers.begins).total_seconds()
-    detect_allowed = None
-    for g in j.guarantees:
-        if g.check == "alert_fired" and isinstance(g.expected, Mapping):
-            detect_allowed = parse_duration(g.expected.get("within"))
-            break
-    ttm = j.mitigation.time_to_mitigate_s
-    outage_s = (
-        (markers.ends - markers.begins).total_seconds() if markers.begins and markers.ends else None
-    )
-
-    verdict = drill_verdict(j)
-    passed = [g for g in rows if g["verdict"] == "passed"]
-    failed = [g for g in rows if g["verdict"] != "passed"]
-    alerts = sorted({f[0] for f in firings})
-    items = action_items(j, rows, alerts)
-
-    summary = [
-        f"The {j.name} drill injected "
-        + (
-            "; ".join(
-                f"{fault_text(f)} from {offset_label((parse_ts(f.start) - start).total_seconds())}"
-                + (
-                    f" to {offset_label((parse_ts(f.end) - start).total_seconds())}"
-                    if f.end
-                    else " until the end"
-                )
-                for f in j.faults
-            )
-            if j.faults
-            else "no fault"
-        )
-        + " (virtual clock)."
-    ]
-    if _toggle_invalid(j):
-        summary.append(
-            f"The scenario itself set AMAIMA_EXECUTION_MODE={j.execution_mode!r}, an invalid "
-            "value, from the first minute."
-        )
-    summary.append(
-        f"{len(passed)} of {len(rows)} guarantees held"
-        + (f"; not held: {', '.join(g['id'] for g in failed)}" if failed else "")
-        + (f"; the drill ended '{j.status}'" if j.status != "completed" else "")
-        + "."
-    )
-    if detected_at and ttd is not None:
-        summary.append(f"Alert {detect_alert} fired {human_duration(ttd)} after the fault began.")
-    elif j.faults:
-        summary.append("No alert fired for the fault.")
-    if markers.mitigated and ttm is not None:
-        summary.append(
-            f"Contained {human_duration(ttm)} after it began"
-            + (f" ({markers.mitigated_by})" if markers.mitigated_by else "")
-            + "."
-        )
-
-    mode = j.execution_mode
-    toggle_note = None
-    if _toggle_invalid(j):
-        toggle_note = (
-            f"The scenario set AMAIMA_EXECUTION_MODE to {mode!r}, which is not one of "
-            f"{' or '.join(VALID_TOGGLE_VALUES)}: the router must fail closed to decision-only."
-        )
-
-    return {
-        "verdict": verdict,
-        "passed": len(passed),
-        "total": len(rows),
-        "guarantees": rows,
-        "failed_guarantees": failed,
-        "summary": summary,
-        "markers": markers,
-        "timeline": timeline_rows(j, markers),
-        "firings": [
-            {
-                "rule": name,
-                "fired": s,
-                "resolved": e,
-                "offset": offset_label((s - start).total_seconds()),
-            }
-            for name, s, e in firings
-        ],
-        "detection": {
-            "alert": detect_alert,
-            "at": detected_at,
-            "ttd": ttd,
-            "ttd_text": human_duration(ttd),
-            "allowed": detect_allowed,
-            "allowed_text": human_duration(detect_allowed) if detect_allowed else None,
-        },
-        "mitigation": {
-            "at": markers.mitigated,
-            "how": markers.mitigated_by,
-            "ttm": ttm,
-            "ttm_text": human_duration(ttm),
-            "breakers": breaker_summary(j),
-            "other_events": [
-                r
-                for r in timeline_rows(j, Markers(None, None, None, None))
-                if r["kind"] in ("fallback", "spool", "drain", "toggle_changed")
-            ],
-        },
-        "outcomes": outcomes(j),
-        "failed_text": failed_text(outcomes(j)),
-        "failed_share": share_text(outcomes(j)["failed_rate"]),
-        "cost": cost_change(j),
-        "latency": latency_rows(j),
-        "steady_state": [
-            {
-                "phase": phase,
-                "probe": p.probe,
-                "tolerance": tolerance_text(p.probe, p.tolerance),
-                "value": probe_value(p.probe, p.value if isinstance(p, ProbeResult) else p.worst),
-                "samples": getattr(p, "samples", None),
-                "violations": getattr(p, "violations", None),
-                "ok": p.ok,
-                "tier": _probe_tier(p, j.steady_state),
-            }
-            for phase, probes in (
-                ("before", j.steady_state.before),
-                ("during (worst)", j.steady_state.during),
-                ("after", j.steady_state.after),
-            )
-            for p in probes
-        ],
-        "outage_text": human_duration(outage_s) if outage_s is not None else None,
-        "faults": [
-            {
-                "type": f.type,
-                "text": fault_text(f),
-                "start": parse_ts(f.start),
-                "end": parse_ts(f.end) if f.end else None,
-                "start_offset": offset_label((parse_ts(f.start) - start).total_seconds()),
-                "end_offset": offset_label((parse_ts(f.end) - start).total_seconds())
-                if f.end
-                else None,
-                "target": _compact(f.target),
-                "params": _compact(f.params),
-                "probability": f.probability,
-            }
-            for f in j.faults
-        ],
-        "toggle_note": toggle_note,
-        "action_items": items,
-        "lessons": lessons(j, rows, markers, detected_at),
-        "rows_lost": rows_lost(j),
-        "start": start,
-        "end": end,
-        "duration_text": human_duration((end - start).total_seconds()) if end else None,
-        "source": source,
-    }
 
 
 # ----------------------------------------------------------------------------------- figure
@@ -1080,7 +113,7 @@ def build_figure(j: DrillJournal, s: Mapping[str, Any]) -> Any:
     def column(key: str, scale: float = 1.0) -> list[tuple[datetime, float | None]]:
         out = []
         for m in metrics:
-            v = _num(getattr(m, key, None))
+            v = number(getattr(m, key, None))
             out.append((parse_ts(m.ts), None if v is None else v * scale))
         return out
 
@@ -1112,7 +145,9 @@ def build_figure(j: DrillJournal, s: Mapping[str, Any]) -> Any:
         units["p95 slowest tier"] = "tier p95 (ms)"
     # Further rows only when that signal is part of the story: a count that left zero, a cost
     # that spiked, upstream calls that stopped while queries kept coming (the kill switch).
-    extra = [(parse_ts(m.ts), (_num(m.fallback) or 0) + (_num(m.rejected) or 0)) for m in metrics]
+    extra = [
+        (parse_ts(m.ts), (number(m.fallback) or 0) + (number(m.rejected) or 0)) for m in metrics
+    ]
     if any(v for _, v in extra):
         series["fallback + rejected"], units["fallback + rejected"] = extra, "fallbk+rej"
     for key, name, unit in (
@@ -1126,7 +161,7 @@ def build_figure(j: DrillJournal, s: Mapping[str, Any]) -> Any:
     cost = sorted(v for _, v in column("cost_per_query_usd") if v is not None)
     if cost and cost[0] >= 0 and cost[-1] > 1.5 * cost[len(cost) // 2]:
         series["cost per query"], units["cost per query"] = column("cost_per_query_usd"), "$/query"
-    calls = [(_num(m.upstream_calls), _num(m.queries) or 0) for m in metrics]
+    calls = [(number(m.upstream_calls), number(m.queries) or 0) for m in metrics]
     if any(c == 0 and q > 0 for c, q in calls) and any(c for c, _ in calls):
         series["upstream calls"], units["upstream calls"] = column("upstream_calls"), "upstream"
     windows = [(f.start, f.end, f"fault: {f.type}") for f in j.faults]
@@ -1179,11 +214,7 @@ def build_postmortem(
     run_dir = out_root / DRILLS_DIR / j.run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     journal_path = run_dir / JOURNAL_JSON
-    if isinstance(journal, Mapping):
-        if not journal_path.exists():
-            write_atomic(journal_path, json.dumps(dict(journal), indent=2, default=str) + "\n")
-    elif not journal_path.exists() or not journal_path.resolve().samefile(Path(journal).resolve()):
-        write_atomic(journal_path, Path(journal).read_text(encoding="utf-8"))
+    keep_copy(journal, journal_path, refresh=True)
     plotly_js = ensure_plotly_js(out_root)
     html_path, md_path = run_dir / POSTMORTEM_HTML, run_dir / POSTMORTEM_MD
     generated = (generated_at or datetime.now(UTC)).astimezone(UTC)
