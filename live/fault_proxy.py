@@ -108,11 +108,8 @@ class Proxy:
         self.stats["connections"] += 1
         for t in self.active(None):
             t.hits += 1
-            if t.type == "reset":
-                return _reset(writer)
-            if t.type == "timeout":
-                await _hold(reader, t.timeout_ms)
-                return _reset(writer)
+            if await _cut(reader, writer, t):
+                return
         try:
             up_r, up_w = await asyncio.open_connection(self.up_host, self.up_port)
         except OSError:
@@ -160,11 +157,8 @@ class Proxy:
                 factor = 1.0
                 for t in self.active(model):
                     t.hits += 1
-                    if t.type == "reset":
-                        return _reset(writer)
-                    if t.type == "timeout":
-                        await _hold(reader, t.timeout_ms)
-                        return _reset(writer)
+                    if await _cut(reader, writer, t):
+                        return
                     if t.type == "error":
                         status = t.status
                     if t.type == "latency":
@@ -272,6 +266,17 @@ def _reset(writer) -> None:
         except OSError:
             pass
     writer.transport.abort()
+
+
+async def _cut(reader, writer, t: Toxic) -> bool:
+    """Apply a connection-level toxic: ``reset`` at once, ``timeout`` after holding the
+    connection. True when the connection is gone (the caller stops serving it)."""
+    if t.type == "timeout":
+        await _hold(reader, t.timeout_ms)
+    if t.type in ("reset", "timeout"):
+        _reset(writer)
+        return True
+    return False
 
 
 async def _hold(reader, timeout_ms: float) -> None:

@@ -27,7 +27,7 @@ from reports.figures.style import (
     no_data,
     number_or_gap,
     series_palette,
-    style_figure,
+    styled,
     time_axis,
     to_utc_naive,
 )
@@ -44,9 +44,7 @@ def traffic_per_hour(
     """Queries per hour: the traffic shape the week was replayed with (daily and weekly cycle)."""
     fig = go.Figure()
     if not hourly:
-        return style_figure(
-            no_data(fig, "no hourly metrics"), title=title, height=300, legend=False
-        )
+        return styled(no_data(fig, "no hourly metrics"), title=title, height=300, legend=False)
     x = [to_utc_naive(r[ts_key]) for r in hourly]
     y = [number_or_gap(r.get(value_key)) for r in hourly]
     fig.add_bar(
@@ -57,7 +55,7 @@ def traffic_per_hour(
         hovertemplate="%{x|%a %d %b %H:00} UTC<br>%{y:,} queries<extra></extra>",
     )
     fig.update_layout(bargap=0.05)
-    style_figure(fig, title=title, height=320, ytitle="queries per hour", legend=False)
+    styled(fig, title=title, height=320, ytitle="queries per hour", legend=False)
     time_axis(fig, x)
     return fig
 
@@ -91,9 +89,7 @@ def mix_per_day(
         counts[cat][day] += value
         totals[day] = totals.get(day, 0.0) + value
     if not counts:
-        return style_figure(
-            no_data(fig, f"no {category} data"), title=title, height=320, legend=False
-        )
+        return styled(no_data(fig, f"no {category} data"), title=title, height=320, legend=False)
     days = sorted(totals)
     by_total = sorted(counts, key=lambda c: -sum(counts[c].values()))
     cats = [c for c in order if c in counts] if order else []
@@ -120,7 +116,7 @@ def mix_per_day(
             + "<extra>%{x|%a %d %b}</extra>",
         )
     fig.update_layout(barmode="stack")
-    style_figure(
+    styled(
         fig,
         title=title,
         height=360,
@@ -164,7 +160,7 @@ def rates_vs_thresholds(
     """
     fig = go.Figure()
     if not points:
-        return style_figure(no_data(fig, "no metrics"), title=title, height=340, legend=False)
+        return styled(no_data(fig, "no metrics"), title=title, height=340, legend=False)
     labels = labels or {}
     x = [to_utc_naive(p[ts_key]) for p in points]
     enough = [min_count <= 0 or (number_or_gap(p.get(count_key)) or 0) >= min_count for p in points]
@@ -232,7 +228,7 @@ def rates_vs_thresholds(
             annotation_font={"color": color, "size": 11},
             annotation_bgcolor="rgba(255,255,255,0.8)",
         )
-    style_figure(fig, title=title, height=360, ytitle="share of queries")
+    styled(fig, title=title, height=360, ytitle="share of queries")
     fig.update_layout(hovermode="x unified")
     time_axis(fig, x)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
@@ -251,7 +247,7 @@ def confidence_distribution(
     fig = go.Figure()
     days = sorted(per_day)
     if not days or len(edges) < 2:
-        return style_figure(no_data(fig, "no confidence histogram"), title=title, height=340)
+        return styled(no_data(fig, "no confidence histogram"), title=title, height=340)
     centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
     xs = [float(e) for e in edges]
     shades = sample_colorscale(
@@ -286,7 +282,7 @@ def confidence_distribution(
     # (the evidence bins 0..1; only the populated bins are drawn, with a quarter-bin margin)
     width = (edges[-1] - edges[0]) / max(1, len(centers))
     lo = max(edges[0], edges[populated[0]] - width / 4) if populated else edges[0]
-    style_figure(fig, title=title, height=360, ytitle="share of the day's decisions")
+    styled(fig, title=title, height=360, ytitle="share of the day's decisions")
     fig.update_xaxes(title_text="overall confidence", range=[lo, edges[-1]])
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
@@ -306,7 +302,7 @@ def confidence_drift(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.55, 0.45], vertical_spacing=0.1
     )
     if not daily:
-        return style_figure(no_data(fig, "no daily metrics"), title=title, height=420)
+        return styled(no_data(fig, "no daily metrics"), title=title, height=420)
     x = [to_utc_naive(r[ts_key]).date().isoformat() for r in daily]
     for key, name, color in (
         ("confidence_mean", "mean confidence", SERIES_COLORS[0]),
@@ -339,7 +335,7 @@ def confidence_drift(
     )
     if drop_threshold_pct is not None:
         limit_line(fig, drop_threshold_pct, f"alert above {drop_threshold_pct:g} %", row=2)
-    style_figure(fig, title=title, height=460)
+    styled(fig, title=title, height=460)
     fig.update_yaxes(title_text="confidence", row=1, col=1)
     fig.update_yaxes(title_text="drop (%)", row=2, col=1, zeroline=True, zerolinecolor=MUTED)
     day_axis(fig)
@@ -356,7 +352,7 @@ def cost_per_day(
     largest model, and what production actually served when that is known."""
     fig = go.Figure()
     if not per_day:
-        return style_figure(no_data(fig, "no cost data"), title=title, height=340)
+        return styled(no_data(fig, "no cost data"), title=title, height=340)
     days = [str(r["day"])[:10] for r in per_day]
     baseline = f"all {baseline_model}" if baseline_model else "all largest model"
     series = [
@@ -376,7 +372,7 @@ def cost_per_day(
             hovertemplate=f"{name}: $%{{y:,.2f}}<extra>%{{x|%a %d %b}}</extra>",
         )
     fig.update_layout(barmode="group")
-    style_figure(fig, title=title, height=360, ytitle="US$ per day")
+    styled(fig, title=title, height=360, ytitle="US$ per day")
     fig.update_yaxes(tickprefix="$")
     day_axis(fig)
     return fig
@@ -394,7 +390,7 @@ def latency_p95(
     """p95 latency per bucket against the SLA; buckets over it are marked red."""
     fig = go.Figure()
     if not points:
-        return style_figure(no_data(fig, "no latency data"), title=title, height=340)
+        return styled(no_data(fig, "no latency data"), title=title, height=340)
     x = [to_utc_naive(p[ts_key]) for p in points]
     y = [number_or_gap(p.get(value_key)) for p in points]
     fig.add_scatter(
@@ -417,7 +413,7 @@ def latency_p95(
                 hovertemplate="above SLA: %{y:,.0f} ms<extra></extra>",
             )
         limit_line(fig, sla_ms, f"SLA {sla_ms:g} ms")
-    style_figure(fig, title=title, height=340, ytitle="ms")
+    styled(fig, title=title, height=340, ytitle="ms")
     time_axis(fig, x)
     fig.update_yaxes(rangemode="tozero")
     return fig
@@ -441,7 +437,7 @@ def alert_timeline(
     fig = go.Figure()
     height = max(220, 90 + 30 * len(names))
     if not names:
-        return style_figure(no_data(fig, "no alert rules"), title=title, height=220, legend=False)
+        return styled(no_data(fig, "no alert rules"), title=title, height=220, legend=False)
     window_end = to_utc_naive(end) if end is not None else None
     groups: dict[str, list[tuple[str, datetime, datetime, bool]]] = {}
     for f in firings:
@@ -469,17 +465,9 @@ def alert_timeline(
             + sev
             + "</extra>",
         )
-    if not firings:
-        fig.add_annotation(
-            text="no firings in this window",
-            x=0.5,
-            y=0.5,
-            xref="paper",
-            yref="paper",
-            showarrow=False,
-            font={"size": 13, "color": MUTED},
-        )
-    style_figure(fig, title=title, height=height)
+    if not firings:  # the rule rows stay: a quiet row is evidence too
+        no_data(fig, "no firings in this window", size=13, hide_axes=False)
+    styled(fig, title=title, height=height)
     fig.update_layout(barmode="overlay")
     fig.update_yaxes(
         type="category", categoryorder="array", categoryarray=names, autorange="reversed"
@@ -517,7 +505,7 @@ def matrix_heatmap(
     diagonal (no change / correct) is outlined."""
     fig = go.Figure()
     if not matrix or not any(matrix):
-        return style_figure(no_data(fig, "no data"), title=title, height=320, legend=False)
+        return styled(no_data(fig, "no data"), title=title, height=320, legend=False)
     rows = [[float(v or 0) for v in row] for row in matrix]
     shares = [[v / sum(r) if sum(r) else 0.0 for v in r] for r in rows]
 
@@ -555,7 +543,7 @@ def matrix_heatmap(
             line={"color": INK, "width": 1.5},
         )
     size = 120 + 64 * len(row_labels)
-    style_figure(fig, title=title, height=max(320, size), legend=False)
+    styled(fig, title=title, height=max(320, size), legend=False)
     fig.update_xaxes(title_text=x_title, side="top", showgrid=False)
     fig.update_yaxes(title_text=y_title, autorange="reversed", showgrid=False)
     fig.update_layout(margin={"t": 80 if not title else 110})
@@ -564,25 +552,19 @@ def matrix_heatmap(
 
 def confusion_heatmap(confusion: Mapping[str, Any], *, title: str | None = None) -> go.Figure:
     """Labelled level (rows) against the level the router scored (columns)."""
-    levels = list(confusion["levels"])
-    return matrix_heatmap(
-        confusion["matrix"],
-        levels,
-        levels,
-        y_title="expected level (label)",
-        x_title="scored level (router)",
-        title=title,
-    )
+    return _level_heatmap(confusion, "expected level (label)", "scored level (router)", title)
 
 
 def transition_heatmap(transition: Mapping[str, Any], *, title: str | None = None) -> go.Figure:
     """Level under the current config (rows) against the candidate config (columns)."""
-    levels = list(transition["levels"])
+    return _level_heatmap(transition, "current config", "candidate config", title)
+
+
+def _level_heatmap(
+    doc: Mapping[str, Any], y_title: str, x_title: str, title: str | None
+) -> go.Figure:
+    """A level-by-level matrix of the evidence (``{"levels": [...], "matrix": [[...]]}``)."""
+    levels = list(doc["levels"])
     return matrix_heatmap(
-        transition["matrix"],
-        levels,
-        levels,
-        y_title="current config",
-        x_title="candidate config",
-        title=title,
+        doc["matrix"], levels, levels, y_title=y_title, x_title=x_title, title=title
     )

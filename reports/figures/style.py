@@ -59,7 +59,7 @@ def number_or_gap(value: Any) -> float | None:
     return None if is_missing(value) else float(value)
 
 
-def style_figure(
+def styled(
     fig: go.Figure,
     *,
     title: str | None,
@@ -102,7 +102,9 @@ def style_figure(
     return fig
 
 
-def no_data(fig: go.Figure, message: str) -> go.Figure:
+def no_data(fig: go.Figure, message: str, *, size: int = 14, hide_axes: bool = True) -> go.Figure:
+    """``message`` in the middle of the plot, muted; the axes hidden unless they still say
+    something (an alert timeline keeps its rule rows)."""
     fig.add_annotation(
         text=message,
         x=0.5,
@@ -110,10 +112,11 @@ def no_data(fig: go.Figure, message: str) -> go.Figure:
         xref="paper",
         yref="paper",
         showarrow=False,
-        font={"size": 14, "color": MUTED},
+        font={"size": size, "color": MUTED},
     )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
+    if hide_axes:
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
     return fig
 
 

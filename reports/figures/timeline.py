@@ -20,7 +20,7 @@ from reports.figures.style import (
     no_data,
     number_or_gap,
     series_palette,
-    style_figure,
+    styled,
     to_utc_naive,
 )
 
@@ -116,7 +116,7 @@ def timeline_figure(
     if not names:
         no_data(fig, "no series")
     top_pad = 20 + 16 * len(row_ends)
-    style_figure(fig, title=title, height=80 + row_height * n, legend=False)
+    styled(fig, title=title, height=80 + row_height * n, legend=False)
     fig.update_layout(margin={"t": top_pad + (40 if title else 10)}, hovermode="x unified")
     fig.update_xaxes(type="date", tickformat="%H:%M<br>%d %b")
     return fig
