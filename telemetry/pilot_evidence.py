@@ -20,6 +20,7 @@ import pandas as pd
 from router.config import RouterConfig
 from router.decision import LEVELS
 from telemetry import stats
+from telemetry.metric_registry import METRICS
 from telemetry.readiness import Measurement, Verdict
 
 EVIDENCE_VERSION = "2"
@@ -178,6 +179,14 @@ def cost_section(df: pd.DataFrame, config: RouterConfig, served_usd_per_day: dic
     }
 
 
+def basis_sample(measure: str, df: pd.DataFrame, interactive_tiers: list[str]) -> np.ndarray:
+    """The rows a readiness measure is judged on: the per-row values of the bucket metric it is
+    the week-long form of (``Metric.basis``, or the metric of the same name), NaN dropped."""
+    m = METRICS[measure]
+    values = METRICS[m.basis or measure].row_values(df, tuple(interactive_tiers))
+    return values[~np.isnan(values)]
+
+
 def readiness_measures(
     df: pd.DataFrame,
     quality: list[dict],
@@ -186,11 +195,11 @@ def readiness_measures(
     labelled: dict | None,
     interactive_tiers: list[str],
 ) -> dict[str, Measurement | None]:
-    """What each go / no-go criterion is judged on: value, sample size, 95 % interval, method."""
-    interactive = df["model_tier"].astype(str).isin(interactive_tiers)
-    lat = df.loc[interactive, "latency_estimate_ms"].to_numpy(dtype=float)
+    """What each go / no-go criterion is judged on: value, sample size, 95 % interval, method.
+    A measure's sample is the per-row input of its metric in ``telemetry.metric_registry``."""
+    lat = basis_sample("latency_p95_interactive_ms", df, interactive_tiers)
     days = df["ts"].dt.tz_convert("UTC").dt.floor("D")
-    conf = df["confidence_overall"].to_numpy(dtype=float)
+    conf = basis_sample("median_confidence", df, interactive_tiers)
     day_means = [g.to_numpy(dtype=float) for _, g in df.groupby(days)["confidence_overall"]]
     out: dict[str, Measurement | None] = {}
     if quality:
@@ -214,7 +223,8 @@ def readiness_measures(
     else:
         out["determinism_rate"] = None
     if len(df):
-        w = stats.wilson(int(df["borderline"].sum()), len(df))
+        flags = basis_sample("borderline_rate", df, interactive_tiers)
+        w = stats.wilson(int(flags.sum()), len(flags))
         out["borderline_rate"] = Measurement(w.value, w.n, w.ci_low, w.ci_high, w.method)
         q = stats.quantile_interval(conf, 0.5)
         out["median_confidence"] = Measurement(q.value, q.n, q.ci_low, q.ci_high, q.method)

@@ -224,3 +224,18 @@ def test_reason_codes_match_exactly_on_the_separator():
     assert has_reason_code(codes, "EXECUTION_MODE_INVALID").tolist() == want
     assert has_reason_code(codes.astype("category"), "EXECUTION_MODE_INVALID").tolist() == want
     assert has_reason_code(list(codes), "EXECUTION_MODE_INVALID").tolist() == want
+
+
+def test_readiness_measures_are_their_registry_metric_over_the_week():
+    """The week-long go / no-go numbers are the registry's metrics over all of the week's rows."""
+    from telemetry.pilot_evidence import readiness_measures
+
+    df = decisions()
+    tiers = ["tiny", "small"]
+    measured = readiness_measures(df, [], {}, [], None, tiers)
+    checked = [m for m in METRICS.values() if m.basis] + [METRICS["borderline_rate"]]
+    for m in checked:
+        basis = METRICS[m.basis or m.name]
+        assert measured[m.name].value == pytest.approx(basis.compute(df, tiers)), m.name
+        assert measured[m.name].n == np.count_nonzero(~np.isnan(basis.row_values(df, tiers)))
+    assert measured["latency_p95_interactive_ms"].n < len(df)  # only the interactive tiers
