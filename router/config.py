@@ -89,6 +89,30 @@ class ConfidenceWeights(_Strict):
         return self
 
 
+class ConfidenceCoefficients(_Strict):
+    """How each confidence is made; ``confidence_weights`` mixes them into the overall one.
+
+    Policy, so it lives beside the rule weights. The defaults are the values the engine has
+    always used; a config that leaves them out hashes as it did before they were configurable.
+    """
+
+    complexity_floor: float = Field(default=0.6, ge=0, le=1)  # a score on a level boundary
+    complexity_span: float = Field(default=0.4, ge=0, le=1)  # added as it moves away ...
+    complexity_full_at_bands: float = Field(default=4.0, gt=0)  # ... in full this many bands out
+    disagreement_penalty: float = Field(default=0.1, ge=0, le=1)  # per level of disagreement
+    model_fit_base: float = Field(default=0.85, ge=0, le=1)
+    model_fit_domain: float = Field(default=0.15, ge=0, le=1)  # times the domain confidence
+    model_fit_override: float = Field(default=0.03, ge=0, le=1)  # a domain model was chosen
+    model_fit_upscaled: float = Field(default=0.05, ge=0, le=1)  # taken off when upscaled
+    model_fit_service: float = Field(default=0.98, ge=0, le=1)  # a service domain's model
+    execution_fit_truncated: float = Field(default=0.6, ge=0, le=1)
+    long_input_tokens: int = Field(default=4000, gt=0)
+    execution_fit_long_input: float = Field(default=0.85, ge=0, le=1)
+    execution_fit_batch_cap: float = Field(default=0.95, ge=0, le=1)
+    domain_default_general: float = Field(default=0.8, ge=0, le=1)  # general: nothing matched
+    domain_explicit_intent: float = Field(default=0.95, ge=0, le=1)  # image/speech intent
+
+
 class RuleWeights(_Strict):
     """Contribution of each rule feature to the rule score in [0, 1]."""
 
@@ -164,6 +188,7 @@ class RouterConfig(_Strict):
     levels: dict[str, float]
     borderline_band: float = Field(ge=0, le=0.2)
     confidence_weights: ConfidenceWeights
+    confidence_coefficients: ConfidenceCoefficients = Field(default_factory=ConfidenceCoefficients)
     rule_weights: RuleWeights = Field(default_factory=RuleWeights)
     models: list[ModelSpec]
     routing: RoutingConfig
@@ -320,6 +345,9 @@ class RouterConfig(_Strict):
         # A config without a head hashes as it did before heads existed.
         # Likewise a config without pinned score centres.
         unset = {k for k in ("head", "score_centers") if getattr(self, k) is None}
+        # And one with the default confidence coefficients, as before they were configurable.
+        if self.confidence_coefficients == ConfidenceCoefficients():
+            unset.add("confidence_coefficients")
         dump = self.model_dump(mode="json", exclude=unset or None)
         blob = json.dumps(dump, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -11,14 +11,14 @@ import hashlib
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from router import features as feat
+from router import policy
 from router.config import RouterConfig, load_config
 from router.decision import (
     DECISION_ARROW_SCHEMA,
@@ -27,12 +27,23 @@ from router.decision import (
     LEVELS,
     REASON_SEPARATOR,
     Decision,
-    ExecutionMode,
     Outcome,
     ReasonCode,
     table_to_decisions,
 )
 from router.privacy import hash_key_from_env, hash_text
+from router.scoring import (
+    PATH_CASCADE,
+    PATH_EMBEDDED,
+    PATH_RULES,
+    CascadeScorer,
+    Explanation,
+    HybridScorer,
+    RuleScorer,
+    Scorer,
+    Scores,
+    rule_scores,
+)
 from router.toggle import ToggleState, resolve_toggle, toggle_from_env
 
 log = logging.getLogger(__name__)
@@ -43,11 +54,6 @@ EMBEDDING_STORE_URL_ENV = "AMAIMA_EMBEDDING_STORE_URL"
 DEFAULT_CACHE_DIR = Path(".harness") / "embeddings"
 ADHOC_RUN_ID = "adhoc"
 DECIDE_CHUNK = 50_000  # rows decided at once: bounds peak memory, changes no result
-GENERAL_PRIOR = 0.25  # semantic evidence a specific domain must beat to win over "general"
-DEFAULT_GENERAL_CONFIDENCE = 0.8
-GENERAL_RULE_PRIOR = 0.2  # below one keyword hit (0.5), so any rule evidence beats "general"
-SEM_DOMAIN_FLOOR = 0.25  # top-k mean cosine below which an exemplar resemblance is noise
-SEM_DOMAIN_SPAN = 0.35
 
 
 def head_expectations(config: RouterConfig, domain_names: list[str]) -> dict:
@@ -90,18 +96,37 @@ class BatchInputError(InvalidQueryError):
         )
 
 
-@dataclass
-class Explanation:
-    """A readable account of one decision (no raw text)."""
+@dataclass(frozen=True)
+class _Rows:
+    """The inputs of one decision batch, row-aligned (texts still raw; hashes and ids made)."""
 
-    decision: Decision
-    rule_score: float
-    semantic_score: float | None
-    level_similarity: dict[str, float] = field(default_factory=dict)
-    level_probability: dict[str, float] = field(default_factory=dict)
-    nearest_exemplars: dict[str, tuple[str, float]] = field(default_factory=dict)
-    domain_scores: dict[str, float] = field(default_factory=dict)
-    features: dict[str, float] = field(default_factory=dict)
+    texts: list[str]
+    qhash: list[str]
+    qids: list[str]
+    ts: pa.Array
+    tenants: list[str] | None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def slice(self, a: int, b: int) -> _Rows:
+        return _Rows(
+            self.texts[a:b],
+            self.qhash[a:b],
+            self.qids[a:b],
+            self.ts.slice(a, b - a),
+            None if self.tenants is None else self.tenants[a:b],
+        )
+
+    def take(self, keep: list[int]) -> _Rows:
+        pick = lambda xs: [xs[i] for i in keep]  # noqa: E731
+        return _Rows(
+            pick(self.texts),
+            pick(self.qhash),
+            pick(self.qids),
+            self.ts.take(pa.array(keep, type=pa.int64())),
+            None if self.tenants is None else pick(self.tenants),
+        )
 
 
 def _fast_uuid5(names: Sequence[str]) -> list[str]:
@@ -115,19 +140,6 @@ def _fast_uuid5(names: Sequence[str]) -> list[str]:
         b[8] = (b[8] & 0x3F) | 0x80
         h = b.hex()
         out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    return out
-
-
-def _gather(scored: dict, inverse: np.ndarray) -> dict:
-    """Per-distinct-text score arrays expanded back to one row per input (rows = first axis)."""
-    out = {}
-    for k, v in scored.items():
-        if isinstance(v, np.ndarray):
-            out[k] = v[inverse]
-        elif isinstance(v, dict):
-            out[k] = {name: arr[inverse] for name, arr in v.items()}
-        else:
-            out[k] = v
     return out
 
 
@@ -165,7 +177,6 @@ class Router:
         # The score scale (level centres, and the boundaries between them) is separate from the
         # decision thresholds, so calibration can move a threshold without moving any score.
         self._centers = np.array(config.centers, dtype=np.float64)
-        self._scale_bounds = np.array(config.scale_boundaries, dtype=np.float64)
         self._level_names = [lv.value for lv in LEVELS]
         self._domain_names = [
             d for d in config.exemplars.domains
@@ -186,19 +197,16 @@ class Router:
             store_url = os.environ.get(EMBEDDING_STORE_URL_ENV, "").strip()
             if store_url and cache_dir is not None:
                 cache_path = store_url
-            sc = config.semantic
-            self._scorer = SemanticScorer(
-                sc.model,
-                {lv: config.exemplars.levels[lv] for lv in self._level_names},
-                {d: config.exemplars.domains[d] for d in config.exemplars.domains},
-                cache_path=cache_path,
-                key=self.hash_key,
-                batch_size=sc.batch_size,
-                max_chars=sc.max_chars,
-                top_k=sc.top_k,
-                max_tokens=sc.max_tokens,
-                quantize_int8=sc.quantize_int8,
+            self._scorer = SemanticScorer.from_config(
+                config, cache_path=cache_path, key=self.hash_key
             )
+        self._model: Scorer = (
+            CascadeScorer(config, self._head, self._scorer)
+            if self._head is not None
+            else HybridScorer(config, self._scorer)
+            if self._scorer is not None
+            else RuleScorer()
+        )
 
     # --- construction -------------------------------------------------------------------
     def _load_head(self, config: RouterConfig):
@@ -280,78 +288,33 @@ class Router:
         run = run_id or ADHOC_RUN_ID
         qhash = self._hashes(texts)
         qids = self._query_ids(qhash, query_ids)
+        rows = _Rows(
+            texts, qhash, qids, self._ts_column(ts, n), None if tenants is None else list(tenants)
+        )
         errors = [
-            RowError(i, qids[i], "empty or whitespace-only text")
+            RowError(i, rows.qids[i], "empty or whitespace-only text")
             for i, t in enumerate(texts)
             if not isinstance(t, str) or not t.strip()
         ]
         if errors:
             bad = {e.index for e in errors}
-            keep = [i for i in range(n) if i not in bad]
-            table = self._decide_chunked(
-                [texts[i] for i in keep],
-                [qhash[i] for i in keep],
-                [qids[i] for i in keep],
-                self._ts_column(ts, n, keep),
-                run,
-                None if tenants is None else [tenants[i] for i in keep],
-            )
-            raise BatchInputError(errors, table)
-        return self._decide_chunked(
-            texts,
-            qhash,
-            qids,
-            self._ts_column(ts, n, None),
-            run,
-            None if tenants is None else list(tenants),
-        )
+            kept = rows.take([i for i in range(n) if i not in bad])
+            raise BatchInputError(errors, self._decide_chunked(kept, run))
+        return self._decide_chunked(rows, run)
 
     def explain(self, text: str, **kwargs) -> Explanation:
         decision = self.route(text, **kwargs)
-        scored = self._score([self._bounded(_clean(text))[0]], want_detail=True)
-        learned = None if self._head is None or scored["path"][0] != 2 else scored["score"][0]
+        bounded = self._bounded(_clean(text))[0]
+        s = self._score([bounded])
         ex = Explanation(
             decision=decision,
-            rule_score=float(scored.get("fast_score", scored["rule"])[0]),
-            semantic_score=float(scored["sem"][0]) if scored["sem"] is not None else learned,
-            features={k: float(v[0]) for k, v in scored["features"].items()},
-            domain_scores={d: float(scored["dom"][0, j]) for j, d in enumerate(self._domain_names)},
+            rule_score=float((s.fast_score if s.fast_score is not None else s.rule)[0]),
+            semantic_score=None,
+            features={k: float(v[0]) for k, v in s.features.items()},
+            domain_scores={d: float(s.dom[0, j]) for j, d in enumerate(self._domain_names)},
         )
-        if self._head is not None:
-            for j, lv in enumerate(self._level_names):
-                ex.level_probability[lv] = float(scored["level_probs"][0, j])
-            if self._scorer is not None:
-                self._explain_semantic(ex, self._bounded(_clean(text))[0], scored)
-        elif scored["sem"] is not None:
-            sims, probs, best = scored["level_sims"], scored["level_probs"], scored["best"]
-            for j, lv in enumerate(self._level_names):
-                ex.level_similarity[lv] = float(sims[0, j])
-                ex.level_probability[lv] = float(probs[0, j])
-                ex.nearest_exemplars[lv] = (
-                    self._scorer.exemplar(lv, int(best[0, j])),
-                    float(sims[0, j]),
-                )
+        self._model.explain(bounded, s, ex)
         return ex
-
-    def _explain_semantic(self, ex: Explanation, text: str, scored: dict) -> None:
-        """For a reader: the full head's score and the nearest level exemplars, even when the
-        cascade decided without embedding (the decision itself is unchanged)."""
-        from router.head import dense_features, hashed_tokens
-        from router.semantic import quantise
-
-        head = self._head
-        dense, _ = dense_features(scored, scored["rule_features"])
-        tok = hashed_tokens(pa.array([text], pa.string()), head.dim)
-        embq = quantise(self._scorer.embed([text]))
-        lp, _ = head.predict("full", head.grid(dense), tok, embq)
-        ex.semantic_score = float(self._expected_score(lp)[0])
-        sims, _, best = self._scorer.similarities([text])
-        for j, lv in enumerate(self._level_names):
-            ex.level_similarity[lv] = float(sims[0, j])
-            ex.nearest_exemplars[lv] = (
-                self._scorer.exemplar(lv, int(best[0, j])),
-                float(sims[0, j]),
-            )
 
     # --- internals ------------------------------------------------------------------------
     def _hashes(self, texts: list) -> list[str]:
@@ -384,22 +347,18 @@ class Router:
         return out
 
     @staticmethod
-    def _ts_column(ts, n: int, keep: list[int] | None) -> pa.Array:
+    def _ts_column(ts, n: int) -> pa.Array:
+        if isinstance(ts, pa.ChunkedArray | pa.Array):
+            arr = ts.cast(pa.timestamp("us", tz="UTC"))
+            return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
         if ts is None:
             values = [datetime.now(UTC)] * n
         elif isinstance(ts, datetime):
             values = [_as_utc(ts)] * n
         else:
-            if isinstance(ts, pa.ChunkedArray | pa.Array):
-                arr = ts.cast(pa.timestamp("us", tz="UTC"))
-                if keep is not None:
-                    arr = arr.take(pa.array(keep, type=pa.int64()))
-                return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
             values = [_as_utc(v) for v in ts]
             if len(values) != n:
                 raise ValueError(f"ts has {len(values)} entries for {n} texts")
-        if keep is not None:
-            values = [values[i] for i in keep]
         return pa.array(values, type=pa.timestamp("us", tz="UTC"))
 
     def _bounded(self, text: str) -> tuple[str, bool]:
@@ -408,339 +367,78 @@ class Router:
             return text[: lim.score_prefix_chars], True
         return text, False
 
-    def _score(self, scored_texts: list[str], *, want_detail: bool = False) -> dict:
+    def _score(self, scored_texts: list[str]) -> Scores:
         """Complexity and domain scores for bounded, cleaned texts (vectorised)."""
-        cfg = self.config
-        w = cfg.rule_weights
         col = pa.array(scored_texts, type=pa.string())
-        f = feat.extract(col)
-        len_feat = np.sqrt(np.minimum(1.0, f.words / float(w.length_tokens_full)))
-        multi = np.minimum(
-            1.0, (np.maximum(f.questions - 1.0, 0.0) + np.minimum(f.steps, 4.0) * 0.5) / 3.0
-        )
-        constraints = np.minimum(1.0, f.constraints / 3.0)
-        depth = np.minimum(1.0, f.depth / 2.0)
-        expert = np.minimum(1.0, f.expert / 2.0)
-        trivial = f.trivial * (f.words <= 12.0)
-        word_problem = np.minimum(1.0, f.word_problem / 2.0) * (f.numbers >= 2.0)
-        formal = np.minimum(1.0, f.formal / 2.0)
-        rule = (
-            w.base
-            + w.length * len_feat
-            + w.code * f.code
-            + w.math * f.math
-            + w.multi_step * multi
-            + w.constraints * constraints
-            + w.depth * depth
-            + w.expert * expert
-            + w.word_problem * word_problem
-            + w.formal * formal
-            + w.code_task * f.code_task
-            - w.trivial * trivial
-        )
-        rule = np.clip(rule, 0.0, 1.0)
-
-        # Domain evidence from rules, aligned with the semantic domain order.
-        n = len(scored_texts)
-        dom_rule = np.zeros((n, len(self._domain_names)), dtype=np.float64)
-        for j, d in enumerate(self._domain_names):
-            if d in f.domain_hits:
-                dom_rule[:, j] = np.minimum(1.0, f.domain_hits[d] / 2.0)
-            elif d == "general":
-                dom_rule[:, j] = GENERAL_RULE_PRIOR
-        out: dict = {
-            "domain_names": self._domain_names,
-            "rule_features": f,
-            "rule": rule,
-            "features": {
-                "length": len_feat,
-                "code": f.code,
-                "math": f.math,
-                "multi_step": multi,
-                "constraints": constraints,
-                "depth": depth,
-                "expert": expert,
-                "trivial": trivial,
-                "word_problem": word_problem,
-                "formal": formal,
-                "code_task": f.code_task,
-            },
-            "privacy": f.privacy > 0,
-            "image_intent": f.image_intent > 0,
-            "speech_intent": f.speech_intent > 0,
-            "dom_rule": dom_rule,
-            "sem": None,
-            "path": np.zeros(n, dtype=np.int8),  # 0 rules, 1 cascade (fast head), 2 embedded
-            "disagree": np.zeros(n, dtype=np.float64),
-        }
-        if self._head is not None:
-            self._score_head(col, f, out)
-        elif self._scorer is not None:
-            from router.semantic import softmax
-
-            sc = cfg.semantic
-            level_sims, domain_sims, best = self._scorer.similarities(scored_texts)
-            level_probs = softmax(level_sims, sc.temperature)
-            sem = level_probs @ self._centers
-            score = (1.0 - sc.weight) * rule + sc.weight * sem
-            # Semantic domain evidence counts only from a real resemblance (absolute gate), and
-            # never selects a service domain: those dispatch to non-LLM services, so they need
-            # explicit intent.
-            dom_sem = np.clip((domain_sims - SEM_DOMAIN_FLOOR) / SEM_DOMAIN_SPAN, 0.0, 1.0)
-            for j, d in enumerate(self._domain_names):
-                if d in cfg.routing.service_domains:
-                    dom_sem[:, j] = 0.0
-                elif d == "general":
-                    dom_sem[:, j] = GENERAL_PRIOR
-            dom = (1.0 - sc.domain_weight) * dom_rule + sc.domain_weight * dom_sem
-            out.update(
-                sem=sem,
-                score=score,
-                dom=dom,
-                dom_sem=dom_sem,
-                level_sims=level_sims,
-                level_probs=level_probs,
-                best=best,
-                path=np.full(n, 2, dtype=np.int8),
-                disagree=np.abs(self._scale_level(rule) - self._scale_level(sem)).astype(
-                    np.float64
-                ),
-            )
-        else:
-            out.update(score=rule, dom=dom_rule, dom_sem=None)
-        return out
-
-    def _score_head(self, col: pa.Array, f, out: dict) -> None:
-        """The cascade: the fast head (rules + hashed words) decides a text when its score is far
-        from every level boundary and its domain is clear; only the others are embedded and go to
-        the full head. Each row's path depends on its own text alone (route == route_batch)."""
-        from router.head import dense_features, hashed_tokens, subset_tokens
-
-        head, hc = self._head, self.config.head
-        n = len(col)
-        dense, _ = dense_features(out, f)
-        xq = head.grid(dense)
-        tok = hashed_tokens(col, head.dim)
-        lp, dp = head.predict("fast", xq, tok)
-        fast = self._expected_score(lp)
-        dist = np.abs(fast[:, None] - head.boundaries[None, :]).min(axis=1)
-        clear = (dp.max(axis=1) >= hc.domain_clarity) | out["image_intent"] | out["speech_intent"]
-        path = np.full(n, 1 if self._scorer is not None else 0, dtype=np.int8)
-        score = fast.copy()
-        disagree = np.zeros(n, dtype=np.float64)
-        if self._scorer is not None:
-            sel = np.flatnonzero(~((dist >= hc.cascade_margin) & clear))
-            if sel.size:
-                from router.semantic import quantise
-
-                texts = col.take(pa.array(sel, pa.int64())).to_pylist()
-                embq = quantise(self._scorer.embed(texts))
-                lp2, dp2 = head.predict("full", xq[sel], subset_tokens(tok, sel), embq)
-                full = self._expected_score(lp2)
-                disagree[sel] = np.abs(
-                    np.searchsorted(head.boundaries, full, side="right")
-                    - np.searchsorted(head.boundaries, fast[sel], side="right")
-                )
-                score[sel], lp[sel], dp[sel], path[sel] = full, lp2, dp2, 2
-        # Domain scores in the router's domain order: the head's probabilities where it knows the
-        # domain, keyword evidence for the domains it was not fitted on (robotics, speech, ...).
-        # A keyword hit for a domain the head was not fitted on outranks the head (its domains are
-        # probabilities <= 1): the head cannot know that domain, the keywords are specific.
-        dom = np.where(out["dom_rule"] > 0, 1.0 + out["dom_rule"], 0.0)
-        for j, d in enumerate(self._domain_names):
-            if d in head.domains:
-                dom[:, j] = dp[:, head.domains.index(d)]
-        out.update(
-            score=score,
-            dom=dom,
-            sem=None,
-            level_probs=lp,
-            path=path,
-            disagree=disagree,
-            fast_score=fast,
-        )
-
-    def _expected_score(self, probs: np.ndarray) -> np.ndarray:
-        """Probability-weighted level centre on the head's fixed score scale (the centres of the
-        thresholds it was fitted with), so moving a threshold in the config moves decisions."""
-        return self._head.expected_score(probs)
-
-    def _scale_level(self, score: np.ndarray) -> np.ndarray:
-        """A score's level on the score scale (not the decision): for disagreement measures."""
-        return np.searchsorted(self._scale_bounds, score, side="right")
+        return self._model.score(col, rule_scores(col, self.config, self._domain_names))
 
     def _levels_of(self, score: np.ndarray) -> np.ndarray:
         return np.clip(
             np.searchsorted(self._thresholds, score, side="right") - 1, 0, len(LEVELS) - 1
         )
 
-    def _decide_chunked(
-        self,
-        texts: list[str],
-        qhash: list[str],
-        qids: list[str],
-        ts_col: pa.Array,
-        run_id: str,
-        tenants: list[str] | None,
-    ) -> pa.Table:
+    def _decide_chunked(self, rows: _Rows, run_id: str) -> pa.Table:
         """Decide in slices of DECIDE_CHUNK rows: every row is computed on its own, so slicing
         changes nothing but the peak memory."""
-        n = len(texts)
+        n = len(rows)
         if n <= DECIDE_CHUNK:
-            return self._decide(texts, qhash, qids, ts_col, run_id, tenants)
-        parts = []
-        for a in range(0, n, DECIDE_CHUNK):
-            b = min(n, a + DECIDE_CHUNK)
-            parts.append(
-                self._decide(
-                    texts[a:b],
-                    qhash[a:b],
-                    qids[a:b],
-                    ts_col.slice(a, b - a),
-                    run_id,
-                    None if tenants is None else tenants[a:b],
-                )
-            )
-        return pa.concat_tables(parts)
+            return self._decide(rows, run_id)
+        return pa.concat_tables(
+            [
+                self._decide(rows.slice(a, min(n, a + DECIDE_CHUNK)), run_id)
+                for a in range(0, n, DECIDE_CHUNK)
+            ]
+        )
 
-    def _decide(
-        self,
-        texts: list[str],
-        qhash: list[str],
-        qids: list[str],
-        ts_col: pa.Array,
-        run_id: str,
-        tenants: list[str] | None,
-    ) -> pa.Table:
+    def _decide(self, rows: _Rows, run_id: str) -> pa.Table:
         cfg = self.config
-        n = len(texts)
+        cc = cfg.confidence_coefficients
+        n = len(rows)
         if n == 0:
             return DECISION_ARROW_SCHEMA.empty_table()
         # Score each distinct text once, then gather: repeats of popular queries cost nothing.
         positions: dict[str, int] = {}
-        inverse = np.fromiter((positions.setdefault(t, len(positions)) for t in texts), np.int64, n)
+        inverse = np.fromiter(
+            (positions.setdefault(t, len(positions)) for t in rows.texts), np.int64, n
+        )
         distinct = list(positions)
         bounded = [self._bounded(_clean(t)) for t in distinct]
         full_chars = np.array([len(t) for t in distinct], dtype=np.float64)[inverse]
         truncated = np.array([b[1] for b in bounded], dtype=bool)[inverse]
-        s = _gather(self._score([b[0] for b in bounded]), inverse)
-        score = np.round(s["score"], 6)
+        s = self._score([b[0] for b in bounded]).take(inverse)
+        score = np.round(s.score, 6)
 
-        # --- complexity level, borderline band, upscale ---------------------------------
-        level = self._levels_of(score)
-        boundaries = self._thresholds[1:]
-        diffs = score[:, None] - boundaries[None, :]
-        nearest = np.argmin(np.abs(diffs), axis=1)
-        dist = np.abs(diffs[np.arange(n), nearest])
-        below = diffs[np.arange(n), nearest] < 0
-        borderline = dist < cfg.borderline_band
-
-        # --- domain ------------------------------------------------------------------------
-        dom = s["dom"]
-        order = np.argsort(-dom, axis=1, kind="stable")
-        top = dom[np.arange(n), order[:, 0]]
-        second = dom[np.arange(n), order[:, 1]]
-        dom_idx = order[:, 0]
-        domain_names = np.array(self._domain_names, dtype=object)
-        domain = domain_names[dom_idx]
-        domain_conf = np.where(top + second > 0, top / np.maximum(top + second, 1e-12), 0.5)
-        rule_evidence = s["dom_rule"][np.arange(n), dom_idx]
-        general_j = self._domain_names.index("general")
-        no_evidence = dom_idx == general_j
-        image = s["image_intent"]
-        speech = s["speech_intent"] & ~image
-        explicit = image | speech
-        domain = np.where(image, "image_gen", np.where(speech, "speech", domain))
-        # "General" because nothing else matched is a default, not a finding: cap its confidence.
-        others_silent = np.delete(dom, general_j, axis=1).max(axis=1) <= 0
-        domain_conf = np.where(
-            others_silent & (dom_idx == general_j), DEFAULT_GENERAL_CONFIDENCE, domain_conf
+        level, borderline, below, dist = policy.levels_from_scores(
+            score, self._thresholds, cfg.borderline_band
         )
-        domain_conf = np.where(explicit, 0.95, domain_conf)
-        domain_conf = np.round(np.clip(domain_conf, 0.0, 1.0), 4)
-
-        service = np.isin(domain, cfg.routing.service_domains)
-        upscaled = borderline & below & (level < len(LEVELS) - 1) & ~service
-        routed = level + upscaled.astype(int)
-
-        # --- model ---------------------------------------------------------------------------
-        model = np.empty(n, dtype=object)
-        override = np.zeros(n, dtype=bool)
-        lv_names = np.array(self._level_names, dtype=object)
-        for r in range(len(LEVELS)):
-            model[routed == r] = cfg.routing.level_models[lv_names[r]]
-        for d, mapping in cfg.routing.domain_models.items():
-            dmask = domain == d
-            if not dmask.any():
-                continue
-            for r in range(len(LEVELS)):
-                m = mapping.get(lv_names[r], mapping.get("*"))
-                if m is None:
-                    continue
-                sel = dmask & (routed == r)
-                model[sel] = m
-                override[sel] = True
-        specs = {m.name: m for m in cfg.models}
-        tier = np.array([specs[m].tier for m in model], dtype=object)
-        price_in = np.array([specs[m].price_per_1k_input for m in model])
-        price_out = np.array([specs[m].price_per_1k_output for m in model])
-        p50 = np.array([specs[m].latency.p50_ms for m in model])
-        prefill = np.array([specs[m].latency.per_1k_input_ms for m in model])
-        max_out = np.array([specs[m].max_output_tokens for m in model], dtype=np.float64)
-
-        # --- estimates -----------------------------------------------------------------------
+        dc = policy.choose_domain(
+            s.dom, s.dom_rule, s.image_intent, s.speech_intent, self._domain_names, cc
+        )
+        domain = dc.domain
+        service, upscaled, routed = policy.upscale(level, borderline, below, domain, cfg)
+        model, override = policy.choose_models(routed, domain, cfg)
         in_tokens = np.maximum(1.0, np.ceil(full_chars / cfg.limits.chars_per_token))
-        expected_out = np.array(
-            [cfg.routing.expected_output_tokens[lv] for lv in self._level_names], dtype=np.float64
-        )[routed]
-        out_tokens = np.minimum(expected_out, max_out)
-        tokens = (in_tokens + out_tokens).astype(np.int64)
-        cost = np.round(in_tokens / 1000.0 * price_in + out_tokens / 1000.0 * price_out, 8)
-        latency = np.round(p50 + in_tokens / 1000.0 * prefill, 1)
-        # One rule (RouterConfig.execution_style_for), evaluated once per distinct
-        # (level, domain) pair and gathered back: O(n), no per-pair masks on the hot path.
-        dom_names, dom_code = np.unique(domain.astype(str), return_inverse=True)
-        pair_code = routed.astype(np.int64) * len(dom_names) + dom_code
-        pairs, pair_inv = np.unique(pair_code, return_inverse=True)
-        pair_style = np.array(
-            [
-                cfg.execution_style_for(
-                    int(p // len(dom_names)), str(dom_names[p % len(dom_names)])
-                ).value
-                for p in pairs
-            ],
-            dtype=object,
-        )
-        style = pair_style[pair_inv.ravel()]
+        est = policy.estimates(model, routed, in_tokens, cfg)
+        style = policy.execution_styles(routed, domain, cfg)
 
-        # --- confidence --------------------------------------------------------------------
-        conf_c = 0.6 + 0.4 * np.minimum(1.0, dist / (4.0 * cfg.borderline_band))
-        conf_c = conf_c - 0.1 * s["disagree"]
-        conf_c = np.round(np.clip(conf_c, 0.0, 1.0), 4)
-        fit = 0.85 + 0.15 * domain_conf + 0.03 * override - 0.05 * upscaled
-        fit = np.where(service, 0.98, fit)
-        conf_m = np.round(np.clip(fit, 0.0, 1.0), 4)
-        ex_fit = np.where(truncated, 0.6, np.where(in_tokens > 4000, 0.85, 1.0))
-        ex_fit = np.where(style == "batch_parallel", np.minimum(ex_fit, 0.95), ex_fit)
-        conf_e = np.round(ex_fit, 4)
-        cw = cfg.confidence_weights
-        wsum = cw.complexity + cw.model_fit + cw.execution_fit
-        overall = np.round(
-            (cw.complexity * conf_c + cw.model_fit * conf_m + cw.execution_fit * conf_e) / wsum, 4
-        )
+        conf_c = policy.complexity_confidence(dist, cfg.borderline_band, s.disagree, cc)
+        conf_m = policy.model_fit_confidence(dc.confidence, override, upscaled, service, cc)
+        conf_e = policy.execution_fit_confidence(truncated, in_tokens, style, cc)
+        overall = policy.overall_confidence(conf_c, conf_m, conf_e, cfg.confidence_weights)
 
         # --- reason codes (bitmask per row, one string per distinct combination) ----------
         toggle = self.toggle
-        feats = s["features"]
+        feats = s.features
+        explicit, no_evidence = dc.explicit, dc.no_evidence
         masks: list[tuple[ReasonCode, np.ndarray]] = [
-            (ReasonCode.LEVEL_FROM_RULES, s["path"] == 0),
-            (ReasonCode.LEVEL_FROM_CASCADE, s["path"] == 1),
-            (ReasonCode.LEVEL_FROM_HYBRID, s["path"] == 2),
+            (ReasonCode.LEVEL_FROM_RULES, s.path == PATH_RULES),
+            (ReasonCode.LEVEL_FROM_CASCADE, s.path == PATH_CASCADE),
+            (ReasonCode.LEVEL_FROM_HYBRID, s.path == PATH_EMBEDDED),
             (ReasonCode.BORDERLINE_UPSCALE, upscaled),
             (ReasonCode.DOMAIN_EXPLICIT_INTENT, explicit),
             (ReasonCode.DOMAIN_DEFAULT_GENERAL, ~explicit & no_evidence),
-            (ReasonCode.DOMAIN_FROM_RULES, ~explicit & ~no_evidence & (rule_evidence > 0)),
-            (ReasonCode.DOMAIN_FROM_SEMANTIC, ~explicit & ~no_evidence & (rule_evidence <= 0)),
+            (ReasonCode.DOMAIN_FROM_RULES, ~explicit & ~no_evidence & (dc.rule_evidence > 0)),
+            (ReasonCode.DOMAIN_FROM_SEMANTIC, ~explicit & ~no_evidence & (dc.rule_evidence <= 0)),
             (ReasonCode.CODE_DETECTED, feats["code"] >= 0.5),
             (ReasonCode.MATH_DETECTED, feats["math"] >= 0.34),
             (ReasonCode.MULTI_STEP, feats["multi_step"] >= 0.34),
@@ -749,7 +447,7 @@ class Router:
             (ReasonCode.LONG_INPUT, in_tokens > 1000),
             (ReasonCode.INPUT_TRUNCATED, truncated),
             (ReasonCode.DOMAIN_MODEL_OVERRIDE, override),
-            (ReasonCode.PRIVACY_REQUIRED, s["privacy"]),
+            (ReasonCode.PRIVACY_REQUIRED, s.privacy),
         ]
         mode_codes = [
             ReasonCode.EXECUTION_ENABLED if toggle.active else ReasonCode.DECISION_ONLY_MODE
@@ -769,30 +467,35 @@ class Router:
         )
 
         active = toggle.active
+        lv_names = np.array(self._level_names, dtype=object)
         columns = {
-            "decision_id": pa.array(_fast_uuid5([f"{run_id}\x1f{q}" for q in qids]), pa.string()),
+            "decision_id": pa.array(
+                _fast_uuid5([f"{run_id}\x1f{q}" for q in rows.qids]), pa.string()
+            ),
             "run_id": pa.array([run_id] * n, pa.string()),
-            "query_id": pa.array(qids, pa.string()),
-            "query_hash": pa.array(qhash, pa.string()),
-            "ts": ts_col,
-            "tenant": pa.array(tenants if tenants is not None else ["default"] * n, pa.string()),
+            "query_id": pa.array(rows.qids, pa.string()),
+            "query_hash": pa.array(rows.qhash, pa.string()),
+            "ts": rows.ts,
+            "tenant": pa.array(
+                rows.tenants if rows.tenants is not None else ["default"] * n, pa.string()
+            ),
             "complexity_level": pa.array(lv_names[level].tolist(), pa.string()),
             "complexity_score": pa.array(score, pa.float64()),
             "borderline": pa.array(borderline, pa.bool_()),
             "upscaled": pa.array(upscaled, pa.bool_()),
             "domain": pa.array(domain.tolist(), pa.string()),
-            "domain_confidence": pa.array(domain_conf, pa.float64()),
+            "domain_confidence": pa.array(dc.confidence, pa.float64()),
             "model": pa.array(model.tolist(), pa.string()),
-            "model_tier": pa.array(tier.tolist(), pa.string()),
+            "model_tier": pa.array(est.tier.tolist(), pa.string()),
             "execution_style": pa.array(style.tolist(), pa.string()),
             "confidence_complexity": pa.array(conf_c, pa.float64()),
             "confidence_model_fit": pa.array(conf_m, pa.float64()),
             "confidence_execution_fit": pa.array(conf_e, pa.float64()),
             "confidence_overall": pa.array(overall, pa.float64()),
             "reason_codes": reasons,
-            "latency_estimate_ms": pa.array(latency, pa.float64()),
-            "cost_estimate_usd": pa.array(cost, pa.float64()),
-            "tokens_estimate": pa.array(tokens, pa.int64()),
+            "latency_estimate_ms": pa.array(est.latency_ms, pa.float64()),
+            "cost_estimate_usd": pa.array(est.cost_usd, pa.float64()),
+            "tokens_estimate": pa.array(est.tokens, pa.int64()),
             "execution_mode": pa.array([toggle.mode.value] * n, pa.string()),
             "execution_mode_active": pa.array([active] * n, pa.bool_()),
             "simulated": pa.array([not active] * n, pa.bool_()),
@@ -800,7 +503,7 @@ class Router:
             "actual_latency_ms": pa.nulls(n, pa.float64()),
             "actual_cost_usd": pa.nulls(n, pa.float64()),
             "error_code": pa.nulls(n, pa.string()),
-            "privacy_required": pa.array(s["privacy"], pa.bool_()),
+            "privacy_required": pa.array(s.privacy, pa.bool_()),
             "router_version": pa.array([cfg.router_version] * n, pa.string()),
             "config_hash": pa.array([self.config_hash] * n, pa.string()),
             "decision_schema_version": pa.array([DECISION_SCHEMA_VERSION] * n, pa.string()),
@@ -811,7 +514,6 @@ class Router:
 __all__ = [
     "ADHOC_RUN_ID",
     "BatchInputError",
-    "ExecutionMode",
     "Explanation",
     "InvalidQueryError",
     "Router",

@@ -112,7 +112,7 @@ def _features(base: RouterConfig, texts: list[str], cache_dir: Path | None, hash
     bounded = [router._bounded(_clean(t))[0] for t in texts]
     rules = Router(base, semantic=False, hash_key=None, toggle=resolve_toggle(None))
     out = rules._score(bounded)
-    dense, names = dense_features(out, out["rule_features"])
+    dense, names = dense_features(out, out.rule_features)
     tok = hashed_tokens(pa.array(bounded, pa.string()), hash_dim)
     emb = quantise(router._scorer.embed(bounded))
     return dense, names, tok, emb

@@ -22,10 +22,14 @@ import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from router.scoring import Scores
 
 HEAD_FORMAT = "amaima-router-head/1"
 W_SCALE = 2.0**14  # weight grid
@@ -43,19 +47,19 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def dense_features(out: dict, f) -> tuple[np.ndarray, list[str]]:
+def dense_features(out: Scores, f) -> tuple[np.ndarray, list[str]]:
     """The rule-side dense features (n x k) from ``Router._score``'s output and raw features."""
-    cols = dict(out["features"])
+    cols = dict(out.features)
     cols["log_words"] = np.log1p(f.words) / 6.0
     cols["numbers"] = np.minimum(f.numbers, 10.0) / 10.0
     cols["questions"] = np.minimum(f.questions, 5.0) / 5.0
     cols["arithmetic"] = np.minimum(f.arithmetic, 4.0) / 4.0
     cols["trivial_any"] = f.trivial
-    cols["image_intent"] = out["image_intent"].astype(np.float64)
-    cols["speech_intent"] = out["speech_intent"].astype(np.float64)
-    cols["rule_score"] = out["rule"]
-    for j, d in enumerate(out["domain_names"]):
-        cols[f"dom_rule:{d}"] = out["dom_rule"][:, j]
+    cols["image_intent"] = out.image_intent.astype(np.float64)
+    cols["speech_intent"] = out.speech_intent.astype(np.float64)
+    cols["rule_score"] = out.rule
+    for j, d in enumerate(out.domain_names):
+        cols[f"dom_rule:{d}"] = out.dom_rule[:, j]
     names = list(cols)
     return np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in names]), names
 

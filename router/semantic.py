@@ -19,10 +19,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from router.decision import LEVELS
 from router.privacy import text_bytes
+
+if TYPE_CHECKING:
+    from router.config import RouterConfig
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,8 @@ EMBEDDING_DIM = 384
 _SQL_CHUNK = 900
 MEMORY_ITEMS = 65_536  # vectors kept in memory (~100 MB); the SQLite file holds the rest
 SCORE_CHUNK = 8_192  # texts scored at once: bounds the float64 similarity matrices
+# SemanticConfig fields that are SemanticScorer arguments of the same name.
+_SCORER_SETTINGS = {"batch_size", "max_chars", "top_k", "max_tokens", "quantize_int8"}
 
 
 def _model_path() -> str:
@@ -271,6 +278,21 @@ class SemanticScorer:
         self._domain_ex = domain_exemplars
         self._ex_cache: tuple[list[np.ndarray], list[np.ndarray]] | None = None
         self.computed = 0  # texts embedded by the model (not served from the store)
+
+    @classmethod
+    def from_config(
+        cls, config: RouterConfig, *, cache_path: str | Path | None, key: bytes | None
+    ) -> SemanticScorer:
+        """The scorer a router config describes (encoder variant, exemplars, batch and limits)."""
+        sc = config.semantic
+        return cls(
+            sc.model,
+            {lv.value: config.exemplars.levels[lv.value] for lv in LEVELS},
+            dict(config.exemplars.domains),
+            cache_path=cache_path,
+            key=key,
+            **sc.model_dump(include=_SCORER_SETTINGS),
+        )
 
     def _prep(self, text: str) -> str:
         # Bounded prefix; NULs and lone surrogates become harmless for the tokenizer.

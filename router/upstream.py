@@ -115,6 +115,19 @@ class UpstreamResult:
         """A failed call. Failed calls cost nothing: providers bill completed answers only."""
         return cls(False, 0, input_tokens, latency_ms, 0.0, code, retryable, detail)
 
+    @classmethod
+    def success(
+        cls, model: ModelSpec, input_tokens: int, output_tokens: int, latency_ms: float
+    ) -> UpstreamResult:
+        """A completed call, billed at the catalog's prices (``call_cost_usd``)."""
+        return cls(
+            True,
+            output_tokens,
+            input_tokens,
+            latency_ms,
+            call_cost_usd(model, input_tokens, output_tokens),
+        )
+
 
 @runtime_checkable
 class Upstream(Protocol):
@@ -226,13 +239,7 @@ class SimulatedUpstream:
             OUTPUT_TOKEN_SIGMA * z_tokens - OUTPUT_TOKEN_SIGMA * OUTPUT_TOKEN_SIGMA / 2
         )
         output_tokens = min(cap, max(1, round(drawn)))
-        return UpstreamResult(
-            True,
-            output_tokens,
-            input_tokens,
-            latency,
-            call_cost_usd(model, input_tokens, output_tokens),
-        )
+        return UpstreamResult.success(model, input_tokens, output_tokens, latency)
 
 
 # --- OpenAI-compatible HTTP ---------------------------------------------------------------------
@@ -367,13 +374,7 @@ class OpenAICompatibleUpstream:
                 detail=f"unusable response body ({type(exc).__name__})",
             )
         log.debug("upstream %s: HTTP %d in %.1f ms", model.name, status, latency)
-        return UpstreamResult(
-            True,
-            output_tokens,
-            input_tokens,
-            latency,
-            call_cost_usd(model, input_tokens, output_tokens),
-        )
+        return UpstreamResult.success(model, input_tokens, output_tokens, latency)
 
     def _fail(
         self, request: UpstreamRequest, start: float, code: UpstreamErrorCode, exc: Exception
