@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from drills.clock import format_duration, iso, parse_duration
+from drills.clock import format_duration, iso
 from drills.registry import Registry
 from router.decision import Outcome, ReasonCode
+from router.durations import Duration
 from telemetry.metric_registry import (  # noqa: F401 - outcome sets re-exported for drills.runner
     CALLED_OUTCOMES,
     ERROR_OUTCOMES,
@@ -211,10 +212,6 @@ class FaultSelector(_Model):
         if self.index is not None:
             return f"fault #{self.index}"
         return f"{self.type} fault" if self.type else "fault"
-
-
-def _duration(v: Any) -> float:
-    return parse_duration(v)
 
 
 def p95(values: np.ndarray | pd.Series) -> float | None:
@@ -506,14 +503,7 @@ class _RuleFault(_Model):
 
 
 class _Within(_Model):
-    within: float
-
-    @model_validator(mode="before")
-    @classmethod
-    def _parse(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "within" in data:
-            data = {**data, "within": _duration(data["within"])}
-        return data
+    within: Duration
 
 
 def _first_fired(record: DrillRecord, rule: str, since_s: float) -> tuple[float | None, bool]:
@@ -651,14 +641,7 @@ class _BreakerParams(_Model):
 
 class _BreakerExpect(_Model):
     within_calls: int | None = Field(default=None, ge=1)
-    within: float | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _parse(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("within") is not None:
-            data = {**data, "within": _duration(data["within"])}
-        return data
+    within: Duration | None = None
 
     @model_validator(mode="after")
     def _some(self) -> _BreakerExpect:
@@ -1058,22 +1041,10 @@ class _SlaParams(_Model):
 
 
 class _LeadExpect(_Model):
-    min_lead: float = 0.0
-    within: float | None = None
+    min_lead: Duration = 0.0
+    within: Duration | None = None
     """Optional: the warning must also come within this time of the fault starting (a warning
     long after the fault began is noise, not detection)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _parse(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = {
-                **data,
-                **{
-                    k: _duration(data[k]) for k in ("min_lead", "within") if data.get(k) is not None
-                },
-            }
-        return data
 
 
 class DetectedBeforeSlaCheck(Check):

@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -34,9 +35,11 @@ from pydantic import (
     model_validator,
 )
 
-from drills.clock import format_duration, parse_duration
+from drills.clock import format_duration
 from drills.faults import FAULTS, ROLLBACKS, Target
 from drills.probes import CHECKS, DRILL_METRICS, PROBES
+from drills.registry import Registry
+from router.durations import Duration
 from router.yaml_safe import NotUtf8Error, load_yaml_file
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
@@ -50,16 +53,22 @@ def _registered(name: str, registry: Mapping[str, Any], what: str) -> str:
     return name
 
 
+def _plugin_name(registry: Registry[Any]) -> Any:
+    """A str field naming a registered plug-in (checked when loaded, listed in the JSON Schema
+    when it is generated, so a plug-in added with ``.add`` is valid in both)."""
+    return Annotated[
+        str,
+        AfterValidator(lambda v: _registered(v, registry, registry.what)),
+        Field(json_schema_extra=lambda schema: schema.update(enum=list(registry))),
+    ]
+
+
 class ScenarioError(ValueError):
     """A scenario cannot be run; ``problems`` has one line per finding (file: field: what)."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
-
-
-def _duration(value: Any) -> float:
-    return parse_duration(value)
 
 
 def _toggle_value(value: Any) -> Any:
@@ -72,7 +81,6 @@ def _toggle_value(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(_duration)]
 ToggleValue = Annotated[str | None, BeforeValidator(_toggle_value)]
 
 
@@ -123,10 +131,12 @@ def _validate_params(kind: str, name: str, model: type[BaseModel], data: dict) -
 class Tolerance(_Spec):
     """What a steady-state probe's value must be: min / max / range / equals."""
 
-    min: float | None = None
-    max: float | None = None
-    range: tuple[float, float] | None = None
-    equals: float | None = None
+    min: float | None = Field(default=None, description="the value is at least this")
+    max: float | None = Field(default=None, description="the value is at most this")
+    range: tuple[float, float] | None = Field(
+        default=None, description="[low, high]: the value lies between them (both included)"
+    )
+    equals: float | None = Field(default=None, description="the value is exactly this")
 
     @model_validator(mode="after")
     def _some(self) -> Tolerance:
@@ -137,15 +147,7 @@ class Tolerance(_Spec):
         return self
 
     def ok(self, value: float | None) -> bool:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return False
-        if self.equals is not None and value != self.equals:
-            return False
-        if self.min is not None and value < self.min:
-            return False
-        if self.max is not None and value > self.max:
-            return False
-        return self.range is None or self.range[0] <= value <= self.range[1]
+        return self.distance(value) == 0
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True, mode="json")
@@ -166,29 +168,63 @@ class Tolerance(_Spec):
         return d
 
     def describe(self) -> str:
-        parts = []
-        if self.equals is not None:
-            parts.append(f"== {self.equals:g}")
-        if self.min is not None:
-            parts.append(f">= {self.min:g}")
-        if self.max is not None:
-            parts.append(f"<= {self.max:g}")
+        parts = [
+            f"{symbol} {bound:g}"
+            for symbol, bound in (("==", self.equals), (">=", self.min), ("<=", self.max))
+            if bound is not None
+        ]
         if self.range is not None:
             parts.append(f"in [{self.range[0]:g}, {self.range[1]:g}]")
         return " and ".join(parts)
 
 
-class ProbeSpec(_Spec):
-    probe: str
-    window: Duration = 300.0
-    tolerance: Tolerance
-    params: dict[str, Any] = Field(default_factory=dict)
-    _parsed: BaseModel | None = PrivateAttr(default=None)
+class _PluginSpec(_Spec):
+    """A scenario entry that names a registered plug-in (``key``) and configures it: each part
+    (``params``, a check's ``expect``) is validated against that plug-in's own model, so an
+    error names the valid keys for exactly that fault, probe, check or rollback."""
 
-    @field_validator("probe")
+    registry: ClassVar[Registry[Any]]
+    key: ClassVar[str]
+    parts: ClassVar[dict[str, tuple[str, str]]] = {"params": ("Params", "params")}
+    """Field -> (model attribute on the plug-in class, what the error calls it)."""
+    _parsed: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
+
     @classmethod
-    def _known(cls, v: str) -> str:
-        return _registered(v, PROBES, "probe")
+    def _part(cls, name: str, field: str, data: dict) -> BaseModel:
+        attr, label = cls.parts[field]
+        return _validate_params(label, name, getattr(cls.registry[name], attr), data)
+
+    @field_validator("params", "expect", check_fields=False)
+    @classmethod
+    def _check_part(cls, v: dict, info: ValidationInfo) -> dict:
+        name = info.data.get(cls.key)  # absent when the name itself was refused
+        if name in cls.registry:
+            cls._part(name, info.field_name, v)
+        return v
+
+    @model_validator(mode="after")
+    def _parse_parts(self) -> _PluginSpec:
+        name = getattr(self, self.key)
+        self._parsed = {f: self._part(name, f, getattr(self, f)) for f in self.parts}
+        return self
+
+    @property
+    def parsed_params(self) -> BaseModel:
+        return self._parsed["params"]
+
+
+PARAMS_HELP = "the plug-in's own parameters (see docs/scenarios.md for each one)"
+
+
+class ProbeSpec(_PluginSpec):
+    """A steady-state probe: measured before the first fault and again at the end."""
+
+    registry = PROBES
+    key = "probe"
+    probe: _plugin_name(PROBES) = Field(description="a registered probe")
+    window: Duration = Field(default=300.0, description="how much time each measurement reads")
+    tolerance: Tolerance = Field(description="what the value must be for the system to be steady")
+    params: dict[str, Any] = Field(default_factory=dict, description=PARAMS_HELP)
 
     @field_validator("window")
     @classmethod
@@ -197,47 +233,34 @@ class ProbeSpec(_Spec):
             raise ValueError("window must be a positive duration, e.g. 5m")
         return v
 
-    @field_validator("params")
-    @classmethod
-    def _check_params(cls, v: dict, info: ValidationInfo) -> dict:
-        probe = info.data.get("probe")
-        if probe in PROBES:
-            _validate_params("params", probe, PROBES[probe].Params, v)
-        return v
-
-    @model_validator(mode="after")
-    def _params(self) -> ProbeSpec:
-        model = PROBES[self.probe].Params
-        self._parsed = _validate_params("params", self.probe, model, self.params)
-        return self
-
-    @property
-    def parsed_params(self) -> BaseModel:
-        assert self._parsed is not None
-        return self._parsed
-
 
 class TargetSpec(_Spec):
-    model: str | None = None
-    tier: str | None = None
+    """Which upstream calls a fault hits: one model, one tier, or (empty) every model."""
+
+    model: str | None = Field(default=None, description="a model in the router catalog")
+    tier: str | None = Field(default=None, description="a tier in the router catalog")
 
     def to_target(self) -> Target:
         return Target(self.model, self.tier)
 
 
-class FaultSpec(_Spec):
-    type: str
-    target: TargetSpec | None = None
-    at: Duration = 0.0
-    duration: Duration | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    probability: float = Field(default=1.0, gt=0, le=1)
-    _parsed: BaseModel | None = PrivateAttr(default=None)
+class FaultSpec(_PluginSpec):
+    """A fault switched on at ``at`` and off after ``duration`` (or by a rollback)."""
 
-    @field_validator("type")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _registered(v, FAULTS, "fault type")
+    registry = FAULTS
+    key = "type"
+    type: _plugin_name(FAULTS) = Field(description="a registered fault type")
+    target: TargetSpec | None = Field(
+        default=None, description="upstream faults only: the model or tier it hits (default all)"
+    )
+    at: Duration = Field(default=0.0, description="when it starts (virtual time from the start)")
+    duration: Duration | None = Field(
+        default=None, description="how long it lasts; omitted: until a rollback clears it"
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description=PARAMS_HELP)
+    probability: float = Field(
+        default=1.0, gt=0, le=1, description="share of eligible calls or writes it affects"
+    )
 
     @field_validator("duration")
     @classmethod
@@ -248,18 +271,9 @@ class FaultSpec(_Spec):
             )
         return v
 
-    @field_validator("params")
-    @classmethod
-    def _check_params(cls, v: dict, info: ValidationInfo) -> dict:
-        kind = info.data.get("type")
-        if kind in FAULTS:
-            _validate_params("params", kind, FAULTS[kind].Params, v)
-        return v
-
     @model_validator(mode="after")
-    def _params(self) -> FaultSpec:
+    def _target_fits(self) -> FaultSpec:
         cls = FAULTS[self.type]
-        self._parsed = _validate_params("params", self.type, cls.Params, self.params)
         if self.target is not None and not cls.takes_target:
             raise ValueError(
                 f"target: {self.type} acts on the {cls.boundary} boundary, not on a model; "
@@ -267,93 +281,63 @@ class FaultSpec(_Spec):
             )
         return self
 
-    @property
-    def parsed_params(self) -> BaseModel:
-        assert self._parsed is not None
-        return self._parsed
-
 
 class ToggleChange(_Spec):
-    at: Duration
-    value: ToggleValue
+    """The execution toggle set to ``value`` at ``at``: an operator's change, valid or not."""
+
+    at: Duration = Field(description="when (virtual time from the start)")
+    value: ToggleValue = Field(description="the toggle text, exactly as an operator would set it")
 
 
 class TrafficSpec(_Spec):
-    qps: float = Field(gt=0, le=1000)
-    seed: int = 7
-    corpus: str | None = None
-    """A corpus file (parquet, csv, jsonl) whose accepted texts are replayed; default generated."""
-    arrivals: Literal["uniform", "poisson"] = "uniform"
+    """The queries the drill sends, on the virtual clock."""
+
+    qps: float = Field(gt=0, le=1000, description="queries per virtual second")
+    seed: int = Field(default=7, description="seeds the generated texts, arrivals and faults")
+    corpus: str | None = Field(
+        default=None,
+        description="a corpus file (parquet, csv, jsonl; relative to the scenario) whose "
+        "accepted texts are replayed; default: generated texts",
+    )
+    arrivals: Literal["uniform", "poisson"] = Field(
+        default="uniform", description="evenly spaced, or a Poisson process at qps"
+    )
 
 
-class GuaranteeSpec(_Spec):
-    id: str = Field(pattern=r"^[0-9a-z][0-9a-z_-]*$")
-    check: str
-    title: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    expect: dict[str, Any] = Field(default_factory=dict)
-    weight: float = Field(default=1.0, gt=0)
-    _params: BaseModel | None = PrivateAttr(default=None)
-    _expect: BaseModel | None = PrivateAttr(default=None)
+class GuaranteeSpec(_PluginSpec):
+    """A promise checked after the drill: a registered check with its params and expectation."""
 
-    @field_validator("check")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _registered(v, CHECKS, "check")
-
-    @field_validator("params", "expect")
-    @classmethod
-    def _check_parts(cls, v: dict, info: ValidationInfo) -> dict:
-        check = info.data.get("check")
-        if check in CHECKS:
-            cls_ = CHECKS[check]
-            if info.field_name == "params":
-                _validate_params("params", check, cls_.Params, v)
-            else:
-                _validate_params("expect keys", check, cls_.Expect, v)
-        return v
-
-    @model_validator(mode="after")
-    def _parts(self) -> GuaranteeSpec:
-        cls = CHECKS[self.check]
-        self._params = _validate_params("params", self.check, cls.Params, self.params)
-        self._expect = _validate_params("expect keys", self.check, cls.Expect, self.expect)
-        return self
+    registry = CHECKS
+    key = "check"
+    parts = {"params": ("Params", "params"), "expect": ("Expect", "expect keys")}
+    id: str = Field(
+        pattern=r"^[0-9a-z][0-9a-z_-]*$", description="unique in the scenario; JUnit's testcase"
+    )
+    check: _plugin_name(CHECKS) = Field(description="a registered check")
+    title: str | None = Field(default=None, description="the promise in words, for the reports")
+    params: dict[str, Any] = Field(default_factory=dict, description=PARAMS_HELP)
+    expect: dict[str, Any] = Field(
+        default_factory=dict, description="the check's expectation (its keys per check)"
+    )
+    weight: float = Field(default=1.0, gt=0, description="its share of the resilience score")
 
     def build(self) -> Any:
-        assert self._params is not None and self._expect is not None
-        return CHECKS[self.check](self._params, self._expect)
+        return CHECKS[self.check](self._parsed["params"], self._parsed["expect"])
 
 
-class RollbackSpec(_Spec):
-    type: str
-    at: Duration | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    _parsed: BaseModel | None = PrivateAttr(default=None)
+class RollbackSpec(_PluginSpec):
+    """What undoes the faults: at ``at``, or at the end of the drill (and always on an error)."""
 
-    @field_validator("type")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _registered(v, ROLLBACKS, "rollback")
-
-    @field_validator("params")
-    @classmethod
-    def _check_params(cls, v: dict, info: ValidationInfo) -> dict:
-        kind = info.data.get("type")
-        if kind in ROLLBACKS:
-            _validate_params("params", kind, ROLLBACKS[kind].Params, v)
-        return v
-
-    @model_validator(mode="after")
-    def _params(self) -> RollbackSpec:
-        self._parsed = _validate_params(
-            "params", self.type, ROLLBACKS[self.type].Params, self.params
-        )
-        return self
+    registry = ROLLBACKS
+    key = "type"
+    type: _plugin_name(ROLLBACKS) = Field(description="a registered rollback")
+    at: Duration | None = Field(
+        default=None, description="when (virtual time); omitted: at the end of the drill"
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description=PARAMS_HELP)
 
     def build(self) -> Any:
-        assert self._parsed is not None
-        return ROLLBACKS[self.type](self._parsed)
+        return ROLLBACKS[self.type](self.parsed_params)
 
 
 @dataclass(frozen=True)
@@ -409,24 +393,49 @@ def _drill_rule_class() -> type:
 
 
 class Scenario(_Spec):
+    """A fire drill: traffic, faults on a virtual clock, steady-state probes, guarantees and
+    rollbacks (``load_scenario`` reads a file, ``json_schema`` describes one)."""
+
     # '[0-9a-z]', not '[a-z0-9]': rich would read '[a-z0-9]' as a style tag and print '^*$'.
-    name: str = Field(pattern=r"^[0-9a-z][0-9a-z-]*$")
-    title: str = Field(min_length=1)
-    description: str = ""
-    tags: list[str] = Field(default_factory=list)
-    execution_mode: ToggleValue = "execution-enabled"
-    toggle_changes: list[ToggleChange] = Field(default_factory=list)
-    duration: Duration
-    traffic: TrafficSpec
-    tick: Duration = 30.0
-    semantic: bool = False
-    router: dict[str, Any] = Field(default_factory=dict)
-    alert_rules: list[dict[str, Any]] = Field(default_factory=list)
-    steady_state: list[ProbeSpec] = Field(default_factory=list)
-    faults: list[FaultSpec] = Field(default_factory=list)
-    guarantees: list[GuaranteeSpec] = Field(min_length=1)
+    name: str = Field(
+        pattern=r"^[0-9a-z][0-9a-z-]*$", description="the drill's id: journals, reports, JUnit"
+    )
+    title: str = Field(min_length=1, description="one line for people")
+    description: str = Field(default="", description="what is drilled and why")
+    tags: list[str] = Field(default_factory=list, description="free labels")
+    failure_mode: str | None = Field(
+        default=None,
+        description="the failure mode this drill is evidence for: an id in "
+        "reports/failure_modes.yaml (the Failure Modes page lists the drill under it)",
+    )
+    execution_mode: ToggleValue = Field(
+        default="execution-enabled", description="the execution toggle when the drill starts"
+    )
+    toggle_changes: list[ToggleChange] = Field(
+        default_factory=list, description="toggle changes during the drill, in time order"
+    )
+    duration: Duration = Field(description="virtual length: whole minutes, 1m to 24h")
+    traffic: TrafficSpec = Field(description="the queries sent")
+    tick: Duration = Field(default=30.0, description="probe and alert step; divides a minute")
+    semantic: bool = Field(
+        default=False, description="hybrid router (loads MiniLM); default rule-only"
+    )
+    router: dict[str, Any] = Field(
+        default_factory=dict,
+        description="overrides merged into the packaged router config (catalog, thresholds, ...)",
+    )
+    alert_rules: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="extra alert rules (telemetry/alert_rules.yaml format, drill metrics allowed)",
+    )
+    steady_state: list[ProbeSpec] = Field(
+        default_factory=list, description="probes that must hold before the faults and after"
+    )
+    faults: list[FaultSpec] = Field(default_factory=list, description="what goes wrong, when")
+    guarantees: list[GuaranteeSpec] = Field(min_length=1, description="what must still hold")
     rollbacks: list[RollbackSpec] = Field(
-        default_factory=lambda: [RollbackSpec(type="clear_faults")]
+        default_factory=lambda: [RollbackSpec(type="clear_faults")],
+        description="what undoes the faults; default: clear_faults at the end",
     )
 
     _router_config: Any = PrivateAttr(default=None)
@@ -439,6 +448,7 @@ class Scenario(_Spec):
         problems += self._check_router()
         problems += self._check_timeline()
         problems += self._check_rules()
+        problems += self._check_failure_mode()
         ids = [g.id for g in self.guarantees]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -607,6 +617,14 @@ class Scenario(_Spec):
                     f"the drill context: {', '.join(sorted(known))}"
                 )
         return problems
+
+    def _check_failure_mode(self) -> list[str]:
+        if self.failure_mode is None:
+            return []
+        from reports.failure_modes import failure_mode_problem
+
+        problem = failure_mode_problem(self.name, self.failure_mode)
+        return [] if problem is None else [f"field 'failure_mode': {problem}"]
 
     # --- derived --------------------------------------------------------------------------
     @property
@@ -892,3 +910,42 @@ def load_scenario(ref: str | Path) -> Scenario:
             raise ScenarioError([f"{path}: field 'traffic.corpus': {exc}"]) from None
         scenario.traffic.corpus = str(corpus)
     return scenario
+
+
+# ----------------------------------------------------------------------------- JSON Schema
+
+SCHEMA_ID = "https://amaima.invalid/schemas/drill-scenario.json"
+
+
+def json_schema() -> dict[str, Any]:
+    """The scenario file's JSON Schema, generated from these models and the plug-in registries:
+    each entry that names a fault, probe, check or rollback gets that plug-in's own ``params``
+    (and a check's ``expect``) schema, so an editor can complete and check them. Semantic rules
+    the schema cannot say (timeline overlaps, catalog models, alert-rule references) are left
+    to ``harness drill validate``."""
+    schema = Scenario.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    for spec in (FaultSpec, ProbeSpec, GuaranteeSpec, RollbackSpec):
+        branches = []
+        for name, plugin in spec.registry.items():
+            then: dict[str, Any] = {}
+            for part, (attr, _label) in spec.parts.items():
+                model = getattr(plugin, attr)
+                part_schema = model.model_json_schema(ref_template="#/$defs/{model}")
+                defs.update(part_schema.pop("$defs", {}))
+                part_schema["title"] = f"{name} {part}"
+                if "description" not in part_schema and getattr(plugin, "summary", None):
+                    part_schema["description"] = plugin.summary
+                then[part] = part_schema
+            branches.append(
+                {
+                    "if": {"properties": {spec.key: {"const": name}}, "required": [spec.key]},
+                    "then": {"properties": then},
+                }
+            )
+        defs[spec.__name__]["allOf"] = branches
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **schema,
+    }

@@ -111,6 +111,14 @@ class Catalogue(_Strict):
                 owner[s] = m.id
         return self
 
+    def mode_of(self, scenario: str, declared: str | None = None) -> str | None:
+        """The failure mode a drill of ``scenario`` is evidence for: the mode that lists the
+        scenario, else the one its scenario file declared (``failure_mode``) if it exists."""
+        for m in self.failure_modes:
+            if scenario in m.scenarios:
+                return m.id
+        return declared if any(m.id == declared for m in self.failure_modes) else None
+
 
 def load_catalogue(path: Path | None = None) -> Catalogue:
     """Read and validate the catalogue (default: reports/failure_modes.yaml)."""
@@ -138,6 +146,27 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
                 where = f"entry {loc[1]} ({name!r}) field {rest}"
             lines.append(f"  - {where}: {err['msg']}")
         raise CatalogueError("\n".join(lines)) from None
+
+
+def failure_mode_problem(scenario: str, declared: str, catalogue: Path | None = None) -> str | None:
+    """Why a scenario may not declare ``failure_mode: declared`` (None when it may): the id must
+    be in the catalogue, and a scenario the catalogue lists must declare the mode listing it (a
+    drill is evidence for one failure mode)."""
+    try:
+        cat = load_catalogue(catalogue)
+    except CatalogueError as exc:
+        return str(exc)
+    ids = [m.id for m in cat.failure_modes]
+    where = str(catalogue) if catalogue else "reports/failure_modes.yaml"
+    if declared not in ids:
+        return f"unknown failure mode {declared!r}; failure modes in {where}: {', '.join(ids)}"
+    listed = cat.mode_of(scenario)
+    if listed not in (None, declared):
+        return (
+            f"{where} lists scenario {scenario!r} under {listed!r}, not {declared!r}: a drill is "
+            "evidence for one failure mode"
+        )
+    return None
 
 
 # ---------------------------------------------------------------------------------- journals
@@ -360,11 +389,10 @@ def build_failure_modes(
     out_root.mkdir(parents=True, exist_ok=True)
     cat = load_catalogue(catalogue)
     scan = scan_drills(out_root)
-    by_scenario: dict[str, str] = {s: m.id for m in cat.failure_modes for s in m.scenarios}
     runs: dict[str, list[DrillRecord]] = {m.id: [] for m in cat.failure_modes}
     uncatalogued: list[DrillRecord] = []
     for rec in scan.records:
-        mode_id = by_scenario.get(rec.journal.name)
+        mode_id = cat.mode_of(rec.journal.name, rec.journal.failure_mode)
         (runs[mode_id] if mode_id else uncatalogued).append(rec)
     problems = [
         {"path": u.path.relative_to(out_root).as_posix(), "error": u.error} for u in scan.unreadable

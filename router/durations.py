@@ -12,6 +12,9 @@ from __future__ import annotations
 import math
 import re
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, WithJsonSchema
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -51,3 +54,19 @@ def format_duration(value: float | timedelta) -> str:
         if n:
             out.append(f"{n}{unit}")
     return "".join(out)
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^(0|(\d+(\.\d+)?(ms|s|m|h|d|w))+)$"},
+            ],
+            "description": f"a duration: {DURATION_FORMS}",
+        }
+    ),
+]
+"""A pydantic field in seconds that files may write as '5m': one grammar, one JSON Schema."""

@@ -1,11 +1,13 @@
-"""`harness drill ...`: list the built-in fire drills, run one, run the suite.
+"""`harness drill ...`: list the built-in fire drills, run one, run the suite; check scenario
+files (``validate``) and print their JSON Schema (``schema``).
 
 ``run`` and ``suite`` call the drill runner in-process by default: a drill takes a few seconds,
 and Prefect's temporary API server would add 11–20 s of start-up to every command (measured on
 the 2-core dev box; see the drill engine notes). ``--prefect`` runs the same work through the
 ``drill`` / ``drill-suite`` flows instead (instant when ``PREFECT_API_URL`` points at a running
 server). Exit codes: 0 every guarantee held, 2 a guarantee failed (or the drill aborted because
-the system was not steady to begin with), 1 an error.
+the system was not steady to begin with), 1 an error. ``validate`` exits 1 for an invalid file:
+bad input is an error, never a no-go.
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from flows.commands.common import JsonOption, quiet_injected_faults
+from flows.commands.tables import print_records, print_wrapped
 
 app = typer.Typer(
     help="Incident fire drills: faults on a virtual clock, guarantees checked, journal written.",
     no_args_is_help=True,
 )
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Prose wraps at the terminal width (80 columns in CI logs); a line that is one path or id is
+# printed with soft_wrap=True so it stays whole and can be copied.
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
 
 DbOption = Annotated[
     str | None,
@@ -72,28 +78,113 @@ def list_drills() -> None:
     """The built-in scenarios: name, title, faults and guarantees."""
     from drills.scenario import ScenarioError, builtin_scenarios, load_scenario
 
-    table = Table(title="built-in drills")
-    table.add_column("name", no_wrap=True)
-    table.add_column("title", overflow="fold")
-    table.add_column("faults", overflow="fold")
-    table.add_column("guarantees", overflow="fold")
+    rows = []
     for name in builtin_scenarios():
         try:
             sc = load_scenario(name)
         except ScenarioError as exc:
-            table.add_row(name, f"[red]invalid:[/red] {exc.problems[0]}", "", "")
+            rows.append([name, f"invalid: {exc.problems[0]}", "", ""])
             continue
         faults = [
             f"{w.type}" + (f" ({w.target.describe()})" if w.target.to_dict() else "")
             for w in sc.timeline()
         ]
-        table.add_row(
-            sc.name,
-            sc.title,
-            ", ".join(dict.fromkeys(faults)) or "-",
-            ", ".join(g.id for g in sc.guarantees),
+        rows.append(
+            [
+                sc.name,
+                sc.title,
+                ", ".join(dict.fromkeys(faults)) or "-",
+                ", ".join(g.id for g in sc.guarantees),
+            ]
         )
-    console.print(table)
+    print_records(console, "built-in drills", ("name", "title", "faults", "guarantees"), rows)
+
+
+@app.command("validate")
+def validate(
+    files: Annotated[
+        list[str],
+        typer.Argument(help="Scenario files (or built-in names) to check.", show_default=False),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Check scenario files without running them: one line per file, then what is wrong.
+    Exit 0 when every file is valid, 1 when one is not."""
+    from drills.scenario import ScenarioError, load_scenario
+
+    results = []
+    for ref in files:
+        try:
+            sc = load_scenario(ref)
+        except ScenarioError as exc:
+            results.append({"file": ref, "valid": False, "problems": exc.problems})
+            continue
+        results.append(
+            {
+                "file": ref,
+                "valid": True,
+                "name": sc.name,
+                "scenario_hash": sc.scenario_hash(),
+                "failure_mode": sc.failure_mode,
+                "faults": len(sc.timeline()),
+                "guarantees": len(sc.guarantees),
+                "problems": [],
+            }
+        )
+    _to_stderr(as_json)
+    _print_validation(results)
+    valid = all(r["valid"] for r in results)
+    if as_json:
+        import json
+
+        console.file = None
+        print(json.dumps({"valid": valid, "files": results}))
+    raise typer.Exit(0 if valid else 1)
+
+
+def _print_validation(results: list[dict]) -> None:
+    for r in results:
+        if r["valid"]:
+            print_wrapped(
+                console,
+                Text.assemble(
+                    ("ok", "green"),
+                    f" {r['file']}: {r['name']}, {r['faults']} fault(s), "
+                    f"{r['guarantees']} guarantee(s)",
+                ),
+                0,
+            )
+            continue
+        n = len(r["problems"])
+        print_wrapped(
+            console, Text.assemble(("invalid", "red"), f" {r['file']}: {n} problem(s)"), 0
+        )
+        for line in r["problems"]:
+            print_wrapped(console, Text(line), 2)
+
+
+@app.command("schema")
+def schema(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write to this file instead of stdout.", show_default=False),
+    ] = None,
+    markdown: Annotated[
+        bool,
+        typer.Option("--markdown", help="The scenario reference (docs/scenarios.md) instead."),
+    ] = False,
+) -> None:
+    """Print the scenario JSON Schema, generated from the scenario models and the registered
+    faults, probes, checks and rollbacks (one JSON document)."""
+    from drills.docs import render_markdown, render_schema
+
+    text = render_markdown() if markdown else render_schema()
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    err_console.print(f"wrote {out}", markup=False, soft_wrap=True)
 
 
 @app.command("run")
@@ -188,7 +279,7 @@ def run(
         journal = read_journal(summary["journal_path"])
         _print_result(journal, summary["journal_path"])
         if summary.get("postmortem"):
-            console.print(f"postmortem: {summary['postmortem']}")
+            console.print(f"postmortem: {summary['postmortem']}", soft_wrap=True)
         _ci_outputs([journal], [summary], junit, as_json)
         raise typer.Exit(summary["exit_code"])
     result = _run_with_progress(sc, db, out, semantic, start, qps)
@@ -237,20 +328,22 @@ def suite(
             _reports(res, out, site=False)
             rows.append(res.summary())
         _site(out)
-    table = Table(title="drill suite")
-    for col in ("drill", "status", "guarantees", "score", "wall s", "journal"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        ok = r.get("passed")
-        table.add_row(
-            r.get("name", "?"),
-            f"[{'green' if ok else 'red'}]{r.get('status')}[/]",
-            f"{r.get('guarantees_passed', '-')}/{r.get('guarantees', '-')}",
-            f"{r['resilience_score']:.2f}" if "resilience_score" in r else "-",
-            f"{r['wall_seconds']:.1f}" if "wall_seconds" in r else "-",
-            str(r.get("journal_path", r.get("error", ""))),
-        )
-    console.print(table)
+    print_records(
+        console,
+        "drill suite",
+        ("drill", "status", "guarantees", "score", "wall s", "journal"),
+        [
+            [
+                r.get("name", "?"),
+                Text(str(r.get("status")), style="green" if r.get("passed") else "red"),
+                f"{r.get('guarantees_passed', '-')}/{r.get('guarantees', '-')}",
+                f"{r['resilience_score']:.2f}" if "resilience_score" in r else "-",
+                f"{r['wall_seconds']:.1f}" if "wall_seconds" in r else "-",
+                str(r.get("journal_path", r.get("error", ""))),
+            ]
+            for r in rows
+        ],
+    )
     from drills.journal import read_journal
 
     journals = []
@@ -386,18 +479,15 @@ def _print_plan(sc: Any, qps: float | None) -> None:
     rules = {r.name: r.condition for r in sc.inline_rules}
     if rules:
         console.print("scenario alert rules: " + "; ".join(f"{k} ({v})" for k, v in rules.items()))
-    g = Table(title="guarantees")
-    for col in ("id", "check", "params", "expect", "weight"):
-        g.add_column(col, overflow="fold")
-    for spec in sc.guarantees:
-        g.add_row(
-            spec.id,
-            spec.check,
-            _kv(spec.params),
-            _kv(spec.expect),
-            f"{spec.weight:g}",
-        )
-    console.print(g)
+    print_records(
+        console,
+        "guarantees",
+        ("id", "check", "params", "expect", "weight"),
+        [
+            [spec.id, spec.check, _kv(spec.params), _kv(spec.expect), f"{spec.weight:g}"]
+            for spec in sc.guarantees
+        ],
+    )
 
 
 def _kv(d: dict) -> str:
@@ -435,7 +525,7 @@ def _print_result(j: dict, journal_path: Any) -> None:
         )
     if mit.get("how"):
         console.print(f"mitigation: {mit['how']} ({mit['time_to_mitigate_s']:.1f} s)")
-    console.print(f"journal: {journal_path}")
+    console.print(f"journal: {journal_path}", soft_wrap=True)
 
 
 def _reports(result: Any, out: Path, *, site: bool) -> None:
@@ -447,7 +537,7 @@ def _reports(result: Any, out: Path, *, site: bool) -> None:
         err_console.print(f"[yellow]postmortem not built:[/yellow] {type(exc).__name__}: {exc}")
         return
     if page:
-        console.print(f"postmortem: {page}")
+        console.print(f"postmortem: {page}", soft_wrap=True)
     if site:
         _site(out)
 
@@ -461,4 +551,4 @@ def _site(out: Path) -> None:
         err_console.print(f"[yellow]site not rebuilt:[/yellow] {type(exc).__name__}: {exc}")
         return
     for page in built:
-        console.print(f"report: {page}")
+        console.print(f"report: {page}", soft_wrap=True)
