@@ -24,6 +24,7 @@ Grafana and Prometheus exports pick it up.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -62,6 +63,28 @@ def _isin(s: pd.Series, values: Sequence[str]) -> np.ndarray:
         hit = np.append(s.cat.categories.astype("str").isin(values), False)
         return hit[s.cat.codes.to_numpy()]
     return s.astype("str").isin(values).to_numpy(bool)
+
+
+def format_value(value: float | None, unit: str = "", *, missing: str = "no data") -> str:
+    """A metric value as people read it, by its unit (``pct`` is a share shown in per cent;
+    ``usd``/``$`` five decimals; no unit: an integer, or four significant digits)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    if unit == "pct":
+        return f"{value * 100:.2f} %"
+    if unit == "pct_points":
+        return f"{value:.2f} pts"
+    if unit == "ms":
+        return f"{value:.0f} ms"
+    if unit == "count":
+        return f"{value:.0f}"
+    if unit in ("usd", "$"):
+        return f"${value:.5f}"
+    if unit == "ratio":
+        return f"{value:.3f}"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4g}"
+    return f"{int(value)}"
 
 
 def _lit(s: str) -> str:

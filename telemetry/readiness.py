@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from telemetry.metric_registry import format_value as format_number
 from telemetry.stats import queries_to_settle
 
 COMPARATORS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
@@ -131,39 +132,22 @@ def default_criteria_path() -> Path:
 
 
 def load_criteria(path: str | Path | None = None) -> list[Criterion]:
-    import yaml
-    from pydantic import ValidationError
-
-    from reports.validation import describe
-    from router.yaml_safe import describe_yaml_error, load_yaml_file
+    """The criteria file (default: the packaged ``readiness.yaml``), strictly read and validated;
+    a ``ReadinessError`` names the file and each field at fault."""
+    from router.yaml_safe import YamlModelError, load_yaml_model
 
     p = Path(path) if path else default_criteria_path()
     try:
-        raw = load_yaml_file(p)
-    except FileNotFoundError:
-        raise ReadinessError(f"readiness criteria not found: {p}") from None
-    except yaml.YAMLError as exc:
+        return load_yaml_model(p, CriteriaFile).criteria
+    except YamlModelError as exc:
         raise ReadinessError(
-            f"readiness criteria {p} is not valid YAML: {describe_yaml_error(exc)}"
+            "invalid readiness criteria:\n" + "\n".join(f"  - {line}" for line in exc.problems)
         ) from None
-    try:
-        return CriteriaFile.model_validate(raw).criteria
-    except ValidationError as exc:
-        raise ReadinessError(describe(exc, f"invalid readiness criteria {p}:")) from None
 
 
 def format_value(value: float | None, unit: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "not measured"
-    if unit == "pct":
-        return f"{value * 100:.2f} %"
-    if unit == "pct_points":
-        return f"{value:.2f} pts"
-    if unit == "ms":
-        return f"{value:.0f} ms"
-    if unit == "count":
-        return f"{value:.0f}"
-    return f"{value:.3f}"
+    """A criterion's value or threshold in its unit; "not measured" when there is none."""
+    return format_number(value, unit, missing="not measured")
 
 
 def _missing(v: float | None) -> bool:

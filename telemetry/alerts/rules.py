@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from router import durations
+from router.yaml_safe import load_yaml_file, read_problem, validation_problems
 from telemetry.metrics import KNOWN_METRICS
 
 DEFAULT_RULES_PATH = Path(__file__).parent.parent / "alert_rules.yaml"
@@ -156,20 +157,6 @@ _RULE_FIELDS = (
 )
 
 
-def _pydantic_problems(exc: ValidationError, prefix: str) -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]).replace("for_", "for")
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field; valid fields: {_RULE_FIELDS}"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        where = f"field '{loc}': " if loc else ""
-        out.append(f"{prefix}: {where}{msg}")
-    return out
-
-
 def parse_rules(data: Any, source: str = "<rules>") -> list[AlertRule]:
     """Validate an already-loaded rules document (``{"rules": [...]}``)."""
     if not isinstance(data, Mapping) or not isinstance(data.get("rules"), list):
@@ -187,7 +174,7 @@ def parse_rules(data: Any, source: str = "<rules>") -> list[AlertRule]:
         try:
             rule = AlertRule.model_validate(raw)
         except ValidationError as exc:
-            problems += _pydantic_problems(exc, prefix)
+            problems += validation_problems(exc, prefix, AlertRule)
             continue
         if rule.name in seen:
             problems.append(f"{prefix}: field 'name': duplicate rule name; names must be unique")
@@ -200,17 +187,10 @@ def parse_rules(data: Any, source: str = "<rules>") -> list[AlertRule]:
 
 def _load_yaml(path: Path) -> Any:
     """The one strict loader (router.yaml_safe): duplicate keys and non-UTF-8 are refused."""
-    from router.yaml_safe import load_yaml_file
-
     try:
         return load_yaml_file(path)
-    except FileNotFoundError:
-        raise AlertRulesError([f"{path}: file not found"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise AlertRulesError([f"{where}: not valid YAML: {problem}"]) from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise AlertRulesError([read_problem(path, exc)]) from None
 
 
 def load_rules(path: str | Path | None = None) -> list[AlertRule]:
