@@ -15,11 +15,12 @@ import copy
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -40,7 +41,7 @@ from drills.faults import FAULTS, ROLLBACKS, Target
 from drills.probes import CHECKS, DRILL_METRICS, PROBES
 from drills.registry import Registry
 from router.durations import Duration
-from router.yaml_safe import NotUtf8Error, load_yaml_file
+from router.yaml_safe import YamlModelError, load_yaml_file, read_problem, validate_model
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 MAX_DURATION_S = 24 * 3600.0
@@ -69,6 +70,28 @@ class ScenarioError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+def _matching(regex: str, words: str) -> Any:
+    """A str that must match ``regex``; the error says the rule in words, the JSON Schema keeps
+    the pattern. ('[0-9a-z]', not '[a-z0-9]': rich would read '[a-z0-9]' as a style tag.)"""
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"{value!r} does not match the pattern {regex} ({words})")
+        return value
+
+    return Annotated[str, AfterValidator(check), Field(json_schema_extra={"pattern": regex})]
+
+
+ScenarioName = _matching(
+    r"^[0-9a-z][0-9a-z-]*$", "lowercase letters, digits and '-', starting with a letter or digit"
+)
+GuaranteeId = _matching(
+    r"^[0-9a-z][0-9a-z_-]*$",
+    "lowercase letters, digits, '-' and '_', starting with a letter or digit",
+)
 
 
 def _toggle_value(value: Any) -> Any:
@@ -310,9 +333,7 @@ class GuaranteeSpec(_PluginSpec):
     registry = CHECKS
     key = "check"
     parts = {"params": ("Params", "params"), "expect": ("Expect", "expect keys")}
-    id: str = Field(
-        pattern=r"^[0-9a-z][0-9a-z_-]*$", description="unique in the scenario; JUnit's testcase"
-    )
+    id: GuaranteeId = Field(description="unique in the scenario; JUnit's testcase")
     check: _plugin_name(CHECKS) = Field(description="a registered check")
     title: str | None = Field(default=None, description="the promise in words, for the reports")
     params: dict[str, Any] = Field(default_factory=dict, description=PARAMS_HELP)
@@ -396,10 +417,7 @@ class Scenario(_Spec):
     """A fire drill: traffic, faults on a virtual clock, steady-state probes, guarantees and
     rollbacks (``load_scenario`` reads a file, ``json_schema`` describes one)."""
 
-    # '[0-9a-z]', not '[a-z0-9]': rich would read '[a-z0-9]' as a style tag and print '^*$'.
-    name: str = Field(
-        pattern=r"^[0-9a-z][0-9a-z-]*$", description="the drill's id: journals, reports, JUnit"
-    )
+    name: ScenarioName = Field(description="the drill's id: journals, reports, JUnit")
     title: str = Field(min_length=1, description="one line for people")
     description: str = Field(default="", description="what is drilled and why")
     tags: list[str] = Field(default_factory=list, description="free labels")
@@ -775,75 +793,6 @@ class Scenario(_Spec):
 # ----------------------------------------------------------------------------- loading
 
 
-def _loc_text(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _fields_at(loc: tuple) -> list[str] | None:
-    """Valid field names of the model that holds ``loc[-1]`` (for 'unknown field' messages)."""
-    model: Any = Scenario
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        info = model.model_fields.get(part)
-        if info is None:
-            return None
-        model = _unwrap(info.annotation)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
-    return None
-
-
-def _unwrap(tp: Any) -> Any:
-    while True:
-        origin = get_origin(tp)
-        if origin is None:
-            return tp
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if origin is Annotated:
-            tp = args[0]
-        elif args:
-            tp = next(
-                (a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), args[0]
-            )
-        else:
-            return tp
-
-
-_PATTERN_WORDS = {
-    r"^[0-9a-z][0-9a-z-]*$": "lowercase letters, digits and '-', starting with a letter or digit",
-    r"^[0-9a-z][0-9a-z_-]*$": "lowercase letters, digits, '-' and '_', starting with a letter or digit",
-}
-
-
-def format_errors(exc: ValidationError, source: str) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            valid = _fields_at(loc)
-            msg = "unknown field" + (f"; valid fields: {', '.join(valid)}" if valid else "")
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        elif err["type"] == "string_pattern_mismatch":
-            pattern = (err.get("ctx") or {}).get("pattern", "")
-            msg = f"{err['input']!r} does not match the pattern {pattern} ({_PATTERN_WORDS.get(pattern, 'see the docs')})"
-        if not loc:
-            problems += [f"{source}: {line}" for line in msg.splitlines()]
-        else:
-            problems.append(f"{source}: field '{_loc_text(loc)}': {msg}")
-    return problems
-
-
 def builtin_scenarios() -> dict[str, Path]:
     """Built-in scenario name -> file."""
     return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
@@ -865,18 +814,16 @@ def resolve_scenario(ref: str | Path) -> Path:
 
 
 def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
-    """Validate an already-loaded scenario document."""
-    if not isinstance(data, dict):
-        raise ScenarioError([f"{source}: expected a mapping with name, title, duration, ..."])
-    bad = non_finite_paths(data)
+    """Validate an already-loaded scenario document (messages: ``router.yaml_safe``'s)."""
+    bad = non_finite_paths(data) if isinstance(data, Mapping) else []
     if bad:
         raise ScenarioError(
             [f"{source}: field '{p}': not a finite number (.nan/.inf are refused)" for p in bad]
         )
     try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise ScenarioError(format_errors(exc, source)) from None
+        return validate_model(data, Scenario, source)
+    except YamlModelError as exc:
+        raise ScenarioError(exc.problems) from None
 
 
 def load_scenario(ref: str | Path) -> Scenario:
@@ -884,14 +831,8 @@ def load_scenario(ref: str | Path) -> Scenario:
     path = resolve_scenario(ref)
     try:
         data = load_yaml_file(path)  # strict UTF-8, duplicate keys refused
-    except OSError as exc:
-        raise ScenarioError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    except NotUtf8Error as exc:
-        raise ScenarioError([str(exc)]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ScenarioError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError([read_problem(path, exc)]) from None
     scenario = parse_scenario(data, str(path))
     scenario._source = path
     if scenario.traffic.corpus is not None:
