@@ -78,7 +78,7 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
 )
 STRING_COLUMNS: tuple[str, ...] = ("query_id", "text", *OPTIONAL_COLUMNS)
 FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")
-_EXTENSIONS: dict[str, str] = {
+EXTENSIONS: dict[str, str] = {  # file name ending -> format
     ".parquet": "parquet",
     ".pq": "parquet",
     ".csv": "csv",
@@ -88,7 +88,7 @@ _EXTENSIONS: dict[str, str] = {
     ".jsonl.gz": "jsonl",
     ".ndjson.gz": "jsonl",
 }
-_US_PER_DAY = 86_400_000_000
+US_PER_DAY = 86_400_000_000
 _MIN_EPOCH_S = 0  # 1970-01-01
 _MAX_EPOCH_S = 7_258_118_400  # 2200-01-01: larger numbers are usually milliseconds
 # Seconds beyond this overflow int64 microseconds (garbage that could land in range): refused.
@@ -807,6 +807,15 @@ _READERS: dict[str, Callable[[Path, int], Iterator[_Chunk]]] = {
 }
 
 
+def format_of(path: str | Path) -> str | None:
+    """The format a file name's ending names (``.csv.gz`` is CSV), or None."""
+    name = Path(path).name.lower()
+    for ext in sorted(EXTENSIONS, key=len, reverse=True):
+        if name.endswith(ext):
+            return EXTENSIONS[ext]
+    return None
+
+
 def detect_format(path: str | Path, format: str | None = None) -> str:
     """The corpus format: ``format`` when given, else from the extension."""
     p = Path(path)
@@ -815,13 +824,12 @@ def detect_format(path: str | Path, format: str | None = None) -> str:
         if fmt not in FORMATS:
             raise CorpusError(f"{p}: unknown format {format!r}; valid: {', '.join(FORMATS)}")
         return fmt
-    name = p.name.lower()
-    for ext in sorted(_EXTENSIONS, key=len, reverse=True):
-        if name.endswith(ext):
-            return _EXTENSIONS[ext]
+    fmt = format_of(p)
+    if fmt is not None:
+        return fmt
     raise CorpusError(
         f"cannot tell the format of {p} from its extension {p.suffix or '(none)'!r}; use one "
-        f"of {', '.join(_EXTENSIONS)} or pass format= ({', '.join(FORMATS)})"
+        f"of {', '.join(EXTENSIONS)} or pass format= ({', '.join(FORMATS)})"
     )
 
 
@@ -1454,7 +1462,7 @@ def _validate_file(
                 us = _np(pc.cast(table.column("ts"), pa.int64()))
                 first_us = int(us.min()) if first_us is None else min(first_us, int(us.min()))
                 last_us = int(us.max()) if last_us is None else max(last_us, int(us.max()))
-                day_no = us // _US_PER_DAY
+                day_no = us // US_PER_DAY
                 for d in np.unique(day_no):
                     mask = day_no == d
                     day = date(1970, 1, 1) + timedelta(days=int(d))
