@@ -13,16 +13,18 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from markupsafe import Markup, escape
 
 from reports.pilot import EVIDENCE_JSON, REPORT_HTML
 from reports.render import parse_ts, pct, render_to, sig
+
+Entry = TypeVar("Entry", "PilotEntry", "DrillEntry")
 
 INDEX_HTML = "index.html"
 DRILLS_DIR = "drills"
@@ -281,14 +283,22 @@ def collect_drills(out_root: Path) -> list[DrillEntry]:
 # ---------------------------------------------------------------------------------- history
 
 
+def _readable_by(
+    entries: Sequence[Entry], key: Callable[[Entry], str | None]
+) -> dict[str, list[Entry]]:
+    """The entries whose file could be read, grouped by ``key`` in first-seen order."""
+    groups: dict[str, list[Entry]] = {}
+    for e in entries:
+        k = key(e)
+        if e.error is None and k is not None:
+            groups.setdefault(k, []).append(e)
+    return groups
+
+
 def group_pilots(entries: Sequence[PilotEntry]) -> list[PilotSeries]:
     """Readable runs by series, newest week first, each with its change since the week before."""
-    by_series: dict[str, list[PilotEntry]] = {}
-    for e in entries:
-        if e.error is None and e.series is not None:
-            by_series.setdefault(e.series, []).append(e)
     groups = []
-    for name, runs in by_series.items():
+    for name, runs in _readable_by(entries, lambda e: e.series).items():
         runs.sort(key=lambda e: e.order, reverse=True)
         for newer, older in zip(runs, runs[1:], strict=False):
             for cid, _ in TREND_CRITERIA:
@@ -316,12 +326,8 @@ def _trend_note(points: Sequence[Metric | None]) -> str:
 
 def group_drills(entries: Sequence[DrillEntry]) -> list[DrillScenario]:
     """Readable runs by scenario, newest first; the scenario with the newest run comes first."""
-    by_name: dict[str, list[DrillEntry]] = {}
-    for e in entries:
-        if e.error is None and e.name is not None:
-            by_name.setdefault(e.name, []).append(e)
     groups = []
-    for name, runs in by_name.items():
+    for name, runs in _readable_by(entries, lambda e: e.name).items():
         runs.sort(key=lambda e: e.sort_key, reverse=True)
         shown = runs[:HISTORY][::-1]
         groups.append(

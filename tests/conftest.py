@@ -1,10 +1,12 @@
 """Shared fixtures: real PostgreSQL (one schema per test, dropped after), one Prefect test server
-per session, and the offline model environment."""
+per session, `harness serve` per module, Prometheus's binaries, and the offline model environment."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from typing import NoReturn
 
 import pytest
 
@@ -19,8 +21,30 @@ def _postgres_url() -> str:
     return os.environ.get("AMAIMA_TEST_POSTGRES_URL", DEFAULT_PG_URL)
 
 
-def _require_postgres() -> bool:
-    return os.environ.get("HARNESS_REQUIRE_POSTGRES", "") == "1"
+def unavailable(message: str, require_env: str) -> NoReturn:
+    """Skip a test whose server or tool is missing; fail it when ``$require_env`` is 1 (CI)."""
+    if os.environ.get(require_env, "") == "1":
+        pytest.fail(f"{message} ({require_env}=1, so this is an error, not a skip)")
+    pytest.skip(message)
+
+
+def _prometheus_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        unavailable(
+            f"{name} not on PATH (Debian: apt-get install prometheus)", "HARNESS_REQUIRE_PROMETHEUS"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return _prometheus_tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> str:
+    return _prometheus_tool("prometheus")
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +59,10 @@ def postgres_server_url() -> str:
             conn.execute(sa.text("select 1"))
         engine.dispose()
     except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
-        msg = f"PostgreSQL not reachable at {url}: {type(exc).__name__}: {exc}"
-        if _require_postgres():
-            pytest.fail(msg + " (HARNESS_REQUIRE_POSTGRES=1, so this is an error, not a skip)")
-        pytest.skip(msg)
+        unavailable(
+            f"PostgreSQL not reachable at {url}: {type(exc).__name__}: {exc}",
+            "HARNESS_REQUIRE_POSTGRES",
+        )
     return url
 
 
@@ -80,3 +104,16 @@ def prefect_harness(tmp_path_factory):
 
     with prefect_test_harness(server_startup_timeout=60):
         yield
+
+
+@pytest.fixture(scope="module")
+def served_router(tmp_path_factory):
+    """`harness serve` as a real process (decision-only, its own SQLite store), one per module."""
+    from live import procs
+
+    tmp = tmp_path_factory.mktemp("serve")
+    child = procs.start_service(tmp, f"sqlite:///{tmp / 'served.db'}")
+    try:
+        yield child
+    finally:
+        procs.stop(child)

@@ -141,29 +141,39 @@ def test_bad_cluster_settings_are_clear_errors_before_any_work():
         probe(parse_cluster(f"tcp://127.0.0.1:{port}", "postgresql+psycopg://h/db"))
 
 
-def test_everything_after_routing_works_on_a_cluster_run(
-    prefect_harness, postgres_url, tmp_path, monkeypatch
-):
+def _two_day_pilot_on_two_workers(
+    tmp_path, db: str, *, rows: int, seed: int, shard_rows: int
+) -> tuple[dict, dict]:
+    """A rule-only pilot of a generated two-day corpus on a local two-worker Dask cluster:
+    the flow's outcome and its evidence document."""
     import json
     from pathlib import Path
 
     from data.generate import generate_corpus, write_corpus
     from flows.pilot import pilot_week
 
-    monkeypatch.chdir(tmp_path)
     corpus = write_corpus(
-        generate_corpus(2000, seed=4, days=2, start="2026-11-16"), tmp_path / "c.parquet"
+        generate_corpus(rows, seed=seed, days=2, start="2026-11-16"), tmp_path / "c.parquet"
     )
     out = pilot_week(
         corpus=str(corpus),
         days=2,
         out=str(tmp_path / "out"),
-        db=postgres_url,
+        db=db,
         semantic=False,
         cluster="local:2",
-        shard_rows=300,
+        shard_rows=shard_rows,
     )
-    ev = json.loads(Path(out["evidence"]).read_text())
+    return out, json.loads(Path(out["evidence"]).read_text())
+
+
+def test_everything_after_routing_works_on_a_cluster_run(
+    prefect_harness, postgres_url, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    out, ev = _two_day_pilot_on_two_workers(
+        tmp_path, postgres_url, rows=2000, seed=4, shard_rows=300
+    )
     assert ev["execution"]["engine"] == "dask" and ev["execution"]["workers"] == 2
     assert ev["execution"]["partitions"] >= 7
     assert ev["telemetry"]["rows"] == ev["corpus_summary"]["in_window"]
@@ -178,28 +188,11 @@ def test_a_store_outage_during_a_cluster_run_spools_per_worker_and_loses_nothing
     """Every worker's writes fail (nothing listens on the store's port): each worker spools its
     partitions, the driver's drain finds the store still down, and every accepted decision is
     waiting in the spool — counts exact, verdict no-go with the reason."""
-    import json
-    from pathlib import Path
-
-    from data.generate import generate_corpus, write_corpus
-    from flows.pilot import pilot_week
     from telemetry.store import TelemetryStore
 
     monkeypatch.chdir(tmp_path)  # workers inherit the cwd: the spool is the driver's
     dead = "postgresql+psycopg://postgres@127.0.0.1:1/test"
-    corpus = write_corpus(
-        generate_corpus(1200, seed=6, days=2, start="2026-11-16"), tmp_path / "c.parquet"
-    )
-    out = pilot_week(
-        corpus=str(corpus),
-        days=2,
-        out=str(tmp_path / "out"),
-        db=dead,
-        semantic=False,
-        cluster="local:2",
-        shard_rows=200,
-    )
-    ev = json.loads(Path(out["evidence"]).read_text())
+    out, ev = _two_day_pilot_on_two_workers(tmp_path, dead, rows=1200, seed=6, shard_rows=200)
     accepted = ev["corpus_summary"]["in_window"]
     assert ev["execution"]["engine"] == "dask" and ev["execution"]["partitions"] >= 6
     assert ev["telemetry"]["spooled"] == accepted and ev["telemetry"]["written"] == 0

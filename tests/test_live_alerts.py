@@ -4,9 +4,7 @@ is one the running service exposes."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 
 import httpx
@@ -14,17 +12,6 @@ import pytest
 
 from live import procs
 from telemetry.alerts import export_prometheus, prometheus_rules
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        msg = "promtool not on PATH (Debian: apt-get install prometheus)"
-        if os.environ.get("HARNESS_REQUIRE_PROMETHEUS", "") == "1":
-            pytest.fail(msg + " (HARNESS_REQUIRE_PROMETHEUS=1, so this is an error, not a skip)")
-        pytest.skip(msg)
-    return path
 
 
 def _run(*cmd: str, cwd=None) -> subprocess.CompletedProcess:

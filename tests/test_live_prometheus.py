@@ -5,8 +5,6 @@ Prometheus is in test_live_drills.py (it uses Prometheus whenever it is on PATH)
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -17,17 +15,6 @@ from live import procs
 from live.drill import LiveDrillError, run_live
 from live.prometheus import PrometheusError, choose_evaluator, scaled_rules, start_prometheus
 from telemetry.alerts import AlertRule, load_rules
-
-
-@pytest.fixture(scope="module")
-def prometheus() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        msg = "prometheus not on PATH (Debian: apt-get install prometheus)"
-        if os.environ.get("HARNESS_REQUIRE_PROMETHEUS", "") == "1":
-            pytest.fail(msg + " (HARNESS_REQUIRE_PROMETHEUS=1, so this is an error, not a skip)")
-        pytest.skip(msg)
-    return path
 
 
 def test_rules_are_scaled_to_the_drill_clock():

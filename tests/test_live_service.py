@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,51 +22,39 @@ from live.service import SPEC_PATH
 CANARY = "zebra-canary-7731 patient Jane Roe"
 
 
-def _serve(tmp_path, name: str, *args: str, env: dict | None = None) -> procs.Child:
-    port = procs.free_port()
-    cmd = procs.harness_cmd("serve", "--port", str(port), *args)
-    return procs.start(
-        name,
-        cmd,
-        url=f"http://127.0.0.1:{port}",
-        ready_path="/v1/health",
-        log_dir=tmp_path,
-        env={"AMAIMA_EXECUTION_MODE": "", **(env or {})},
-    )
+@contextmanager
+def _serving(log_dir: Path, db: str, mode: str, *args: str) -> Iterator[procs.Child]:
+    """`harness serve` with AMAIMA_EXECUTION_MODE=``mode`` on the store ``db``, stopped after."""
+    child = procs.start_service(log_dir, db, mode=mode, args=args)
+    try:
+        yield child
+    finally:
+        procs.stop(child)
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     """Decision-only service on a SQLite store."""
     tmp = tmp_path_factory.mktemp("svc")
-    child = _serve(
-        tmp, "serve", "--db", f"sqlite:///{tmp / 't.db'}", "--spool-dir", str(tmp / "spool"),
-        env={"AMAIMA_EXECUTION_MODE": "decision-only"},
-    )  # fmt: skip
-    child.extra["db"] = f"sqlite:///{tmp / 't.db'}"
-    child.extra["spool"] = tmp / "spool"
-    try:
+    db = f"sqlite:///{tmp / 't.db'}"
+    with _serving(tmp, db, "decision-only", "--spool-dir", str(tmp / "spool")) as child:
+        child.extra["db"] = db
+        child.extra["spool"] = tmp / "spool"
         yield child
-    finally:
-        procs.stop(child)
 
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory):
     """Execution enabled, but the upstream refuses connections and the store is unreachable."""
     tmp = tmp_path_factory.mktemp("broken")
-    dead = procs.free_port()
-    child = _serve(
-        tmp, "serve-broken",
-        "--db", f"postgresql+psycopg://postgres@127.0.0.1:{procs.free_port()}/none",
-        "--spool-dir", str(tmp / "spool"), "--upstream", f"http://127.0.0.1:{dead}",
-        env={"AMAIMA_EXECUTION_MODE": "execution-enabled"},
-    )  # fmt: skip
-    child.extra["spool"] = tmp / "spool"
-    try:
+    dead_store = f"postgresql+psycopg://postgres@127.0.0.1:{procs.free_port()}/none"
+    dead_upstream = f"http://127.0.0.1:{procs.free_port()}"
+    spool = ("--spool-dir", str(tmp / "spool"))
+    with _serving(
+        tmp, dead_store, "execution-enabled", *spool, "--upstream", dead_upstream
+    ) as child:
+        child.extra["spool"] = tmp / "spool"
         yield child
-    finally:
-        procs.stop(child)
 
 
 def _post(child, path: str, body, **kw) -> httpx.Response:
@@ -235,11 +226,7 @@ def test_a_dead_store_spools_and_deciding_goes_on(broken):
 
 
 def test_invalid_toggle_fails_closed_and_is_reported(tmp_path):
-    child = _serve(
-        tmp_path, "serve-bad-toggle", "--db", f"sqlite:///{tmp_path / 't.db'}",
-        env={"AMAIMA_EXECUTION_MODE": "Execution-Enabled"},
-    )  # fmt: skip
-    try:
+    with _serving(tmp_path, f"sqlite:///{tmp_path / 't.db'}", "Execution-Enabled") as child:
         h = httpx.get(child.url + "/v1/health").json()
         assert h["checks"]["toggle"]["invalid"] is True
         assert h["checks"]["toggle"]["mode"] == "decision-only"
@@ -247,28 +234,19 @@ def test_invalid_toggle_fails_closed_and_is_reported(tmp_path):
         r = _post(child, "/v1/execute", {"text": "hello"})
         assert r.status_code == 409 and "invalid" in r.json()["error"]
         assert _metric(child, "amaima_execution_toggle_invalid") == 1
-    finally:
-        procs.stop(child)
     assert child.proc.returncode is not None
 
 
 def test_execution_enabled_serves_200(tmp_path):
-    child = _serve(
-        tmp_path, "serve-on", "--db", f"sqlite:///{tmp_path / 't.db'}",
-        env={"AMAIMA_EXECUTION_MODE": "execution-enabled"},
-    )  # fmt: skip
-    try:
+    with _serving(tmp_path, f"sqlite:///{tmp_path / 't.db'}", "execution-enabled") as child:
         r = _post(child, "/v1/execute", {"text": "what is the capital of france"})
         assert r.status_code == 200, r.text
         d = r.json()["decision"]
         assert d["outcome"] in ("ok", "fallback") and d["actual_latency_ms"] > 0
         assert _metric(child, "amaima_actual_latency_ms_count") == 1
         assert _metric(child, "amaima_upstream_calls_total") >= 1
-    finally:
-        procs.stop(child)
 
 
-# --- the contract ------------------------------------------------------------------------------
 def test_committed_openapi_spec_matches_the_served_one(service):
     served = httpx.get(service.url + "/openapi.json").json()
     committed = json.loads(SPEC_PATH.read_text())

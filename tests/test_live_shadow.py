@@ -27,23 +27,13 @@ SEEDS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def target(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("shadow")
-    child = procs.start_service(tmp, f"sqlite:///{tmp / 't.db'}")
-    try:
-        yield child
-    finally:
-        procs.stop(child)
-
-
-def test_shadow_equals_in_process_routing(target):
+def test_shadow_equals_in_process_routing(served_router):
     texts = [f"{SEEDS[i % len(SEEDS)]} (case {i})" for i in range(1200)]
     qids = [f"q{i:05d}" for i in range(1200)]
     t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     ts = [t0 + timedelta(seconds=i) for i in range(1200)]
     table = shadow_decisions(
-        target.url, texts, qids, ts, "pilot-shadow", batch_size=250, concurrency=3
+        served_router.url, texts, qids, ts, "pilot-shadow", batch_size=250, concurrency=3
     )
     assert table.schema.equals(DECISION_ARROW_SCHEMA, check_metadata=False)
     local = Router.from_config(None, semantic=False, toggle=None).route_batch(
@@ -54,9 +44,9 @@ def test_shadow_equals_in_process_routing(target):
         assert table.column(col).equals(local.column(col)), col
 
 
-def test_blank_rows_are_named_and_the_rest_returned(target):
+def test_blank_rows_are_named_and_the_rest_returned(served_router):
     with pytest.raises(BatchInputError) as exc:
-        shadow_decisions(target.url, ["hello", "  ", "bye"], ["a", "b", "c"])
+        shadow_decisions(served_router.url, ["hello", "  ", "bye"], ["a", "b", "c"])
     assert [e.query_id for e in exc.value.errors] == ["b"]
     assert exc.value.table.column("query_id").to_pylist() == ["a", "c"]
 
@@ -115,8 +105,8 @@ def test_garbage_answers_fail_at_once(stub, mode, match):
     assert _Stub.calls == 1
 
 
-def test_5xx_is_retried_with_backoff(stub, target):
-    _Stub.mode, _Stub.forward_to = "flaky", target.url
+def test_5xx_is_retried_with_backoff(stub, served_router):
+    _Stub.mode, _Stub.forward_to = "flaky", served_router.url
     table = shadow_decisions(stub[1], SEEDS, [str(i) for i in range(6)], backoff_s=0.01)
     assert table.num_rows == 6 and _Stub.calls == 2
 

@@ -23,18 +23,8 @@ def corpus(tmp_path_factory) -> Path:
     return write_corpus(generate_corpus(400, seed=12, days=2, start="2026-11-16"), path)
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("serve")
-    child = procs.start_service(tmp, f"sqlite:///{tmp / 's.db'}")
-    try:
-        yield child
-    finally:
-        procs.stop(child)
-
-
 def test_a_shadow_pilot_stores_the_services_decisions(
-    prefect_harness, corpus, service, tmp_path, monkeypatch
+    prefect_harness, corpus, served_router, tmp_path, monkeypatch
 ):
     import pandas as pd
 
@@ -44,7 +34,7 @@ def test_a_shadow_pilot_stores_the_services_decisions(
     monkeypatch.chdir(tmp_path)
     db = f"sqlite:///{tmp_path / 't.db'}"
     common = dict(corpus=str(corpus), days=2, out=str(tmp_path / "out"), db=db, semantic=False)
-    shadow = pilot_week(**common, target=service.url)
+    shadow = pilot_week(**common, target=served_router.url)
     local = pilot_week(**common)
     assert shadow["run_id"] != local["run_id"] and "-target-" in shadow["run_id"]
     ev = json.loads(Path(shadow["evidence"]).read_text())

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import refused_document
 from markupsafe import escape
 
 from reports.assets import PLOTLY_JS, ensure_plotly_js, plotly_src, relative_root
@@ -206,16 +207,9 @@ def test_data_docs_link_is_relative_and_unsafe_links_are_not_followed(evidence, 
 def test_a_missing_key_names_the_key_and_the_evidence_file(evidence, tmp_path):
     del evidence["determinism"]
     del evidence["criteria"][2]["status"]
-    path = tmp_path / "evidence.json"
-    path.write_text(json.dumps(evidence))
-    with pytest.raises(ValueError) as info:
-        build_pilot_report(path, tmp_path / "site")
-    message = str(info.value)
-    assert isinstance(info.value, PilotEvidenceError)
-    assert str(path) in message
+    message = refused_document(build_pilot_report, evidence, tmp_path, PilotEvidenceError)
     assert "missing key 'determinism'" in message
     assert "missing key 'criteria[2].status'" in message
-    assert not (tmp_path / "site").exists()  # nothing written for invalid evidence
 
 
 def test_a_go_verdict_with_a_failed_criterion_is_refused(evidence):

@@ -16,6 +16,17 @@ JsonOption = Annotated[
     typer.Option("--json", help="Print one JSON document on stdout (people's output on stderr)."),
 ]
 """The one `--json` flag: every command that has it prints exactly one document on stdout."""
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Telemetry store URL (sqlite:///path.db or postgresql+psycopg://user@host/db). "
+        "Default: $AMAIMA_TELEMETRY_URL, else sqlite:///.harness/telemetry.db.",
+        show_default=False,
+    ),
+]
+"""The one `--db` option: every command that reads or writes the telemetry store takes it."""
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 
 

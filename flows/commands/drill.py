@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from flows.commands.common import JsonOption, quiet_injected_faults
+from flows.commands.common import DbOption, JsonOption, quiet_injected_faults
 from flows.commands.tables import print_records, print_wrapped
 
 app = typer.Typer(
@@ -34,15 +34,6 @@ app = typer.Typer(
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Telemetry store URL (sqlite:///path.db or postgresql+psycopg://user@host/db). "
-        "Default: $AMAIMA_TELEMETRY_URL, else sqlite:///.harness/telemetry.db.",
-        show_default=False,
-    ),
-]
 JunitOption = Annotated[
     Path | None,
     typer.Option("--junit", help="Also write JUnit XML: one testcase per guarantee."),

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from flows.commands.common import (
+    DbOption,
     JsonOption,
     console,
     err_console,
@@ -43,9 +44,7 @@ def run(
         Path | None,
         typer.Option("--compare-config", help="Candidate config for a shadow comparison."),
     ] = None,
-    db: Annotated[
-        str | None, typer.Option("--db", help="Telemetry URL (default SQLite file).")
-    ] = None,
+    db: DbOption = None,
     out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("reports/out"),
     rule_only: Annotated[
         bool, typer.Option("--rule-only", help="Rule-only router (no MiniLM).")
@@ -154,7 +153,7 @@ def run(
 def report(
     run_id: Annotated[str, typer.Argument(help="The pilot run id.")],
     out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("reports/out"),
-    db: Annotated[str | None, typer.Option("--db", help="Telemetry URL.")] = None,
+    db: DbOption = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Router config YAML (with --recompute).")
     ] = None,
@@ -198,7 +197,7 @@ def calibrate(
     out: Annotated[
         Path, typer.Option("--out", help="Where to write the candidate router config (YAML).")
     ] = Path("candidate.yaml"),
-    db: Annotated[str | None, typer.Option("--db", help="Telemetry URL.")] = None,
+    db: DbOption = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="The run's router config (default config).")
     ] = None,
@@ -252,7 +251,7 @@ def calibrate(
 def compare(
     run_a: Annotated[str, typer.Argument(help="The baseline run (e.g. last week).")],
     run_b: Annotated[str, typer.Argument(help="The run to judge against it.")],
-    db: Annotated[str | None, typer.Option("--db", help="Telemetry URL.")] = None,
+    db: DbOption = None,
     out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("reports/out"),
     tolerance: Annotated[
         float, typer.Option("--tolerance", min=0.0, max=10.0, help="Relative effect size ignored.")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from flows.commands.common import err_console, fail
+from flows.commands.common import DbOption, err_console, fail
 
 HostOption = Annotated[str, typer.Option("--host", help="Interface to listen on.")]
 PortOption = Annotated[int, typer.Option("--port", help="TCP port.")]
@@ -17,15 +17,7 @@ PortOption = Annotated[int, typer.Option("--port", help="TCP port.")]
 def serve(
     host: HostOption = "127.0.0.1",
     port: PortOption = 8080,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            help="Telemetry store URL (default: $AMAIMA_TELEMETRY_URL, else "
-            "sqlite:///.harness/telemetry.db).",
-            show_default=False,
-        ),
-    ] = None,
+    db: DbOption = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Router config YAML.", show_default=False)
     ] = None,

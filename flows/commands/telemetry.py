@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from flows.commands.common import DbOption
+
 if TYPE_CHECKING:
     from telemetry.store import TelemetryStore
 
@@ -25,15 +27,6 @@ app = typer.Typer(
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Store URL (sqlite:///path.db or postgresql+psycopg://user@host/db). "
-        "Default: $AMAIMA_TELEMETRY_URL, else sqlite:///.harness/telemetry.db.",
-        show_default=False,
-    ),
-]
 SpoolOption = Annotated[
     Path | None,
     typer.Option(
