@@ -18,50 +18,34 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 
-# name, python snippet printing a JSON dict
+
+def _size(quick: int, full: int) -> int:
+    return quick if QUICK else full
+
+
+# name, module under benchmarks/, the arguments of its run() as Python source
 BENCHES = [
-    (
-        "router",
-        "from benchmarks.bench_router import run; print(__import__('json').dumps("
-        f"run({20_000 if QUICK else 200_000}, {2_000 if QUICK else 20_000})))",
-    ),
-    (
-        "router_corpus",  # only with --corpus: the same speed measures on real prompts
-        "import os; from benchmarks.bench_router import run; print(__import__('json').dumps("
-        "run(corpus=os.environ['BENCH_CORPUS'])))",
-    ),
-    (
-        "telemetry",
-        f"from benchmarks.bench_telemetry import run; print(__import__('json').dumps(run({20_000 if QUICK else 200_000})))",
-    ),
-    (
-        "quality",
-        "from benchmarks.bench_quality import run; print(__import__('json').dumps(run()))",
-    ),
-    (
-        "quality_corpus",  # only with --corpus PATH (or BENCH_CORPUS): any labelled JSONL
-        "import os; from benchmarks.bench_quality import run; "
-        "print(__import__('json').dumps(run(os.environ['BENCH_CORPUS'])))",
-    ),
-    ("gx", "from benchmarks.bench_gx import run; print(__import__('json').dumps(run()))"),
-    (
-        "pilot_rule_only",
-        f"from benchmarks.bench_pilot import run; print(__import__('json').dumps(run({50_000 if QUICK else 1_000_000}, False)))",
-    ),
-    (
-        "pilot_hybrid",
-        f"from benchmarks.bench_pilot import run; print(__import__('json').dumps(run({20_000 if QUICK else 200_000}, True)))",
-    ),
-    ("drills", "from benchmarks.bench_drills import run; print(__import__('json').dumps(run()))"),
-    (
-        "cluster",  # 1 vs 2 Dask workers (PostgreSQL store), hybrid cold and rule-only
-        f"from benchmarks.bench_cluster import run; print(__import__('json').dumps(run({2_000 if QUICK else 4_000}, {100_000 if QUICK else 1_000_000})))",
-    ),
-    (
-        "live",
-        f"from benchmarks.bench_live import run; print(__import__('json').dumps(run({5_000 if QUICK else 20_000})))",
-    ),
+    ("router", "bench_router", f"{_size(20_000, 200_000)}, {_size(2_000, 20_000)}"),
+    # only with --corpus: the same speed measures on real prompts
+    ("router_corpus", "bench_router", "corpus=os.environ['BENCH_CORPUS']"),
+    ("telemetry", "bench_telemetry", f"{_size(20_000, 200_000)}"),
+    ("quality", "bench_quality", ""),
+    # only with --corpus PATH (or BENCH_CORPUS): any labelled JSONL
+    ("quality_corpus", "bench_quality", "os.environ['BENCH_CORPUS']"),
+    ("gx", "bench_gx", ""),
+    ("pilot_rule_only", "bench_pilot", f"{_size(50_000, 1_000_000)}, False"),
+    ("pilot_hybrid", "bench_pilot", f"{_size(20_000, 200_000)}, True"),
+    ("drills", "bench_drills", ""),
+    # 1 vs 2 Dask workers (PostgreSQL store), hybrid cold and rule-only
+    ("cluster", "bench_cluster", f"{_size(2_000, 4_000)}, {_size(100_000, 1_000_000)}"),
+    ("live", "bench_live", f"{_size(5_000, 20_000)}"),
 ]
+
+
+def _snippet(module: str, args: str) -> str:
+    """Python source that runs one benchmark and prints its JSON dict."""
+    return f"import json, os; from benchmarks.{module} import run; print(json.dumps(run({args})))"
+
 
 TARGETS = {
     ("router", "rule_only_decisions_per_s"): (">=", 200_000),
@@ -110,7 +94,8 @@ def main() -> int:
         "PREFECT_LOGGING_LEVEL": "WARNING",
     }
     failed = False
-    for name, code in BENCHES:
+    for name, module, args in BENCHES:
+        code = _snippet(module, args)
         if only and name not in only:
             continue
         if name.endswith("_corpus") and not os.environ.get("BENCH_CORPUS"):
