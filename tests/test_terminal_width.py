@@ -4,6 +4,7 @@ and ids (drill names, guarantee ids, run ids) come out whole, never cut or split
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,20 @@ def test_command_output_fits_80_columns_with_ids_whole(inputs):
         assert _too_long(lines) == [], (args, _too_long(lines)[:3])
         for text in whole:  # ids and words on one line, not split across two
             assert any(text in line for line in lines), (args, text)
+
+
+def test_a_real_drill_and_the_suite_read_at_80_columns(tmp_path, monkeypatch):
+    """`drill run` (expected vs actual per guarantee) and `drill suite` (one block per drill),
+    at 2 queries/s to stay fast; journal and report paths come out whole."""
+    monkeypatch.chdir(tmp_path)  # relative paths: as long as a CI job's
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    for command in ("run", "suite"):
+        args = ["drill", command, "model-failure", "--qps", "2", "--out", "out", "--db", db]
+        code, lines = _render(args)
+        assert code == 0, (args, lines[-8:])
+        assert _too_long(lines) == [], (args, _too_long(lines)[:3])
+        journals = [line for line in lines if "/journal.json" in line]
+        assert journals and all(
+            re.search(r"out/drills/drill-model-failure-[0-9TZ]+-[0-9a-f]+/journal\.json", j)
+            for j in journals
+        ), journals

@@ -29,8 +29,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-# Prose wraps at the terminal width (80 columns in CI logs); a line that is one path or id is
-# printed with soft_wrap=True so it stays whole and can be copied.
+# Everything wraps at the terminal width (80 columns in CI logs); paths and ids are moved to the
+# next line whole, never split (print_wrapped), so they can be copied.
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
@@ -175,7 +175,7 @@ def schema(
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
-    err_console.print(f"wrote {out}", markup=False, soft_wrap=True)
+    print_wrapped(err_console, Text(f"wrote {out}"), 0)
 
 
 @app.command("run")
@@ -270,7 +270,7 @@ def run(
         journal = read_journal(summary["journal_path"])
         _print_result(journal, summary["journal_path"])
         if summary.get("postmortem"):
-            console.print(f"postmortem: {summary['postmortem']}", soft_wrap=True)
+            print_wrapped(console, Text(f"postmortem: {summary['postmortem']}"), 0)
         _ci_outputs([journal], [summary], junit, as_json)
         raise typer.Exit(summary["exit_code"])
     result = _run_with_progress(sc, db, out, semantic, start, qps)
@@ -370,7 +370,7 @@ def _ci_outputs(journals: list[dict], summaries: list[dict], junit: Path | None,
         from reports.junit import drill_cases, write_junit
 
         write_junit(junit, {f"drill {j['name']}": drill_cases(j) for j in journals})
-        console.print(f"JUnit: {junit}", markup=False, soft_wrap=True)
+        print_wrapped(console, Text(f"JUnit: {junit}"), 0)
     if as_json:
         import json
 
@@ -516,7 +516,7 @@ def _print_result(j: dict, journal_path: Any) -> None:
         )
     if mit.get("how"):
         console.print(f"mitigation: {mit['how']} ({mit['time_to_mitigate_s']:.1f} s)")
-    console.print(f"journal: {journal_path}", soft_wrap=True)
+    print_wrapped(console, Text(f"journal: {journal_path}"), 0)
 
 
 def _reports(result: Any, out: Path, *, site: bool) -> None:
@@ -528,7 +528,7 @@ def _reports(result: Any, out: Path, *, site: bool) -> None:
         err_console.print(f"[yellow]postmortem not built:[/yellow] {type(exc).__name__}: {exc}")
         return
     if page:
-        console.print(f"postmortem: {page}", soft_wrap=True)
+        print_wrapped(console, Text(f"postmortem: {page}"), 0)
     if site:
         _site(out)
 
@@ -542,4 +542,4 @@ def _site(out: Path) -> None:
         err_console.print(f"[yellow]site not rebuilt:[/yellow] {type(exc).__name__}: {exc}")
         return
     for page in built:
-        console.print(f"report: {page}", soft_wrap=True)
+        print_wrapped(console, Text(f"report: {page}"), 0)

@@ -39,7 +39,8 @@ def print_records(
 
 def print_wrapped(console: Console, text: Text, indent: int) -> None:
     """``text`` wrapped at spaces to the console width, every line indented by ``indent``;
-    a word longer than a line is folded, never cut, and no line is padded with blanks."""
+    a path or id moves whole to the next line (only one longer than a line is folded), and no
+    line is padded with blanks."""
     for line in text.wrap(console, max(20, console.width - indent), overflow="fold"):
         line.rstrip()
         console.print(Text(" " * indent) + line, soft_wrap=True)
