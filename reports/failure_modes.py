@@ -416,7 +416,13 @@ def build_failure_modes(
                     )
 
     rows = [
-        {"mode": m, "evidence": evidence_row(m, runs[m.id], out_root)} for m in cat.failure_modes
+        {
+            "mode": m,
+            "evidence": evidence_row(m, runs[m.id], out_root),
+            # custom scenarios that declared this mode (failure_mode:) and have runs
+            "custom": sorted({r.journal.name for r in runs[m.id]} - set(m.scenarios)),
+        }
+        for m in cat.failure_modes
     ]
     drilled = [r for r in rows if r["evidence"]["drilled"]]
     failing = [r for r in drilled if r["evidence"]["verdict"] != "passed"]

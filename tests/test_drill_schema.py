@@ -250,6 +250,7 @@ def test_a_custom_drill_that_declares_a_failure_mode_is_evidence_for_it(tmp_path
 
     html = build_failure_modes(out).read_text()
     row = html.split('<tr id="fm-model-failure"', 1)[1].split("</tr>", 1)[0]
-    assert "custom-model-outage" in row
+    assert "custom: <code>custom-model-outage</code>" in row  # named under the mode it drills
+    assert "<code>custom-model-outage</code> 2026-" in row  # and as the latest evidence
     not_catalogued = html.split("not in the catalogue", 1)
     assert len(not_catalogued) == 1 or "custom-model-outage" not in not_catalogued[1]
