@@ -209,8 +209,10 @@ def test_failure_mode_must_be_a_catalogue_id_and_the_error_lists_them(tmp_path):
     (problem,) = err.value.problems
     assert "field 'failure_mode': unknown failure mode 'model-outage'" in problem
     assert "reports/failure_modes.yaml: upstream-latency-spike, telemetry-store-outage" in problem
-    ok = load_scenario(write_yaml(tmp_path / "ok.yaml", _custom(failure_mode="model-failure")))
-    assert ok.failure_mode == "model-failure"
+    ok = write_yaml(tmp_path / "ok.yaml", _custom(failure_mode="model-failure"))
+    assert load_scenario(ok).failure_mode == "model-failure"
+    res = CliRunner().invoke(app, ["drill", "validate", str(ok)], env=NARROW)
+    assert res.exit_code == 0 and "failure mode model-failure" in " ".join(res.output.split())
 
 
 def test_a_catalogued_scenario_cannot_claim_another_failure_mode(tmp_path):

@@ -141,7 +141,8 @@ def _print_validation(results: list[dict]) -> None:
                 Text.assemble(
                     ("ok", "green"),
                     f" {r['file']}: {r['name']}, {r['faults']} fault(s), "
-                    f"{r['guarantees']} guarantee(s)",
+                    f"{r['guarantees']} guarantee(s)"
+                    + (f", failure mode {r['failure_mode']}" if r["failure_mode"] else ""),
                 ),
                 0,
             )
