@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -509,3 +509,84 @@ def alert_firings(alerts: Sequence[AlertRecord], rec: DrillRecord) -> list[Alert
     for a in open_.values():
         close(a, None)
     return sorted(out, key=lambda f: f.fired_at)
+
+
+class EventLog:
+    """The drill's events as they are recorded, stamped on the drill's clock."""
+
+    def __init__(self, iso: Callable[[float], str], now: Callable[[], float]) -> None:
+        self.iso = iso
+        self.now = now
+        self.items: list[Event] = []
+
+    def add(self, kind: str, offset_s: float | None = None, **detail: Any) -> None:
+        off = self.now() if offset_s is None else offset_s
+        self.items.append(Event(ts=self.iso(off), offset_s=round(off, 3), kind=kind, detail=detail))
+
+    def in_order(self) -> list[Event]:
+        """By time (events are recorded as they are noticed, some after the fact)."""
+        return sorted(self.items, key=lambda e: e.offset_s)
+
+
+def detail_of(obj: Any, *names: str) -> dict[str, Any]:
+    """``{name: obj.name}``: an event's detail read off the object it reports."""
+    return {n: getattr(obj, n) for n in names}
+
+
+def impact(rec: DrillRecord, *, queries: int, upstream_calls: int) -> Impact:
+    """What the drill did to the queries, read from the record once the drill is over."""
+    import pandas as pd
+
+    from drills.probes import CALLED_OUTCOMES, MISCONFIGURED_CODE, extra_cost, p95
+
+    df = rec.frame()
+    outcomes = df["outcome"].value_counts() if len(df) else pd.Series(dtype=int)
+    before_w, after_w = rec.before_window, rec.after_window
+
+    def lat(frame: pd.DataFrame) -> float | None:
+        called = frame[frame["outcome"].isin(CALLED_OUTCOMES)] if len(frame) else frame
+        return p95(called["actual_latency_ms"]) if len(called) else None
+
+    extra, _, _ = extra_cost(rec) if rec.faults else (0.0, None, None)
+    return Impact(
+        queries=queries,
+        decisions=len(df),
+        executed=int(len(df) - outcomes.get("not_executed", 0)),
+        errors=int(outcomes.get("error", 0) + outcomes.get("timeout", 0)),
+        rejected=int(outcomes.get("rejected", 0)),
+        fallbacks=int(outcomes.get("fallback", 0)),
+        extra_cost_usd=round(extra, 6),
+        latency_p95_ms_before=lat(rec.frame(*before_w)) if before_w else None,
+        latency_p95_ms_during=lat(rec.during(rec.faults)) if rec.faults else None,
+        latency_p95_ms_after=lat(rec.frame(*after_w)) if after_w else None,
+        telemetry_rows=rec.store.telemetry_rows,
+        spooled_rows=rec.store.spooled_rows_total,
+        upstream_calls=upstream_calls,
+        not_executed=int(outcomes.get("not_executed", 0)),
+        misconfigured_decisions=int(
+            df["reason_codes"].astype(str).str.contains(MISCONFIGURED_CODE, regex=False).sum()
+        )
+        if len(df)
+        else 0,
+        cost_usd=round(float(pd.to_numeric(df["actual_cost_usd"], errors="coerce").sum()), 6)
+        if len(df)
+        else 0.0,
+        unanswered_queries=max(0, rec.queries() - len(df)),
+    )
+
+
+def engine_firings(firings: Iterable[Any], rec: DrillRecord) -> list[AlertFiring]:
+    """The alert engine's firings (``telemetry.alerts`` ``Firing``) as journal entries."""
+    from drills.clock import iso
+
+    return [
+        AlertFiring(
+            rule=f.rule,
+            severity=f.severity,
+            fired_at=iso(f.fired_at.to_pydatetime()),
+            resolved_at=None if f.resolved_at is None else iso(f.resolved_at.to_pydatetime()),
+            peak_value=f.peak_value,
+            condition=rec.rules.get(f.rule),
+        )
+        for f in firings
+    ]

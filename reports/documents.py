@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,3 +80,38 @@ def keep_copy(
     src = Path(document)
     if not dest.exists() or (refresh and not dest.resolve().samefile(src.resolve())):
         write_atomic(dest, src.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class PageFolder:
+    """Where the pages built from one document go, and what they share."""
+
+    path: Path
+    document: Path
+    plotly_js: Path
+    generated_at: str
+
+
+def page_folder(
+    document: Mapping[str, Any] | Path | str,
+    run_dir: Path,
+    copy_name: str,
+    out_root: Path,
+    *,
+    refresh: bool = False,
+    generated_at: datetime | None = None,
+) -> PageFolder:
+    """Create ``run_dir``, keep the document in it as ``copy_name`` (``keep_copy``) and make
+    sure the site root has its one shared ``assets/plotly.min.js``."""
+    from reports.assets import ensure_plotly_js
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    copy = run_dir / copy_name
+    keep_copy(document, copy, refresh=refresh)
+    generated = (generated_at or datetime.now(UTC)).astimezone(UTC)
+    return PageFolder(
+        path=run_dir,
+        document=copy,
+        plotly_js=ensure_plotly_js(out_root),
+        generated_at=generated.isoformat(timespec="seconds"),
+    )

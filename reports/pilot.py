@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from reports.documents import keep_copy, load_document, validate_document
+from reports.documents import load_document, page_folder, validate_document
 from reports.render import is_missing, parse_ts, render_to
 from router.decision import LEVELS
 
@@ -746,21 +746,19 @@ def build_pilot_report(
     The run folder also gets ``evidence.json`` when it has none (the site index lists runs by
     it), and the site root gets its one shared ``assets/plotly.min.js``.
     """
-    from reports.assets import ensure_plotly_js, plotly_src, relative_root
+    from reports.assets import plotly_src, relative_root
 
     ev, source = load_evidence(evidence)
     out_root = Path(out_root)
-    run_dir = out_root / ev.run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    evidence_path = run_dir / EVIDENCE_JSON
-    keep_copy(evidence, evidence_path)
-    plotly_js = ensure_plotly_js(out_root)
+    folder = page_folder(
+        evidence, out_root / ev.run_id, EVIDENCE_JSON, out_root, generated_at=generated_at
+    )
+    run_dir = folder.path
     html_path, md_path = run_dir / REPORT_HTML, run_dir / REPORT_MD
-    generated = (generated_at or datetime.now(UTC)).astimezone(UTC)
     ctx = {
         "ev": ev,
         "s": summarise(ev, run_dir),
-        "generated_at": generated.isoformat(timespec="seconds"),
+        "generated_at": folder.generated_at,
         "source": source,
         "root": relative_root(html_path, out_root),
     }
@@ -773,5 +771,5 @@ def build_pilot_report(
     )
     render_to(md_path, "pilot.md.j2", **ctx)
     return PilotReportPaths(
-        html=html_path, markdown=md_path, plotly_js=plotly_js, evidence=evidence_path
+        html=html_path, markdown=md_path, plotly_js=folder.plotly_js, evidence=folder.document
     )

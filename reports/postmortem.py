@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from drills.journal import (
 )
 from drills.journal import JOURNAL_NAME as JOURNAL_JSON
 from drills.journal import Journal as DrillJournal
-from reports.documents import keep_copy, load_document, validate_document
+from reports.documents import load_document, page_folder, validate_document
 from reports.postmortem_facts import (
     cost_change,
     drill_verdict,
@@ -207,22 +207,24 @@ def build_postmortem(
     The run folder also gets a copy of the journal when it has none (the Failure Modes page and
     the site index find drills by it), and the site root its one shared ``assets/plotly.min.js``.
     """
-    from reports.assets import ensure_plotly_js, figure_html, plotly_src, relative_root
+    from reports.assets import figure_html, plotly_src, relative_root
 
     j, source = load_journal(journal)
     out_root = Path(out_root)
-    run_dir = out_root / DRILLS_DIR / j.run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    journal_path = run_dir / JOURNAL_JSON
-    keep_copy(journal, journal_path, refresh=True)
-    plotly_js = ensure_plotly_js(out_root)
-    html_path, md_path = run_dir / POSTMORTEM_HTML, run_dir / POSTMORTEM_MD
-    generated = (generated_at or datetime.now(UTC)).astimezone(UTC)
+    folder = page_folder(
+        journal,
+        out_root / DRILLS_DIR / j.run_id,
+        JOURNAL_JSON,
+        out_root,
+        refresh=True,
+        generated_at=generated_at,
+    )
+    html_path, md_path = folder.path / POSTMORTEM_HTML, folder.path / POSTMORTEM_MD
     s = summarise(j, source)
     ctx = {
         "j": j,
         "s": s,
-        "generated_at": generated.isoformat(timespec="seconds"),
+        "generated_at": folder.generated_at,
         "root": relative_root(html_path, out_root),
         "journal_href": JOURNAL_JSON,
     }
@@ -236,5 +238,5 @@ def build_postmortem(
     )
     render_to(md_path, "postmortem.md.j2", **ctx)
     return PostmortemPaths(
-        html=html_path, markdown=md_path, journal=journal_path, plotly_js=plotly_js
+        html=html_path, markdown=md_path, journal=folder.document, plotly_js=folder.plotly_js
     )

@@ -506,3 +506,10 @@ def test_drill_list_shows_every_built_in():
     assert res.exit_code == 0, res.output
     for name in builtin_scenarios():
         assert name in res.output
+
+
+def test_the_journal_records_the_failure_mode_the_scenario_declares(run):
+    result = run(small(failure_mode="model-failure"))
+    j = read_journal(result.journal_path)
+    assert j["failure_mode"] == "model-failure"
+    assert read_journal(run(small()).journal_path)["failure_mode"] is None
