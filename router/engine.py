@@ -373,9 +373,7 @@ class Router:
         return self._model.score(col, rule_scores(col, self.config, self._domain_names))
 
     def _levels_of(self, score: np.ndarray) -> np.ndarray:
-        return np.clip(
-            np.searchsorted(self._thresholds, score, side="right") - 1, 0, len(LEVELS) - 1
-        )
+        return policy.level_of(score, self._thresholds)
 
     def _decide_chunked(self, rows: _Rows, run_id: str) -> pa.Table:
         """Decide in slices of DECIDE_CHUNK rows: every row is computed on its own, so slicing

@@ -18,12 +18,18 @@ from router.decision import LEVELS, ExecutionStyle
 LEVEL_NAMES = [lv.value for lv in LEVELS]
 
 
+def level_of(score: np.ndarray, thresholds: list[float] | np.ndarray) -> np.ndarray:
+    """The level index of each score: the last threshold at or below it."""
+    th = np.asarray(thresholds, dtype=np.float64)
+    return np.clip(np.searchsorted(th, score, side="right") - 1, 0, len(th) - 1)
+
+
 def levels_from_scores(
     score: np.ndarray, thresholds: list[float] | np.ndarray, band: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Level index, borderline flag, below-boundary flag and distance to the nearest boundary."""
     th = np.asarray(thresholds, dtype=np.float64)
-    level = np.clip(np.searchsorted(th, score, side="right") - 1, 0, len(th) - 1)
+    level = level_of(score, th)
     diffs = score[:, None] - th[None, 1:]
     nearest = np.argmin(np.abs(diffs), axis=1)
     signed = diffs[np.arange(len(score)), nearest]
