@@ -121,3 +121,22 @@ def test_a_real_drill_and_the_suite_read_at_80_columns(tmp_path, monkeypatch):
             re.search(r"out/drills/drill-model-failure-[0-9TZ]+-[0-9a-f]+/journal\.json", j)
             for j in journals
         ), journals
+
+
+def test_wrapping_never_splits_a_path_or_an_id():
+    """Prose wraps at spaces; a path longer than a line keeps a line of its own, whole."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    from flows.commands.tables import print_wrapped
+
+    path = "out/drills/drill-model-failure-20261129T145831Z-f21abc/" + "x" * 30 + "/journal.json"
+    buf = io.StringIO()
+    console = Console(file=buf, width=40, color_system=None)
+    print_wrapped(console, Text(f"journal: {path} then some words after it"), 2)
+    lines = buf.getvalue().splitlines()
+    assert "  " + path in lines  # whole, on its own line
+    assert [line for line in lines if len(line) > 40] == ["  " + path]
+    assert " ".join(" ".join(lines).split()) == f"journal: {path} then some words after it"

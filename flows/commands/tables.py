@@ -3,6 +3,7 @@ of `key: value` lines per row (CI logs and pipes are often 80 columns). Values a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -38,9 +39,23 @@ def print_records(
 
 
 def print_wrapped(console: Console, text: Text, indent: int) -> None:
-    """``text`` wrapped at spaces to the console width, every line indented by ``indent``;
-    a path or id moves whole to the next line (only one longer than a line is folded), and no
-    line is padded with blanks."""
-    for line in text.wrap(console, max(20, console.width - indent), overflow="fold"):
-        line.rstrip()
-        console.print(Text(" " * indent) + line, soft_wrap=True)
+    """``text`` wrapped at spaces to the console width, every line indented by ``indent``.
+
+    A path or id goes whole to the next line; one longer than a whole line stays whole on a line
+    of its own (a copied id must not hold a line break). No line is padded with blanks."""
+    width = max(20, console.width - indent)
+    for paragraph in text.split("\n"):
+        for line in paragraph.divide(_breaks(paragraph.plain, width)):
+            line.rstrip()
+            console.print(Text(" " * indent) + line if line.plain else line, soft_wrap=True)
+
+
+def _breaks(plain: str, width: int) -> list[int]:
+    """Offsets of the words that start a new line (greedy; never inside a word)."""
+    breaks: list[int] = []
+    line_start = 0
+    for word in re.finditer(r"\S+", plain):
+        if word.end() - line_start > width and word.start() > line_start:
+            breaks.append(word.start())
+            line_start = word.start()
+    return breaks
