@@ -59,11 +59,12 @@ DECIDE_CHUNK = 50_000  # rows decided at once: bounds peak memory, changes no re
 def head_expectations(config: RouterConfig, domain_names: list[str]) -> dict:
     """What a head's weights file must have been fitted for, to be usable with ``config``."""
     from router.head import HEAD_FORMAT
+    from router.semantic import encoder_variant
 
     sc = config.semantic
     return {
         "format": HEAD_FORMAT,
-        "encoder": f"{sc.model}|{sc.max_tokens}|{'int8' if sc.quantize_int8 else 'fp32'}",
+        "encoder": encoder_variant(sc.model, sc.max_tokens, sc.quantize_int8),
         "levels": [lv.value for lv in LEVELS],
         "rule_domains": list(domain_names),
         "rule_weights": config.rule_weights.model_dump(mode="json"),

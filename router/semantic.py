@@ -246,6 +246,12 @@ def _db_read(db, keys: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
+def encoder_variant(model_name: str, max_tokens: int, quantize_int8: bool) -> str:
+    """What makes two embeddings comparable: model, token limit and precision. It keys the
+    embedding store and is recorded in a fitted head (a head is refused for another variant)."""
+    return f"{model_name}|{max_tokens}|{'int8' if quantize_int8 else 'fp32'}"
+
+
 class SemanticScorer:
     """Embeds texts once each and scores them against level and domain exemplars."""
 
@@ -270,8 +276,9 @@ class SemanticScorer:
         self.max_chars = max_chars
         self.top_k = top_k
         # The store key names the encoder variant: a vector from another variant is never reused.
-        variant = f"{model_name}|{max_tokens}|{'int8' if quantize_int8 else 'fp32'}"
-        self.store = EmbeddingStore(cache_path, variant, key)
+        self.store = EmbeddingStore(
+            cache_path, encoder_variant(model_name, max_tokens, quantize_int8), key
+        )
         self.level_names = list(level_exemplars)
         self.domain_names = list(domain_exemplars)
         self._level_ex = level_exemplars
