@@ -3,6 +3,10 @@
 ``route_batch`` is the implementation (Arrow string kernels, numpy arithmetic, one embedding per
 distinct text); ``route`` is a batch of one, so the two agree by construction and the property
 test guards the batch-level parts (deduplication, caching, alignment, per-row errors).
+
+A batch: distinct texts are scored once (``router.scoring``: a typed ``Scores`` record from the
+configured ``Scorer``), gathered back to rows, decided by ``router.policy`` (the same functions
+``router.redecide`` applies to stored records), given reason codes and written as Arrow columns.
 """
 
 from __future__ import annotations
