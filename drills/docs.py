@@ -170,6 +170,19 @@ def field_table(model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]
     return lines
 
 
+def schema_table(schema: dict[str, Any]) -> list[str]:
+    """Markdown table of a JSON Schema object (a parameter type the plug-ins share)."""
+    required = set(schema.get("required", ()))
+    lines = ["| field | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for name, prop in schema.get("properties", {}).items():
+        default = "**required**" if name in required else f"`{json.dumps(prop.get('default'))}`"
+        lines.append(
+            f"| `{name}` | {_cell(_type_text(prop) + _constraints(prop))} | {default} | "
+            f"{_cell(prop.get('description', ''))} |"
+        )
+    return lines
+
+
 def _yaml_block(data: Any) -> list[str]:
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=88)
     return ["```yaml", *text.rstrip().splitlines(), "```"]
@@ -293,6 +306,13 @@ def render_markdown() -> str:
             entry, source = _example(section, spec, name, uses)
             out.append(f"Example (from `drills/scenarios/{source}`):" if source else "Example:")
             out += ["", *_yaml_block([entry]), ""]
+    spec_models = {m.__name__ for _t, m in FIELD_MODELS}
+    shared = {k: v for k, v in json_schema()["$defs"].items() if k not in spec_models}
+    if shared:
+        out += ["## Parameter types", "", "Types that plug-in parameters above refer to.", ""]
+        for name, schema in shared.items():
+            out += [f"### {name}", "", _cell(schema.get("description", "")), ""]
+            out += [*schema_table(schema), ""]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -139,6 +139,8 @@ def test_reference_documents_every_field_and_plug_in_with_an_example():
             assert "Example" in entry and "```yaml" in entry
             for param in plugin.Params.model_fields:
                 assert f"| `{param}` |" in entry
+    for name in json_schema()["$defs"]:  # every type a field or param refers to has a section
+        assert f"### {name}" in md or f"({name})" in md, name
     assert json.loads(generated_files()[SCHEMA_JSON]) == json_schema()
 
 
