@@ -435,6 +435,7 @@ def create_app(settings: ServiceSettings | None = None, *, state: bool = True) -
     )
     def execute(body: ExecuteRequest) -> JSONResponse:
         from router.decision import decisions_to_table, table_to_decisions
+        from telemetry.metric_registry import MISCONFIGURED_CODE
 
         table = _route([body], body.run_id)
         decision = table_to_decisions(table)[0]
@@ -449,7 +450,7 @@ def create_app(settings: ServiceSettings | None = None, *, state: bool = True) -
         headers = None
         if outcome == "not_executed":
             status, msg = 409, "execution is off (decision-only): the decision was not executed"
-            if "EXECUTION_MODE_INVALID" in decision.reason_codes or st.router.toggle.invalid:
+            if MISCONFIGURED_CODE in decision.reasons or st.router.toggle.invalid:
                 msg = "the execution toggle is invalid: failed closed to decision-only"
         elif outcome == "rejected":
             status, msg = 503, "no healthy model for this decision: retry with its decision_id"
