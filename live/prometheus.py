@@ -222,7 +222,7 @@ def start_prometheus(
     binary = prometheus_binary()
     if binary is None:
         raise PrometheusError("prometheus is not on PATH (Debian: apt-get install prometheus)")
-    work = Path(work) / "prometheus"
+    work = Path(work).resolve() / "prometheus"  # Prometheus resolves paths from its config file
     work.mkdir(parents=True, exist_ok=True)
     scaled = scaled_rules(rules, scale, context)
     doc, skipped = prometheus_rules(scaled, context=context)
