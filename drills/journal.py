@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 
 if TYPE_CHECKING:
-    from drills.probes import AlertRecord, DrillRecord
+    from drills.record import AlertRecord, DrillRecord
 
 JOURNAL_KIND = "drill"
 JOURNAL_SCHEMA_VERSION = "2.0"
@@ -436,7 +436,7 @@ def detection(rec: DrillRecord, preferred_rules: Sequence[str] = ()) -> Detectio
 def mitigation(rec: DrillRecord, events: Sequence[Event], impact: Impact) -> Mitigation:
     """The first containment after the first fault: a breaker opening, telemetry spooled, an
     invalid toggle failing closed; else the fault's own end (no automatic mitigation)."""
-    from drills.probes import MISCONFIGURED_CODE
+    from telemetry.metric_registry import MISCONFIGURED_CODE, has_reason_code
 
     if not rec.faults:
         return Mitigation.none()
@@ -457,7 +457,7 @@ def mitigation(rec: DrillRecord, events: Sequence[Event], impact: Impact) -> Mit
         )
     df = rec.frame()
     if len(df):
-        coded = df[df["reason_codes"].astype(str).str.contains(MISCONFIGURED_CODE, regex=False)]
+        coded = df[has_reason_code(df["reason_codes"], MISCONFIGURED_CODE)]
         coded = coded[coded["offset_s"] >= start]
         if len(coded):
             candidates.append(
@@ -537,7 +537,9 @@ def impact(rec: DrillRecord, *, queries: int, upstream_calls: int) -> Impact:
     """What the drill did to the queries, read from the record once the drill is over."""
     import pandas as pd
 
-    from drills.probes import CALLED_OUTCOMES, MISCONFIGURED_CODE, extra_cost, p95
+    from drills.checks import extra_cost
+    from drills.probes import p95
+    from telemetry.metric_registry import CALLED_OUTCOMES, MISCONFIGURED_CODE, has_reason_code
 
     df = rec.frame()
     outcomes = df["outcome"].value_counts() if len(df) else pd.Series(dtype=int)
@@ -563,9 +565,7 @@ def impact(rec: DrillRecord, *, queries: int, upstream_calls: int) -> Impact:
         spooled_rows=rec.store.spooled_rows_total,
         upstream_calls=upstream_calls,
         not_executed=int(outcomes.get("not_executed", 0)),
-        misconfigured_decisions=int(
-            df["reason_codes"].astype(str).str.contains(MISCONFIGURED_CODE, regex=False).sum()
-        )
+        misconfigured_decisions=int(has_reason_code(df["reason_codes"], MISCONFIGURED_CODE).sum())
         if len(df)
         else 0,
         cost_usd=round(float(pd.to_numeric(df["actual_cost_usd"], errors="coerce").sum()), 6)

@@ -12,7 +12,8 @@ import pandas as pd
 
 from drills import journal as jr
 from drills.clock import VirtualClock
-from drills.probes import AlertRecord, DrillRecord, drill_metrics
+from drills.probes import drill_metrics
+from drills.record import AlertRecord, DrillRecord
 
 
 class MinuteMetrics:

@@ -38,7 +38,7 @@ from typing import Any
 from drills import journal as jr
 from drills.clock import VirtualClock, parse_start
 from drills.minutes import MinuteMetrics
-from drills.probes import BreakerRecord
+from drills.record import BreakerRecord
 from drills.scenario import Scenario, load_scenario
 from drills.schedule import FaultSchedule
 from drills.segments import MINUTE, TrafficPlayer

@@ -11,7 +11,7 @@ from typing import Any
 from drills import journal as jr
 from drills.clock import VirtualClock
 from drills.faults import FAULTS, FaultInjector, ToggleFault
-from drills.probes import FaultWindow
+from drills.record import FaultWindow
 from drills.scenario import RollbackSpec, Scenario
 from drills.wiring import DrillSystem
 

@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from drills import journal as jr
 from drills.clock import VirtualClock
-from drills.probes import ERROR_OUTCOMES
 from drills.wiring import DrillSystem
+from telemetry.metric_registry import ERROR_OUTCOMES
 
 log = logging.getLogger(__name__)
 

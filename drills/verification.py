@@ -11,8 +11,10 @@ from typing import Any
 import pandas as pd
 
 from drills import journal as jr
+from drills.checks import CheckOutcome
 from drills.clock import VirtualClock, format_duration
-from drills.probes import PROBES, CheckOutcome, DrillRecord
+from drills.probes import PROBES
+from drills.record import DrillRecord
 from drills.scenario import Scenario
 
 log = logging.getLogger(__name__)

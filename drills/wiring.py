@@ -11,7 +11,7 @@ from typing import Any
 
 from drills.clock import VirtualClock
 from drills.faults import FaultBoundaries, FaultyUpstream, StoreFaultHook
-from drills.probes import DrillRecord
+from drills.record import DrillRecord
 from drills.scenario import Scenario
 
 
