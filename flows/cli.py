@@ -4,6 +4,8 @@ need them, so `harness --help` answers in about a second."""
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from flows.commands import alerts, corpus, demo, drill, pilot, report, route, serve, telemetry
@@ -46,10 +48,9 @@ def _setup(
         # Prefect's per-task INFO lines drown the progress bars; --verbose brings them back.
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(TerminalLogFormatter("%(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
     for noisy in (
         "httpx",
         "prefect",
@@ -58,6 +59,29 @@ def _setup(
         "great_expectations",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class TerminalLogFormatter(logging.Formatter):
+    """Log lines fold at the terminal's width (CI logs and pipes are often 80 columns); words,
+    paths and ids stay whole, continuation lines are indented."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import shutil
+        import textwrap
+
+        width = max(40, shutil.get_terminal_size((100, 24)).columns)
+        return "\n".join(
+            textwrap.fill(
+                line,
+                width,
+                subsequent_indent="  ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            if len(line) > width
+            else line
+            for line in super().format(record).splitlines()
+        )
 
 
 EX_USAGE = 64

@@ -140,3 +140,24 @@ def test_wrapping_never_splits_a_path_or_an_id():
     assert "  " + path in lines  # whole, on its own line
     assert [line for line in lines if len(line) > 40] == ["  " + path]
     assert " ".join(" ".join(lines).split()) == f"journal: {path} then some words after it"
+
+
+def test_log_lines_fold_at_80_columns_with_words_whole(monkeypatch):
+    """The CLI's log lines (the hash-key warning is 170 characters) fold at the terminal width;
+    a path longer than a line keeps a line of its own."""
+    import logging
+
+    from flows.cli import TerminalLogFormatter
+    from router.privacy import UNKEYED_WARNING
+
+    monkeypatch.setenv("COLUMNS", "80")
+    fmt = TerminalLogFormatter("%(levelname)s: %(message)s")
+    path = "/tmp/" + "x" * 90 + "/journal.json"
+    msg = f"{UNKEYED_WARNING} See {path} for details."
+    rec = logging.LogRecord("t", logging.WARNING, __file__, 1, msg, None, None)
+    lines = fmt.format(rec).splitlines()
+    assert len(lines) > 2
+    assert [ln.strip() for ln in lines if len(ln) > 80] == [path]  # only the unbreakable path
+    assert " ".join(ln.strip() for ln in lines) == f"WARNING: {msg}"  # nothing lost or split
+    monkeypatch.setenv("COLUMNS", "200")
+    assert fmt.format(rec).count("\n") < len(lines) - 1  # wider terminal, fewer folds
