@@ -96,6 +96,7 @@ def test_command_output_fits_80_columns_with_ids_whole(inputs):
         (["alerts", "list", "--context", "drill"], {0}, ["- fallback_rate_high"]),
         (["alerts", "test"], {0}, ["alert rule tests"]),
         (["telemetry", "runs", "--db", db], {0}, [RUN_ID]),
+        (["telemetry", "status", "--db", db], {0}, ["decisions stored"]),
         (["corpus", "validate", str(root / "c.csv")], {0}, []),
     ]
     for args, codes, whole in cases:

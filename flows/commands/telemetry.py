@@ -195,7 +195,9 @@ def _run_lines(rows: list[dict[str, str]], width: int) -> list[str]:
 @app.command()
 def status(db: DbOption = None, spool_dir: SpoolOption = None) -> None:
     """Stored decisions, and every spool folder with the database its rows wait for."""
-    from rich.markup import escape
+    from rich.text import Text
+
+    from flows.commands.tables import print_wrapped
 
     with _store(db, spool_dir) as store:
         console.print(f"store: {store.safe_url}", highlight=False)
@@ -205,12 +207,13 @@ def status(db: DbOption = None, spool_dir: SpoolOption = None) -> None:
             if spool is not store.spool and not pending:
                 continue
             mark = "this store" if spool is store.spool else "same database" if same else "other"
-            console.print(
-                escape(
+            print_wrapped(
+                console,
+                Text(
                     f"spool: {len(pending)} file(s), {spool.rows_pending()} rows in "
                     f"{spool.directory} -> {target} ({mark})"
                 ),
-                highlight=False,
+                indent=0,
             )
 
 
