@@ -23,6 +23,7 @@ from reports.figures.style import (
     SEVERITY_COLORS,
     TimeLike,
     day_axis,
+    empty_figure,
     limit_line,
     no_data,
     number_or_gap,
@@ -42,11 +43,10 @@ def traffic_per_hour(
     title: str | None = None,
 ) -> go.Figure:
     """Queries per hour: the traffic shape the week was replayed with (daily and weekly cycle)."""
-    fig = go.Figure()
     if not hourly:
-        return styled(no_data(fig, "no hourly metrics"), title=title, height=300, legend=False)
-    x = [to_utc_naive(r[ts_key]) for r in hourly]
-    y = [number_or_gap(r.get(value_key)) for r in hourly]
+        return empty_figure("no hourly metrics", title=title, height=300, legend=False)
+    fig = go.Figure()
+    x, y = _series(hourly, ts_key, value_key)
     fig.add_bar(
         x=x,
         y=y,
@@ -58,6 +58,34 @@ def traffic_per_hour(
     styled(fig, title=title, height=320, ytitle="queries per hour", legend=False)
     time_axis(fig, x)
     return fig
+
+
+def _series(
+    rows: Sequence[Mapping[str, Any]], ts_key: str, value_key: str
+) -> tuple[list[datetime], list[float | None]]:
+    """One column of bucket rows on a UTC time axis; a missing value is a gap."""
+    return [to_utc_naive(r[ts_key]) for r in rows], [number_or_gap(r.get(value_key)) for r in rows]
+
+
+def _mark_over(
+    fig: go.Figure,
+    x: Sequence[datetime],
+    y: Sequence[float | None],
+    limit: float,
+    name: str,
+    hover: str,
+) -> None:
+    """Red crosses on the points above ``limit``, so a breach shows even in a week-long series."""
+    over = [(xi, yi) for xi, yi in zip(x, y, strict=True) if yi is not None and yi > limit]
+    if over:
+        fig.add_scatter(
+            x=[o[0] for o in over],
+            y=[o[1] for o in over],
+            mode="markers",
+            name=name,
+            marker={"color": LIMIT, "size": 7, "symbol": "x"},
+            hovertemplate=hover,
+        )
 
 
 def mix_per_day(
@@ -78,7 +106,6 @@ def mix_per_day(
     smallest categories are folded into "other" so the legend stays readable; ``share`` plots
     each day's shares instead of counts.
     """
-    fig = go.Figure()
     counts: dict[str, dict[str, float]] = {}
     totals: dict[str, float] = {}
     for r in rows:
@@ -89,7 +116,8 @@ def mix_per_day(
         counts[cat][day] += value
         totals[day] = totals.get(day, 0.0) + value
     if not counts:
-        return styled(no_data(fig, f"no {category} data"), title=title, height=320, legend=False)
+        return empty_figure(f"no {category} data", title=title, height=320, legend=False)
+    fig = go.Figure()
     days = sorted(totals)
     by_total = sorted(counts, key=lambda c: -sum(counts[c].values()))
     cats = [c for c in order if c in counts] if order else []
@@ -158,9 +186,9 @@ def rates_vs_thresholds(
     same way the alert rules treat them (their ``min_queries``). ``daily`` rows (same keys,
     day buckets) add each day's rate as a wide step line: the level a weekly criterion judges.
     """
-    fig = go.Figure()
     if not points:
-        return styled(no_data(fig, "no metrics"), title=title, height=340, legend=False)
+        return empty_figure("no metrics", title=title, height=340, legend=False)
+    fig = go.Figure()
     labels = labels or {}
     x = [to_utc_naive(p[ts_key]) for p in points]
     enough = [min_count <= 0 or (number_or_gap(p.get(count_key)) or 0) >= min_count for p in points]
@@ -204,16 +232,8 @@ def rates_vs_thresholds(
                 hovertemplate=f"{name}: %{{y:.1%}} (under {min_count} queries)<extra></extra>",
             )
         if limit is not None:
-            over = [(xi, yi) for xi, yi in zip(x, y, strict=True) if yi is not None and yi > limit]
-            if over:
-                fig.add_scatter(
-                    x=[o[0] for o in over],
-                    y=[o[1] for o in over],
-                    mode="markers",
-                    name=f"{name} above threshold",
-                    marker={"color": LIMIT, "size": 7, "symbol": "x"},
-                    hovertemplate=f"{name} above threshold: %{{y:.1%}}<extra></extra>",
-                )
+            hover = f"{name} above threshold: %{{y:.1%}}<extra></extra>"
+            _mark_over(fig, x, y, limit, f"{name} above threshold", hover)
             limits.setdefault(round(float(limit), 9), []).append((name, color))
     # One line and one label per distinct threshold: two rates sharing 15 % would otherwise
     # print their labels on top of each other; distinct thresholds alternate sides.
@@ -244,10 +264,10 @@ def confidence_distribution(
 ) -> go.Figure:
     """Overlaid per-day histograms of overall confidence, as step lines of each day's shares
     (older days lighter), so a shift between days is visible at a glance."""
-    fig = go.Figure()
     days = sorted(per_day)
     if not days or len(edges) < 2:
-        return styled(no_data(fig, "no confidence histogram"), title=title, height=340)
+        return empty_figure("no confidence histogram", title=title, height=340)
+    fig = go.Figure()
     centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
     xs = [float(e) for e in edges]
     shades = sample_colorscale(
@@ -350,9 +370,9 @@ def cost_per_day(
 ) -> go.Figure:
     """Estimated cost per day of the router's choices against sending everything to the
     largest model, and what production actually served when that is known."""
-    fig = go.Figure()
     if not per_day:
-        return styled(no_data(fig, "no cost data"), title=title, height=340)
+        return empty_figure("no cost data", title=title, height=340)
+    fig = go.Figure()
     days = [str(r["day"])[:10] for r in per_day]
     baseline = f"all {baseline_model}" if baseline_model else "all largest model"
     series = [
@@ -388,11 +408,10 @@ def latency_p95(
     title: str | None = None,
 ) -> go.Figure:
     """p95 latency per bucket against the SLA; buckets over it are marked red."""
-    fig = go.Figure()
     if not points:
-        return styled(no_data(fig, "no latency data"), title=title, height=340)
-    x = [to_utc_naive(p[ts_key]) for p in points]
-    y = [number_or_gap(p.get(value_key)) for p in points]
+        return empty_figure("no latency data", title=title, height=340)
+    fig = go.Figure()
+    x, y = _series(points, ts_key, value_key)
     fig.add_scatter(
         x=x,
         y=y,
@@ -402,16 +421,7 @@ def latency_p95(
         hovertemplate="%{y:,.0f} ms<extra>%{x|%a %d %b %H:%M}</extra>",
     )
     if sla_ms is not None:
-        over = [(xi, yi) for xi, yi in zip(x, y, strict=True) if yi is not None and yi > sla_ms]
-        if over:
-            fig.add_scatter(
-                x=[o[0] for o in over],
-                y=[o[1] for o in over],
-                mode="markers",
-                name="above SLA",
-                marker={"color": LIMIT, "size": 7, "symbol": "x"},
-                hovertemplate="above SLA: %{y:,.0f} ms<extra></extra>",
-            )
+        _mark_over(fig, x, y, sla_ms, "above SLA", "above SLA: %{y:,.0f} ms<extra></extra>")
         limit_line(fig, sla_ms, f"SLA {sla_ms:g} ms")
     styled(fig, title=title, height=340, ytitle="ms")
     time_axis(fig, x)
@@ -434,10 +444,10 @@ def alert_timeline(
     hover says so.
     """
     names = list(dict.fromkeys([*rules, *(str(f["rule"]) for f in firings)]))
+    if not names:
+        return empty_figure("no alert rules", title=title, height=220, legend=False)
     fig = go.Figure()
     height = max(220, 90 + 30 * len(names))
-    if not names:
-        return styled(no_data(fig, "no alert rules"), title=title, height=220, legend=False)
     window_end = to_utc_naive(end) if end is not None else None
     groups: dict[str, list[tuple[str, datetime, datetime, bool]]] = {}
     for f in firings:
@@ -503,9 +513,9 @@ def matrix_heatmap(
     """Counts from ``row_labels`` (rows) to ``col_labels`` (columns). Colour is the share of the
     row, so a small row is as readable as a big one; cells show count and row share, and the
     diagonal (no change / correct) is outlined."""
-    fig = go.Figure()
     if not matrix or not any(matrix):
-        return styled(no_data(fig, "no data"), title=title, height=320, legend=False)
+        return empty_figure("no data", title=title, height=320, legend=False)
+    fig = go.Figure()
     rows = [[float(v or 0) for v in row] for row in matrix]
     shares = [[v / sum(r) if sum(r) else 0.0 for v in r] for r in rows]
 

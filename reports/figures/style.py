@@ -120,6 +120,11 @@ def no_data(fig: go.Figure, message: str, *, size: int = 14, hide_axes: bool = T
     return fig
 
 
+def empty_figure(message: str, *, title: str | None, height: int, legend: bool = True) -> go.Figure:
+    """A figure that says there is nothing to plot, in the shared look (no empty axes)."""
+    return styled(no_data(go.Figure(), message), title=title, height=height, legend=legend)
+
+
 def limit_line(
     fig: go.Figure,
     y: float,
