@@ -21,15 +21,15 @@ from typing import Any, TypeVar
 
 from markupsafe import Markup, escape
 
+from drills.journal import DRILLS_DIR
+from drills.journal import JOURNAL_NAME as JOURNAL_JSON
 from reports.pilot import EVIDENCE_JSON, REPORT_HTML
+from reports.postmortem import POSTMORTEM_HTML
 from reports.render import parse_ts, pct, render_to, sig
 
 Entry = TypeVar("Entry", "PilotEntry", "DrillEntry")
 
 INDEX_HTML = "index.html"
-DRILLS_DIR = "drills"
-JOURNAL_JSON = "journal.json"
-POSTMORTEM_HTML = "postmortem.html"
 FAILURE_MODES_HTML = "failure-modes.html"
 
 HELD_VERDICTS = frozenset({"pass", "passed", "held", "ok", "met", "true"})
