@@ -84,6 +84,24 @@ class TerminalLogFormatter(logging.Formatter):
         )
 
 
+def _flags_take_no_value() -> None:
+    """Typer 0.29 prints every flag as ``--dry-run <bool>``, which reads as if it took a value
+    (and ``--dry-run true`` is an error): a flag's help shows no type."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_flags_hidden", False):
+        return
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._flags_hidden = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
+
 EX_USAGE = 64
 """A mistyped flag or missing argument: never 2, which CI gates read as no-go."""
 

@@ -39,6 +39,7 @@ def test_help_fits_80_columns(path):
     code, lines = _render([*path, "--help"])
     assert code == 0 and any("Usage" in line for line in lines)
     assert _too_long(lines) == []
+    assert not [line for line in lines if "<bool>" in line]  # flags take no value
 
 
 def test_the_width_check_sees_a_wide_terminal():
