@@ -48,9 +48,13 @@ def p95(values: np.ndarray | pd.Series) -> float | None:
     return float(np.percentile(arr, 95))
 
 
-def _value(metric: str, df: pd.DataFrame, tiers: Iterable[str] = INTERACTIVE_TIERS) -> float | None:
-    """A registry metric over these decisions; None (no data) where it is NaN."""
-    v = METRICS[metric].compute(df, tuple(tiers))
+def metric_value(metric: str, df: pd.DataFrame, tiers: Iterable[str]) -> float | None:
+    """A registry metric over these decisions: None (no data) where it is NaN or there are no
+    decisions, except a count, which is 0 over no decisions."""
+    m = METRICS[metric]
+    if not len(df):
+        return 0.0 if m.count_like else None
+    v = m.compute(df, tuple(tiers))
     return None if math.isnan(v) else v
 
 
@@ -72,6 +76,12 @@ class Probe(ABC):
     def metric_name(cls) -> str:
         return cls.metric or cls.name
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A probe without a summary of its own is described by its registry metric."""
+        super().__init_subclass__(**kwargs)
+        if "summary" not in cls.__dict__ and "name" in cls.__dict__:
+            cls.summary = METRICS[cls.metric_name()].description
+
     def __init__(self, params: BaseModel) -> None:
         self.params = params
 
@@ -79,9 +89,17 @@ class Probe(ABC):
     def measure(self, record: DrillRecord, start_s: float, end_s: float) -> float | None: ...
 
 
+class MetricProbe(Probe):
+    """A registry metric over the decisions of the window (see ``metric_value``)."""
+
+    def measure(self, record, start_s, end_s):  # noqa: D102
+        return metric_value(
+            self.metric_name(), record.frame(start_s, end_s), record.interactive_tiers
+        )
+
+
 class DecisionAvailabilityProbe(Probe):
     name = "decision_availability"
-    summary = METRICS["decision_availability"].description
 
     def measure(self, record, start_s, end_s):  # noqa: D102
         queries = record.queries(start_s, end_s)
@@ -90,13 +108,10 @@ class DecisionAvailabilityProbe(Probe):
         return len(record.frame(start_s, end_s)) / queries
 
 
-class ErrorRateProbe(Probe):
-    name = "error_rate"
-    summary = METRICS["error_rate"].description
+class ErrorRateProbe(MetricProbe):
+    """None (no data) when nothing was executed, as ``telemetry.metrics`` has NaN."""
 
-    def measure(self, record, start_s, end_s):  # noqa: D102
-        """None (no data) when nothing was executed, as ``telemetry.metrics`` has NaN."""
-        return _value("error_rate", record.frame(start_s, end_s))
+    name = "error_rate"
 
 
 class LatencyParams(ParamsModel):
@@ -104,7 +119,7 @@ class LatencyParams(ParamsModel):
     interactive: bool = False
 
 
-class LatencyP95Probe(Probe):
+class LatencyP95Probe(MetricProbe):
     name = "latency_p95_ms"
     metric = "actual_latency_p95_ms"
     """``interactive: true`` measures ``actual_latency_p95_interactive_ms``."""
@@ -117,18 +132,13 @@ class LatencyP95Probe(Probe):
         p: LatencyParams = self.params  # type: ignore[assignment]
         if p.tier is not None:
             df = df[df["model_tier"] == p.tier]
-        metric = "actual_latency_p95_interactive_ms" if p.interactive else "actual_latency_p95_ms"
-        return _value(metric, df, record.interactive_tiers) if len(df) else None
+        metric = "actual_latency_p95_interactive_ms" if p.interactive else self.metric
+        return metric_value(metric, df, record.interactive_tiers)
 
 
-class CostPerQueryProbe(Probe):
+class CostPerQueryProbe(MetricProbe):
     name = "cost_per_query_usd"
-    summary = METRICS["cost_per_query_usd"].description
     unit = "$"
-
-    def measure(self, record, start_s, end_s):  # noqa: D102
-        df = record.frame(start_s, end_s)
-        return _value("cost_per_query_usd", df) if len(df) else None
 
 
 class UpstreamCallsProbe(Probe):
@@ -137,25 +147,18 @@ class UpstreamCallsProbe(Probe):
 
     name = "upstream_calls"
     metric = "upstream_calls_sent"
-    summary = METRICS["upstream_calls_sent"].description
 
     def measure(self, record, start_s, end_s):  # noqa: D102
         return float(record.upstream_calls(start_s, end_s))
 
 
-class MisconfiguredProbe(Probe):
+class MisconfiguredProbe(MetricProbe):
     name = "misconfigured_decisions"
     metric = "misconfigured_toggle_count"
-    summary = METRICS["misconfigured_toggle_count"].description
-
-    def measure(self, record, start_s, end_s):  # noqa: D102
-        df = record.frame(start_s, end_s)
-        return METRICS[self.metric].compute(df) if len(df) else 0.0
 
 
 class SpoolRowsProbe(Probe):
     name = "spool_rows"
-    summary = METRICS["spool_rows"].description
     point_in_time = True
 
     def measure(self, record, start_s, end_s):  # noqa: D102
@@ -164,7 +167,6 @@ class SpoolRowsProbe(Probe):
 
 class OpenBreakersProbe(Probe):
     name = "open_breakers"
-    summary = METRICS["open_breakers"].description
     point_in_time = True
 
     def measure(self, record, start_s, end_s):  # noqa: D102

@@ -239,3 +239,27 @@ def test_readiness_measures_are_their_registry_metric_over_the_week():
         assert measured[m.name].value == pytest.approx(basis.compute(df, tiers)), m.name
         assert measured[m.name].n == np.count_nonzero(~np.isnan(basis.row_values(df, tiers)))
     assert measured["latency_p95_interactive_ms"].n < len(df)  # only the interactive tiers
+
+
+def test_drill_probes_over_decisions_are_their_registry_metric():
+    """A probe, an alert and the pilot report mean the same number by the same name; an empty
+    window is no data (None) for a rate and 0 for a count, never a made-up 0 % error rate."""
+    from drills.probes import PROBES, LatencyParams, MetricProbe
+    from drills.record import DrillRecord
+
+    df = decisions().assign(offset_s=lambda d: np.arange(len(d), dtype=float))
+    record = DrillRecord(start=pd.Timestamp("2026-03-02", tz="UTC"), duration_s=600, model_tiers={})
+    record.minute_frames = [df]
+    probes = {n: cls for n, cls in PROBES.items() if issubclass(cls, MetricProbe)}
+    assert {"error_rate", "cost_per_query_usd", "misconfigured_decisions"} <= set(probes)
+    for cls in probes.values():
+        value = cls(cls.Params()).measure(record, 0, 600)
+        assert value == pytest.approx(METRICS[cls.metric_name()].compute(df)), cls.name
+    interactive = PROBES["latency_p95_ms"](LatencyParams(interactive=True)).measure(record, 0, 600)
+    assert interactive == METRICS["actual_latency_p95_interactive_ms"].compute(df)
+
+    record.minute_frames = [df.assign(outcome="not_executed")]
+    record._frame_cache = None
+    no_params = PROBES["error_rate"].Params()
+    assert PROBES["error_rate"](no_params).measure(record, 0, 600) is None
+    assert PROBES["misconfigured_decisions"](no_params).measure(record, 900, 960) == 0.0
