@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from telemetry.metric_registry import (
     CALLED_OUTCOMES,
+    ERROR_OUTCOMES,
     MISCONFIGURED_CODE,
     PROM_DECISIONS,
     has_reason_code,
@@ -35,7 +36,8 @@ LATENCY_BUCKETS_MS = (
 )  # fmt: skip
 BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 ENDPOINTS = ("simulate", "execute")
-_ZEROED = ("ok", "fallback", "error", "timeout", "rejected")  # what the alert rules count
+# The outcomes the alert rules count, exposed at 0 (see ``_zero_outcomes``).
+_ZEROED = tuple(dict.fromkeys(str(o) for o in (*CALLED_OUTCOMES, *ERROR_OUTCOMES)))
 _ZERO_CAP = 800  # (level, domain, tier) keys x models per tier pre-exposed at most
 
 METRIC_NAMES = (

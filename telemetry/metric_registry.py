@@ -432,7 +432,7 @@ _DECISIONS: tuple[Metric, ...] = (
            promql=_per_decision("amaima_query_cost_usd_total")),
     _share("error_rate", "share of executed decisions that ended in error, timeout or rejection",
            _outcome(*ERROR_OUTCOMES), EXECUTED,
-           promql=lambda q: q.share('outcome=~"error|timeout|rejected"', _PROM_EXECUTED)),
+           promql=lambda q: q.share(f'outcome=~"{"|".join(ERROR_OUTCOMES)}"', _PROM_EXECUTED)),
     _share("rejected_rate", "share of executed decisions rejected (no healthy model)",
            _outcome(Outcome.REJECTED), EXECUTED,
            promql=lambda q: q.share('outcome="rejected"', _PROM_EXECUTED)),
