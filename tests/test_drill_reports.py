@@ -1,6 +1,6 @@
 """Drill postmortems and the Failure Modes & Guarantees page, built from sample journals
 (tests/data/journals: a passing upstream latency spike, a FAILED model failure, a passing
-misconfigured toggle) written to the drill journal contract."""
+misconfigured toggle) written to the drill journal contract (docs/journal.md, schema 2.0)."""
 
 from __future__ import annotations
 
