@@ -72,12 +72,12 @@ def _iso(value: str) -> str:
 IsoTime = Annotated[str, AfterValidator(_iso)]
 
 
-def _json_safe(x: Any) -> Any:
+def json_safe(x: Any) -> Any:
     """NaN and infinities become null; numpy scalars become Python numbers."""
     if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_json_safe(v) for v in x]
+        return [json_safe(v) for v in x]
     if hasattr(x, "item") and not isinstance(x, str | bytes):
         try:
             x = x.item()
@@ -100,7 +100,7 @@ class _Part(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _plain(cls, data: Any) -> Any:
-        return _json_safe(data) if isinstance(data, dict) else data
+        return json_safe(data) if isinstance(data, dict) else data
 
 
 class ProbeResult(_Part):
@@ -350,7 +350,7 @@ class Journal(_Part):
         return self.status == "completed" and all(g.verdict == "passed" for g in self.guarantees)
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(self.model_dump(mode="json"))
+        return json_safe(self.model_dump(mode="json"))
 
 
 def journal_dir(out_root: str | Path, run_id: str) -> Path:

@@ -75,7 +75,7 @@ class MinuteMetrics:
             "open_breakers": len(rec.open_breakers_now()),
             "alerts_firing": sorted(self.engine.firing()),
         }
-        rec.metrics.append(jr._json_safe(out))
+        rec.metrics.append(jr.json_safe(out))
 
     def _alerts(self, m1: float, row: dict[str, Any]) -> None:
         """The minute's metrics into the alert engine; each firing or resolution recorded."""

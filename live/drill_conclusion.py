@@ -313,7 +313,7 @@ def _guarantees(sc, rec, status: str) -> list[jr.GuaranteeResult]:
             jr.GuaranteeResult(
                 id=g.id, check=g.check, params=g.params, expected=g.expect,
                 expected_text=o.expected_text, actual=o.actual, actual_text=o.actual_text,
-                verdict=verdict, weight=g.weight, evidence=jr._json_safe(o.evidence),
+                verdict=verdict, weight=g.weight, evidence=o.evidence,
                 title=g.title,
             )
         )  # fmt: skip
