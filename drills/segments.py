@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,33 +35,25 @@ class _Routed:
     routed_tier: np.ndarray
 
 
+@dataclass
 class TrafficPlayer:
-    """Plays the scenario's traffic; keeps each segment's executed decisions for the minutes."""
+    """Plays the scenario's traffic; keeps each segment's executed decisions for the minutes.
+    ``route_splits``: times the toggle may change (a routing batch never spans one)."""
 
-    def __init__(
-        self,
-        system: DrillSystem,
-        clock: VirtualClock,
-        events: jr.EventLog,
-        *,
-        run_id: str,
-        duration: float,
-        route_splits: list[float],
-    ) -> None:
-        self.system = system
-        self.clock = clock
-        self.events = events
-        self.run_id = run_id
-        self.duration = duration
-        self.route_splits = route_splits
-        self.segment_frames: list[tuple[float, float, pa.Table]] = []
-        self.buffer: _Routed | None = None
-        self.routed_until = 0.0
-        self.minute_counters: Counter[str] = Counter()
-        """Event metrics of the open minute: write failures, spooled rows, upstream calls."""
-        self.first_error_seen = False
-        self.unrouted = 0
-        self.failures_total = 0
+    system: DrillSystem
+    clock: VirtualClock
+    events: jr.EventLog
+    run_id: str
+    duration: float
+    route_splits: list[float]
+    segment_frames: list[tuple[float, float, pa.Table]] = field(default_factory=list)
+    buffer: _Routed | None = None
+    routed_until: float = 0.0
+    minute_counters: Counter[str] = field(default_factory=Counter)
+    """Event metrics of the open minute: write failures, spooled rows, upstream calls."""
+    first_error_seen: bool = False
+    unrouted: int = 0
+    failures_total: int = 0
 
     # --- routing and execution ----------------------------------------------------------------
     def _route(self, t0: float, t1: float) -> None:

@@ -169,17 +169,10 @@ def evaluate_guarantees(
                 outcome = _not_evaluated(check, f"check raised {type(exc).__name__}: {exc}")
         out.append(
             jr.GuaranteeResult(
-                id=g.id,
-                check=g.check,
-                params=g.params,
+                **jr.detail_of(g, "id", "check", "params", "weight", "title"),
                 expected=g.expect,
-                expected_text=outcome.expected_text,
-                actual=outcome.actual,
-                actual_text=outcome.actual_text,
+                **jr.detail_of(outcome, "expected_text", "actual", "actual_text", "evidence"),
                 verdict=verdict,
-                weight=g.weight,
-                evidence=outcome.evidence,
-                title=g.title,
             )
         )
     return out
