@@ -14,6 +14,13 @@ States (after Resilience4j / Hystrix):
   the breaker closes; one failed *or slow* trial re-opens it (a model still inside a latency
   spike must not be declared healthy).
 
+A call is judged in the state it was let through in: :meth:`try_acquire` hands out a
+:class:`Permit` naming the breaker's current epoch (one per state change), and :meth:`record`
+ignores a result whose permit is from an earlier epoch. Otherwise a slow call let through
+before the breaker opened, answering 4 s later, would be taken for a half-open trial and
+re-open a breaker whose model is already fast again (seen live: a latency spike's in-flight
+calls kept re-opening large-tier breakers after the rollback).
+
 Every state change is a :class:`BreakerEvent`, handed to ``on_event`` so a drill can journal
 "breaker open / half_open / closed" with its virtual timestamp.
 """
@@ -33,6 +40,13 @@ class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """Leave to send one call, from the breaker's state epoch ``epoch`` (truthy)."""
+
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +83,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._trial_permits = 0
         self._trial_successes = 0
+        self._epoch = 0  # +1 at every state change: a permit's result counts in its own epoch
 
     # --- reading ----------------------------------------------------------------------------
     @property
@@ -92,8 +107,9 @@ class CircuitBreaker:
         return ok
 
     # --- calling ----------------------------------------------------------------------------
-    def try_acquire(self) -> bool:
-        """Ask to send one call. In half-open this takes one of the trial permits."""
+    def try_acquire(self) -> Permit | None:
+        """Ask to send one call: a :class:`Permit` to hand back to :meth:`record`, or None.
+        In half-open this takes one of the trial permits."""
         with self._lock:
             event = self._refresh()
             if self._state is BreakerState.CLOSED:
@@ -106,17 +122,22 @@ class CircuitBreaker:
                 ok = True
             else:
                 ok = False
+            permit = Permit(self._epoch) if ok else None
         self._emit(event)
-        return ok
+        return permit
 
-    def record(self, *, ok: bool, latency_ms: float) -> None:
-        """Record the result of a call that :meth:`try_acquire` let through."""
+    def record(self, *, ok: bool, latency_ms: float, permit: Permit | None = None) -> None:
+        """Record the result of a call that :meth:`try_acquire` let through. With its ``permit``,
+        a result from an earlier state (the breaker opened, half-opened or closed since the call
+        was let through) is ignored; without one it counts in the current state."""
         cfg = self.config
         slow = latency_ms >= cfg.slow_call_ms
         failed = not ok
         event: BreakerEvent | None = None
         with self._lock:
-            if self._state is BreakerState.CLOSED:
+            if permit is not None and permit.epoch != self._epoch:
+                pass  # judged in the state it was let through in, which has ended
+            elif self._state is BreakerState.CLOSED:
                 window = self._window
                 if len(window) >= cfg.window:
                     old_failed, old_slow = window.popleft()
@@ -172,6 +193,7 @@ class CircuitBreaker:
     def _transition(self, new: BreakerState, reason: str) -> BreakerEvent:
         event = BreakerEvent(self._now(), self.model, self._state, new, reason)
         self._state = new
+        self._epoch += 1
         self._window.clear()
         self._failures = 0
         self._slow = 0

@@ -191,9 +191,10 @@ class ExecutionPlane:
         attempt = 0
         last: tuple[ModelSpec, UpstreamResult] | None = None
         while attempt < self._attempts:
-            chosen = None
+            chosen = permit = None
             for c in candidates:
-                if self._breakers[c.name].try_acquire():
+                permit = self._breakers[c.name].try_acquire()
+                if permit:
                     chosen = c
                     break
                 circuit_open = True
@@ -205,7 +206,9 @@ class ExecutionPlane:
             attempt += 1
             spent_ms += result.latency_ms
             cost += result.cost_usd
-            self._breakers[chosen.name].record(ok=result.ok, latency_ms=result.latency_ms)
+            self._breakers[chosen.name].record(
+                ok=result.ok, latency_ms=result.latency_ms, permit=permit
+            )
             if result.ok:
                 return self._finish_served(decision, spec, chosen, spent_ms, cost, circuit_open)
             last = (chosen, result)

@@ -314,6 +314,30 @@ def test_breaker_reopens_when_a_half_open_trial_fails_or_is_slow():
         assert b.state is BreakerState.OPEN  # the cool-down restarted at the re-open
 
 
+def test_a_result_counts_only_in_the_state_its_call_was_let_through_in():
+    """A slow call let through before the breaker opened answers while it is half-open: it is
+    not a trial, so it must not re-open the breaker (live: a latency spike's in-flight calls kept
+    re-opening breakers after the rollback); the real trials close it."""
+    clock = FakeClock()
+    b = CircuitBreaker("m", BREAKER, now=clock)
+    late = b.try_acquire()  # still in flight when the breaker opens
+    for _ in range(4):
+        b.record(ok=False, latency_ms=10, permit=b.try_acquire())
+    assert b.state is BreakerState.OPEN
+    clock.advance(30)
+    trials = [b.try_acquire(), b.try_acquire()]
+    assert b.state is BreakerState.HALF_OPEN and all(trials)
+    b.record(ok=True, latency_ms=4000, permit=late)  # slow, but from the closed state
+    assert b.state is BreakerState.HALF_OPEN
+    for t in trials:
+        b.record(ok=True, latency_ms=10, permit=t)
+    assert b.state is BreakerState.CLOSED
+    b.record(ok=False, latency_ms=4000, permit=trials[0])  # a trial answered twice: ignored
+    assert b.state is BreakerState.CLOSED
+    b.record(ok=True, latency_ms=1500)  # no permit: counted in the current state, as before
+    assert b.state is BreakerState.CLOSED
+
+
 def test_breaker_opens_on_slow_calls_even_when_they_succeed():
     b = CircuitBreaker("m", BREAKER, now=FakeClock())
     for latency in (100, 1200, 100, 1000):
