@@ -32,48 +32,59 @@ import json
 import random
 import socket
 import struct
-from dataclasses import asdict, dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
 
-TOXIC_TYPES = ("latency", "timeout", "reset", "error", "bandwidth", "tokens")
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from router.yaml_safe import validation_problems
+
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
-@dataclass
-class Toxic:
-    type: str
+ToxicType = Literal["latency", "timeout", "reset", "error", "bandwidth", "tokens"]
+
+
+class Toxic(BaseModel):
+    """One toxic as the admin API takes it, checked once on arrival (unknown fields, types and
+    ranges refused with the field's name)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ToxicType
     name: str = ""
-    probability: float = 1.0
-    models: list[str] = field(default_factory=list)
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    timeout_ms: float = 0.0
-    status: int = 503
-    rate_kbps: float = 0.0
-    factor: float = 1.0
-    hits: int = 0
+    probability: float = Field(1.0, ge=0.0, le=1.0)
+    models: list[str] = Field(default_factory=list)
+    latency_ms: float = Field(0.0, ge=0.0)
+    jitter_ms: float = Field(0.0, ge=0.0)
+    timeout_ms: float = Field(0.0, ge=0.0)
+    status: int = Field(503, ge=100, le=599)  # an HTTP status
+    rate_kbps: float = Field(0.0, ge=0.0)
+    factor: float = Field(1.0, gt=0.0)
+    _hits: int = PrivateAttr(default=0)
 
     @classmethod
-    def parse(cls, data: dict, n: int) -> Toxic:
+    def parse(cls, data: object, n: int) -> Toxic:
+        """The toxic of an admin request; an unnamed one is called ``<type>-<n>``."""
         if not isinstance(data, dict):
             raise ValueError("a toxic is a JSON object")
-        known = {f for f in cls.__dataclass_fields__ if f != "hits"}
-        extra = sorted(set(data) - known)
-        if extra:
-            raise ValueError(f"unknown field(s) {extra}; valid: {sorted(known)}")
-        t = cls(**data)
-        if t.type not in TOXIC_TYPES:
-            raise ValueError(f"type {t.type!r}; valid: {', '.join(TOXIC_TYPES)}")
-        if not 0.0 <= float(t.probability) <= 1.0:
-            raise ValueError("probability must be within 0..1")
-        if min(t.latency_ms, t.jitter_ms, t.timeout_ms, t.rate_kbps) < 0:
-            raise ValueError("durations and rates must be >= 0")
-        if not float(t.factor) > 0:
-            raise ValueError("factor must be > 0")
-        if not 100 <= int(t.status) <= 599:
-            raise ValueError("status must be an HTTP status (100..599)")
+        try:
+            t = cls.model_validate(data)
+        except ValidationError as exc:
+            raise ValueError("; ".join(validation_problems(exc, "toxic", cls))) from None
         t.name = t.name or f"{t.type}-{n}"
         return t
+
+    @property
+    def hits(self) -> int:
+        """How often the toxic applied."""
+        return self._hits
+
+    def hit(self) -> None:
+        self._hits += 1
+
+    def to_dict(self) -> dict:
+        return {**self.model_dump(), "hits": self._hits}
 
     def applies(self, model: str | None, rng: random.Random) -> bool:
         if self.models and model not in self.models:
@@ -107,7 +118,7 @@ class Proxy:
     async def handle_tcp(self, reader, writer) -> None:
         self.stats["connections"] += 1
         for t in self.active(None):
-            t.hits += 1
+            t.hit()
             if await _cut(reader, writer, t):
                 return
         try:
@@ -125,7 +136,7 @@ class Proxy:
                         elif t.type == "reset" and outbound and t.applies(None, self.rng):
                             # a pooled connection breaks too: a database that goes away does
                             # not wait for the client to reconnect (per request chunk)
-                            t.hits += 1
+                            t.hit()
                             _reset(writer)
                             up_w.close()
                             return
@@ -156,7 +167,7 @@ class Proxy:
                 status = None
                 factor = 1.0
                 for t in self.active(model):
-                    t.hits += 1
+                    t.hit()
                     if await _cut(reader, writer, t):
                         return
                     if t.type == "error":
@@ -231,13 +242,13 @@ class Proxy:
 
     def admin(self, method: str, path: str, body: bytes) -> tuple[int, object]:
         if path == "/toxics" and method == "GET":
-            return 200, [asdict(t) for t in self.toxics.values()]
+            return 200, [t.to_dict() for t in self.toxics.values()]
         if path == "/toxics" and method == "POST":
             try:
                 t = self.add(json.loads(body or b"{}"))
             except (ValueError, TypeError) as exc:
                 return 400, {"error": str(exc)}
-            return 201, asdict(t)
+            return 201, t.to_dict()
         if path == "/toxics" and method == "DELETE":
             n = len(self.toxics)
             self.toxics.clear()
