@@ -20,10 +20,8 @@ import json
 import logging
 import math
 import os
-import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +175,7 @@ class _State:
 
     def __init__(self, s: ServiceSettings) -> None:
         from live.metrics import ServiceMetrics
+        from live.route_batching import RouteBatcher
         from live.writer import TelemetryWriter
         from router.config import UpstreamConfig, load_config
         from router.engine import Router
@@ -194,7 +193,7 @@ class _State:
         self.config = config
         toggle = toggle_from_env() if s.toggle == "env" else resolve_toggle(s.toggle)
         self.router = Router(config, semantic=s.semantic, toggle=toggle)
-        self.route_lock = threading.Lock()
+        self.batcher = RouteBatcher(self.router)
         self.upstream = upstream_from_config(config)
         self.plane = ExecutionPlane(config, self.upstream, on_breaker_event=self._on_breaker)
         self.breaker_events: list[dict] = []
@@ -385,21 +384,12 @@ def create_app(settings: ServiceSettings | None = None, *, state: bool = True) -
 
         assert st is not None
         texts = [q.text for q in items]
-        qids = None
-        if any(q.query_id for q in items):
-            qids = _complete_ids(st.router, texts, [q.query_id for q in items])
+        qids = _complete_ids(st.router, texts, [q.query_id for q in items])
         tenants = None
         if any(q.tenant for q in items):
             tenants = [q.tenant or "default" for q in items]
-        try:
-            with st.route_lock:
-                return st.router.route_batch(
-                    texts,
-                    query_ids=qids,
-                    ts=datetime.now(UTC),
-                    run_id=run_id or st.run_id,
-                    tenants=tenants,
-                )
+        try:  # with the requests that arrive meanwhile, in one route_batch (live.route_batching)
+            return st.batcher.route(texts, qids, tenants, run_id or st.run_id)
         except InvalidQueryError as exc:  # the message names rows and query ids, never text
             raise _Unprocessable(str(exc)) from None
 

@@ -272,3 +272,48 @@ def test_schemathesis_contract(service):
             case.call_and_validate()
 
         check()
+
+
+def test_requests_that_arrive_together_are_routed_together_with_their_own_answers():
+    """While one batch is routed, the requests that arrive wait and the next one routes them in a
+    single route_batch call; each gets the decisions it would get alone, and an invalid one fails
+    alone (live.route_batching)."""
+    from live.route_batching import RouteBatcher
+    from router.config import load_config
+    from router.engine import InvalidQueryError, Router
+
+    router = Router(load_config(None))
+    jobs = [([f"explain tcp vs udp in {i} words", "hi"], [f"q{i}a", f"q{i}b"]) for i in range(6)]
+
+    def queued_then_routed(jobs) -> tuple[RouteBatcher, list]:
+        import threading
+
+        batcher = RouteBatcher(router)
+        out: list = [None] * len(jobs)
+
+        def submit(i: int) -> None:
+            try:
+                out[i] = batcher.route(jobs[i][0], jobs[i][1], None, "run-x")
+            except InvalidQueryError as exc:
+                out[i] = exc
+
+        batcher._route_lock.acquire()  # a batch is being routed: the others queue meanwhile
+        threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(jobs))]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(batcher._pending) < len(jobs) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        batcher._route_lock.release()
+        for t in threads:
+            t.join(10)
+        return batcher, out
+
+    batcher, out = queued_then_routed(jobs)
+    assert batcher.calls == 1
+    for (texts, qids), got in zip(jobs, out, strict=True):
+        alone = router.route_batch(texts, query_ids=qids, run_id="run-x")
+        assert got.drop_columns(["ts"]).to_pylist() == alone.drop_columns(["ts"]).to_pylist()
+    batcher, out = queued_then_routed([*jobs, ([" "], ["bad"])])
+    assert isinstance(out[-1], InvalidQueryError)  # the shared call failed: each alone
+    assert all(got.num_rows == 2 for got in out[:-1])
