@@ -26,3 +26,23 @@ def refused_document(
     assert str(path) in message
     assert not out.exists()
     return message
+
+
+def text_lists(samples: list[str], *, max_chars: int, max_size: int):
+    """Hypothesis strategy: batches mixing known texts with arbitrary non-blank unicode."""
+    from hypothesis import strategies as st
+
+    one = st.one_of(
+        st.sampled_from(samples),
+        st.text(min_size=1, max_size=max_chars).filter(lambda s: s.strip()),
+    )
+    return st.lists(one, min_size=1, max_size=max_size)
+
+
+def assert_batch_matches_single(router, texts: list[str], ts, run_id: str = "prop") -> None:
+    """``route_batch`` decides every row exactly as ``route`` decides it alone."""
+    qids = [f"q{i}" for i in range(len(texts))]
+    table = router.route_batch(texts, query_ids=qids, ts=ts, run_id=run_id)
+    for i, text in enumerate(texts):
+        single = router.route(text, query_id=qids[i], ts=ts, run_id=run_id)
+        assert table.slice(i, 1).to_pylist()[0] == single.to_dict() | {"ts": ts}

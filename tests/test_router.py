@@ -15,8 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import yaml
+from helpers import assert_batch_matches_single, text_lists
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from router.config import ConfigError, default_config_path, load_config
 from router.decision import (
@@ -292,11 +292,11 @@ def test_service_intents_are_detected_first(hybrid, text, domain):
 
 
 def test_router_accuracy_on_the_hand_written_dev_set(hybrid, rules):
-    """A quality bar, not a snapshot. With the fitted head (fitted on real prompts, not on this
-    set): 58-59/69 levels and 6-7 downgrades hybrid, 56/69 rule-only (the exemplar-only router
-    measured 65/69 and 52/69 here, but rank correlation 0.35 on unseen real sources; README:
-    router calibration). The downgrades are agent-building requests (no labelled agent traffic)
-    and short general requests the head places with voice commands."""
+    """A quality bar, not a snapshot. With the fitted ordinal head (fitted on real prompts, not on
+    this set): 61/69 levels, 65/69 domains and 4 downgrades hybrid; 56/69 levels rule-only (the
+    exemplar-only router measured 65/69 and 52/69 here, but rank correlation 0.35 on unseen real
+    sources; README: router calibration). The level and domain floors are back at 0.85; the
+    downgrade floor is 0.06 (the earlier 0.05 would allow 3)."""
 
     def score(router):
         t = router.route_batch([q["text"] for q in DEV], ts=TS).to_pylist()
@@ -311,20 +311,13 @@ def test_router_accuracy_on_the_hand_written_dev_set(hybrid, rules):
         return lv_ok / n, dom_ok / n, down / n
 
     lv, dom, down = score(hybrid)
-    assert lv >= 0.8 and dom >= 0.85 and down <= 0.12, (lv, dom, down)
+    assert lv >= 0.85 and dom >= 0.85 and down <= 0.06, (lv, dom, down)
     lv, dom, _ = score(rules)
     assert lv >= 0.75 and dom >= 0.85, (lv, dom)
 
 
 # --- determinism and route == route_batch ---------------------------------------------------
-texts_strategy = st.lists(
-    st.one_of(
-        st.sampled_from([q["text"] for q in DEV]),
-        st.text(min_size=1, max_size=200).filter(lambda s: s.strip()),
-    ),
-    min_size=1,
-    max_size=12,
-)
+texts_strategy = text_lists([q["text"] for q in DEV], max_chars=200, max_size=12)
 
 
 @settings(
@@ -332,7 +325,7 @@ texts_strategy = st.lists(
 )
 @given(texts=texts_strategy)
 def test_route_batch_equals_route_for_every_row_rule_only(rules, texts):
-    _assert_batch_matches_single(rules, texts)
+    assert_batch_matches_single(rules, texts, TS)
 
 
 @settings(
@@ -340,15 +333,7 @@ def test_route_batch_equals_route_for_every_row_rule_only(rules, texts):
 )
 @given(texts=texts_strategy)
 def test_route_batch_equals_route_for_every_row_hybrid(hybrid, texts):
-    _assert_batch_matches_single(hybrid, texts)
-
-
-def _assert_batch_matches_single(router, texts):
-    qids = [f"q{i}" for i in range(len(texts))]
-    table = router.route_batch(texts, query_ids=qids, ts=TS, run_id="prop")
-    for i, text in enumerate(texts):
-        single = router.route(text, query_id=qids[i], ts=TS, run_id="prop")
-        assert table.slice(i, 1).to_pylist()[0] == single.to_dict() | {"ts": TS}
+    assert_batch_matches_single(hybrid, texts, TS)
 
 
 _SUBPROCESS = """

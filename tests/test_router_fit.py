@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers import assert_batch_matches_single, text_lists
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from router.config import ConfigError, default_config_path, load_config
 from router.engine import Router
@@ -118,13 +118,8 @@ def test_margin_half_embeds_everything_and_rule_only_embeds_nothing(fitted, tmp_
     assert all("LEVEL_FROM_RULES" in c.split(",") for c in codes)
 
 
-texts_strategy = st.lists(
-    st.one_of(
-        st.sampled_from([r["text"] for r in _labelled(seed=4, per_level=6)]),
-        st.text(min_size=1, max_size=120).filter(lambda s: s.strip()),
-    ),
-    min_size=1,
-    max_size=10,
+texts_strategy = text_lists(
+    [r["text"] for r in _labelled(seed=4, per_level=6)], max_chars=120, max_size=10
 )
 
 
@@ -133,11 +128,7 @@ texts_strategy = st.lists(
 )
 @given(texts=texts_strategy)
 def test_route_batch_equals_route_with_the_cascade(fitted_router, texts):
-    qids = [f"q{i}" for i in range(len(texts))]
-    table = fitted_router.route_batch(texts, query_ids=qids, ts=TS, run_id="p")
-    for i, text in enumerate(texts):
-        single = fitted_router.route(text, query_id=qids[i], ts=TS, run_id="p")
-        assert table.slice(i, 1).to_pylist()[0] == single.to_dict() | {"ts": TS}
+    assert_batch_matches_single(fitted_router, texts, TS)
 
 
 def test_a_fresh_router_in_another_process_decides_bit_for_bit(fitted, fitted_router, tmp_path):
