@@ -415,13 +415,19 @@ def read_journal(path: str | Path) -> dict[str, Any]:
 # What both drill engines derive from a ``drills.probes.DrillRecord`` once the drill is over.
 
 
-def detection(rec: DrillRecord, preferred_rules: Sequence[str] = ()) -> Detection:
-    """The first alert fired at or after the first fault — a rule the guarantees name first."""
+def detection(rec: DrillRecord, guarantees: Sequence[Any] = ()) -> Detection:
+    """The first alert fired at or after the first fault — first a rule that a detection
+    guarantee (``alert_fired``, ``detected_before_sla``) of the scenario names."""
     if not rec.faults:
         return Detection.none()
     start = rec.faults[0].start_s
     fired = [a for a in rec.alerts if a.kind == "fired" and a.offset_s >= start]
-    pick = next((a for r in preferred_rules for a in fired if a.rule == r), None)
+    preferred = [
+        g.params.get("rule")
+        for g in guarantees
+        if g.check in ("alert_fired", "detected_before_sla")
+    ]
+    pick = next((a for r in preferred for a in fired if a.rule == r), None)
     if pick is None and fired:
         pick = fired[0]
     if pick is None:

@@ -342,11 +342,6 @@ class _Drill:
         impact = jr.impact(
             rec, queries=len(system.traffic), upstream_calls=system.upstream.total_calls
         )
-        preferred = [
-            g.params.get("rule")
-            for g in sc.guarantees
-            if g.check in ("alert_fired", "detected_before_sla")
-        ]
         events = self.events.in_order()
         config = system.config
         return jr.Journal(
@@ -386,7 +381,7 @@ class _Drill:
             events=events,
             metrics=rec.metrics,
             impact=impact,
-            detection=jr.detection(rec, preferred),
+            detection=jr.detection(rec, sc.guarantees),
             mitigation=jr.mitigation(rec, events, impact),
             timeline_markers=jr.outage_markers(rec),
             alerts=jr.engine_firings(system.engine.firings(), rec),

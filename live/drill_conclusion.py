@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from drills import journal as jr
+from drills.verification import evaluate_guarantees, resilience_score
 from live.drill_support import (
     MINUTE,
 )
@@ -154,9 +155,8 @@ class Conclusion:
                     bucket.append(jr.ProbeResult(
                         probe=s.probe, window=_dur(s.window), tolerance=s.tolerance.to_dict(),
                         value=_num(v), ok=s.tolerance.ok(v), params=s.params, at=self.iso(at)))  # fmt: skip
-        guarantees = _guarantees(sc, rec, status)
-        total = sum(g.weight for g in guarantees)
-        score = sum(g.weight for g in guarantees if g.verdict == "passed") / total if total else 0
+        guarantees = evaluate_guarantees(sc, rec, status)
+        score = resilience_score(guarantees)
         self.event("drill_finished", end_v, status=status, resilience_score=score)
         outcomes = df["outcome"].value_counts() if len(df) else pd.Series(dtype=int)
         unanswered = [i for i, (s, d) in self.results.items() if d is None]
@@ -174,17 +174,7 @@ class Conclusion:
             extra_cost_usd=0.0, latency_p95_ms_before=None, latency_p95_ms_during=None,
             latency_p95_ms_after=None, misconfigured_decisions=0,
         )  # fmt: skip
-        fired = [a for a in rec.alerts if a.kind == "fired" and first is not None
-                 and a.offset_s >= first]  # fmt: skip
-        detection = (
-            jr.Detection(
-                alert=fired[0].rule,
-                fired_at=self.iso(fired[0].offset_s),
-                time_to_detect_s=fired[0].offset_s - first,
-            )  # fmt: skip
-            if fired
-            else jr.Detection.none()
-        )
+        detection = jr.detection(rec, sc.guarantees)
         journal = jr.Journal(
             run_id=self.run_id, name=sc.name, title=sc.title, description=sc.description,
             tags=[*sc.tags, "live"], failure_mode=getattr(sc, "failure_mode", None),
@@ -292,32 +282,6 @@ class Conclusion:
         s.missing_ids = len(mine - stored)
         s.missing_sample = sorted(mine - stored)[:5]
         s.unexpected_ids = len(stored - mine)
-
-
-def _guarantees(sc, rec, status: str) -> list[jr.GuaranteeResult]:
-    """The scenario's checks on the live record, as the virtual runner evaluates them."""
-    from drills.probes import CheckOutcome
-
-    out = []
-    for g in sc.guarantees:
-        check = g.build()
-        try:
-            if status != "completed":
-                raise RuntimeError(f"not evaluated: the drill {status}")
-            o = check.evaluate(rec)
-            verdict = "passed" if o.passed else "failed"
-        except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
-            o = CheckOutcome(False, g.check, {}, str(exc)[:300])
-            verdict = "error"
-        out.append(
-            jr.GuaranteeResult(
-                id=g.id, check=g.check, params=g.params, expected=g.expect,
-                expected_text=o.expected_text, actual=o.actual, actual_text=o.actual_text,
-                verdict=verdict, weight=g.weight, evidence=o.evidence,
-                title=g.title,
-            )
-        )  # fmt: skip
-    return out
 
 
 def _firing_at(alerts: list, t: float) -> list[str]:
