@@ -32,7 +32,6 @@ from reports.postmortem_facts import (
     cost_change,
     drill_verdict,
     fault_tiers,
-    find_markers,
     outcomes,
     rows_lost,
     summarise,
@@ -45,6 +44,7 @@ from reports.postmortem_text import (
     parse_duration,
     share_text,
 )
+from reports.postmortem_timeline import find_markers
 from reports.render import parse_ts, render_to
 
 __all__ = [
