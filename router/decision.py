@@ -7,11 +7,17 @@ telemetry store are keyed on it, so old rows stay interpretable.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 DECISION_SCHEMA_VERSION = "1.0.0"
 
@@ -145,6 +151,21 @@ def decision_id_for(run_id: str, query_id: str) -> str:
 
 def split_reasons(value: str | None) -> list[str]:
     return [c for c in (value or "").split(REASON_SEPARATOR) if c]
+
+
+def has_reason_code(reason_codes: pd.Series | Iterable[str | None], code: str) -> np.ndarray:
+    """Rows whose reason codes hold ``code`` exactly (split on ``REASON_SEPARATOR``; a code that
+    merely contains ``code`` does not match). Categorical columns are checked per category."""
+    import numpy as np
+    import pandas as pd
+
+    s = reason_codes if isinstance(reason_codes, pd.Series) else pd.Series(list(reason_codes))
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        hit = [code in split_reasons(str(c)) for c in s.cat.categories] + [False]
+        return np.asarray(hit, dtype=bool)[s.cat.codes.to_numpy()]
+    sep = REASON_SEPARATOR
+    framed = sep + s.astype("str") + sep
+    return (framed.str.contains(sep + code + sep, regex=False) & s.notna()).to_numpy(bool)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from router import policy
 from router.config import RouterConfig
-from router.decision import LEVELS, ReasonCode
+from router.decision import LEVELS, ReasonCode, has_reason_code
 from router.policy import LEVEL_NAMES, levels_from_scores
 
 __all__ = ["LEVEL_NAMES", "levels_from_scores", "redecide"]
@@ -47,12 +47,7 @@ def redecide(stored: pd.DataFrame, old: RouterConfig, new: RouterConfig) -> pd.D
     model, override = policy.choose_models(routed, domain, new)
     est = policy.estimates(model, routed, in_tokens, new)
     style = policy.execution_styles(routed, domain, new)
-    truncated = (
-        stored["reason_codes"]
-        .astype(str)
-        .str.contains(ReasonCode.INPUT_TRUNCATED.code, regex=False)
-        .to_numpy()
-    )
+    truncated = has_reason_code(stored["reason_codes"], ReasonCode.INPUT_TRUNCATED.code)
     conf_c = policy.complexity_confidence(dist, new.borderline_band, disagree, cc)
     dom_conf = stored["domain_confidence"].to_numpy(dtype=float)
     conf_m = policy.model_fit_confidence(dom_conf, override, upscaled, service, cc)

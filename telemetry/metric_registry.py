@@ -32,7 +32,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from router.decision import DOMAINS, LEVELS, REASON_SEPARATOR, Outcome, ReasonCode, split_reasons
+from router.decision import (  # noqa: F401 - has_reason_code is part of this module's interface
+    DOMAINS,
+    LEVELS,
+    REASON_SEPARATOR,
+    Outcome,
+    ReasonCode,
+    has_reason_code,
+)
 
 # ----------------------------------------------------------------------------- shared constants
 
@@ -43,18 +50,6 @@ CALLED_OUTCOMES: tuple[str, ...] = (Outcome.OK, Outcome.FALLBACK, Outcome.ERROR,
 """Outcomes of rows that reached a model, so their actual latency is a model's latency."""
 MISCONFIGURED_CODE = ReasonCode.EXECUTION_MODE_INVALID.code
 FALLBACK_CODE = ReasonCode.FALLBACK_SAME_TIER.code
-
-
-def has_reason_code(reason_codes: pd.Series | Iterable[str | None], code: str) -> np.ndarray:
-    """Rows whose reason codes hold ``code`` exactly (split on ``REASON_SEPARATOR``; a code that
-    merely contains ``code`` does not match). Categorical columns are checked per category."""
-    s = reason_codes if isinstance(reason_codes, pd.Series) else pd.Series(list(reason_codes))
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        hit = [code in split_reasons(str(c)) for c in s.cat.categories] + [False]
-        return np.asarray(hit, dtype=bool)[s.cat.codes.to_numpy()]
-    sep = REASON_SEPARATOR
-    framed = sep + s.astype("str") + sep
-    return (framed.str.contains(sep + code + sep, regex=False) & s.notna()).to_numpy(bool)
 
 
 def _isin(s: pd.Series, values: Sequence[str]) -> np.ndarray:
