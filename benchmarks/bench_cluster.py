@@ -1,7 +1,7 @@
 """Scale-out: the routing and writing of a week on a Dask LocalCluster with 1 and 2 workers.
 
-Measures decisions/s of `route_week_on_cluster` (the part that scales out; GX, replay and the
-verdict stay on the driver) for a hybrid corpus with a cold embedding store per run and for a
+Measures decisions/s of `route_week_on_cluster` inside a flow run, as a pilot runs it (the part
+that scales out; GX, replay and the verdict stay on the driver) for a hybrid corpus with a cold embedding store per run and for a
 rule-only corpus, plus the per-partition costs behind a throughput model for 10 and 100 workers.
 Writes go to a fresh PostgreSQL schema per run (the shared store a real cluster uses).
 """
@@ -50,7 +50,23 @@ def _drop(schema: str) -> None:
     eng.dispose()
 
 
+_WEEK: list = []
+"""The week being measured: a module global, not a flow parameter (Prefect records parameters)."""
+
+
 def _one(n_workers: int, week, semantic: bool, shard_rows: int) -> dict:
+    """One measurement inside a flow run, as a pilot runs it: each partition is a Prefect task
+    run through DaskTaskRunner, and the workers report to this process's Prefect API."""
+    from prefect import flow
+
+    _WEEK[:] = week
+    return flow(name="bench-cluster", persist_result=False)(_measure)(
+        n_workers, semantic, shard_rows
+    )
+
+
+def _measure(n_workers: int, semantic: bool, shard_rows: int) -> dict:
+    week = _WEEK
     from flows.cluster import (
         ClusterSpec,
         PartitionSpec,

@@ -1,8 +1,8 @@
 """Pilot weeks on a Dask cluster: day × shard partitions routed and written by the workers
 straight to the shared store; everything after routing runs unchanged on the driver.
 
-Each partition is a Prefect task run submitted through prefect-dask's ``DaskTaskRunner``, so the
-flow run in the Prefect UI shows every partition with its state. The workers report to the
+Inside the pilot's flow run each partition is a Prefect task run submitted through prefect-dask's
+``DaskTaskRunner``, so the flow run in the Prefect UI shows every partition with its state. The workers report to the
 driver's Prefect API: a LocalCluster's workers are started with the driver's API URL (also the
 temporary server's, which otherwise each worker would start for itself and lose); workers on
 other machines need ``PREFECT_API_URL`` of a real ``prefect server start`` (README). Dask
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
@@ -242,30 +243,54 @@ def _partition_task():
     )
 
 
-def route_week_on_cluster(
-    client, spec: PartitionSpec, days, shard_rows: int, progress
-) -> tuple[list[DayResult], int]:
-    """Submit every day × shard as a Prefect task run through ``DaskTaskRunner`` on the
-    client's scheduler, gather in order; returns per-day results and the partition count. A
-    partition whose worker dies is rescheduled by Dask (the store keeps one copy); one that
-    raises is retried by Prefect."""
-    from distributed import as_completed
+@contextmanager
+def _partition_submitter(client):
+    """How a partition is submitted: inside a flow run, as a Prefect task run of that flow run
+    (prefect-dask's ``DaskTaskRunner`` on the client's scheduler; a partition that raises is
+    retried by Prefect); outside one (library calls, tests of the scheduling itself) as a plain
+    Dask task, since there is no flow run to record it in and the workers would each start a
+    temporary Prefect server of their own. Yields ``submit(params) -> (dask future, result)``."""
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:
+
+        def plain(params: dict):
+            fut = client.submit(route_partition, **params, pure=False, retries=2)
+            return fut, fut.result
+
+        yield plain
+        return
     from prefect_dask import DaskTaskRunner
 
     route = _partition_task()
-    futures = []
-    order: list[date] = []
     with DaskTaskRunner(address=client.scheduler.address) as runner:
+
+        def as_task_run(params: dict):
+            fut = runner.submit(route, parameters=params)
+            return fut.wrapped_future, fut.result
+
+        yield as_task_run
+
+
+def route_week_on_cluster(
+    client, spec: PartitionSpec, days, shard_rows: int, progress
+) -> tuple[list[DayResult], int]:
+    """Submit every day × shard (see ``_partition_submitter``), gather in order; returns per-day
+    results and the partition count. A partition whose worker dies is rescheduled by Dask (the
+    store keeps one copy)."""
+    from distributed import as_completed
+
+    submitted = []
+    order: list[date] = []
+    with _partition_submitter(client) as submit:
         for day, table in days:
             order.append(day)
             for a in range(0, max(table.num_rows, 1), shard_rows):
                 params = {"spec": spec, "day": day, "ipc": _ipc(table.slice(a, shard_rows))}
-                futures.append((day, runner.submit(route, parameters=params)))
-        done = 0
-        for _ in as_completed([f.wrapped_future for _, f in futures]):
-            done += 1
-            progress(done, len(futures))
+                submitted.append((day, *submit(params)))
+        for done, _ in enumerate(as_completed([f for _, f, _ in submitted]), start=1):
+            progress(done, len(submitted))
         by_day: dict[date, list[DayResult]] = {}
-        for day, fut in futures:
-            by_day.setdefault(day, []).append(fut.result())
-    return [merge_shards(by_day[d]) for d in order], len(futures)
+        for day, _, result in submitted:
+            by_day.setdefault(day, []).append(result())
+    return [merge_shards(by_day[d]) for d in order], len(submitted)

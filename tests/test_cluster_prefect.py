@@ -76,29 +76,72 @@ def _corpus(path: Path) -> Path:
     return write_corpus(t, path)
 
 
+def _completed_partitions(api: str) -> int:
+    try:
+        runs = httpx.post(
+            api + "/task_runs/filter",
+            json={"task_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}, "limit": 200},
+            timeout=5,
+        ).json()
+    except httpx.HTTPError:
+        return 0
+    return sum(r["name"].startswith("route-partition") for r in runs)
+
+
+def _kill_a_worker_mid_week(harness: subprocess.Popen, api: str) -> int:
+    """Once two partitions are done, SIGKILL one Dask worker process of the pilot (a child of
+    its LocalCluster); returns the pid killed."""
+    import psutil
+
+    deadline = time.monotonic() + 300
+    while _completed_partitions(api) < 2:
+        assert harness.poll() is None, "the pilot ended before a worker could be killed"
+        assert time.monotonic() < deadline, "no partition completed in 300 s"
+        time.sleep(0.2)
+    workers = [
+        p
+        for p in psutil.Process(harness.pid).children(recursive=True)
+        if "multiprocessing" in " ".join(p.cmdline())
+        and "resource_tracker" not in " ".join(p.cmdline())
+    ]
+    assert len(workers) == 2, [" ".join(p.cmdline())[:80] for p in workers]
+    workers[0].kill()
+    return workers[0].pid
+
+
 def test_each_partition_is_a_prefect_task_run_on_a_real_server(
     prefect_server, postgres_url, tmp_path
 ):
+    """...and a worker killed mid-week loses nothing: Dask reruns its partition's task run on
+    the other worker, the store keeps one copy of each decision, every task run completes."""
     api, home = prefect_server
     corpus = _corpus(tmp_path / "c.parquet")
     env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(home)}
-    res = subprocess.run(
+    harness = subprocess.Popen(
         [HARNESS, "pilot", "run", "--corpus", str(corpus), "--days", "2", "--rule-only"]
         + ["--db", postgres_url, "--out", str(tmp_path / "out"), "--cluster", "local:2"]
-        + ["--shard-rows", "250", "--json"],
+        + ["--shard-rows", "100", "--json"],
         env=env,
         cwd=tmp_path,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
     )
-    assert res.returncode in (0, 2, 3), res.stderr[-3000:]
+    try:
+        killed = _kill_a_worker_mid_week(harness, api)
+        stdout, stderr = harness.communicate(timeout=600)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+    assert killed
+    assert harness.returncode in (0, 2, 3), stderr[-3000:]
+    res = subprocess.CompletedProcess(harness.args, harness.returncode, stdout, stderr)
     out = json.loads(res.stdout)
     ev = json.loads(Path(out["evidence"]).read_text())
     assert ev["execution"]["engine"] == "dask" and ev["execution"]["workers"] == 2
     partitions = ev["execution"]["partitions"]
-    assert partitions >= 6
-    assert ev["telemetry"]["rows"] == ev["corpus_summary"]["in_window"]
+    assert partitions >= 14
+    assert ev["telemetry"]["rows"] == ev["corpus_summary"]["in_window"]  # nothing lost or twice
     assert all(q["success"] for q in ev["quality"])  # GX suite on the cluster's telemetry
     assert ev["determinism"]["sample"] > 0 and ev["determinism"]["mismatched"] == 0
 
