@@ -183,3 +183,38 @@ def test_telemetry_store_partial_outage_live_spools_and_loses_nothing(tmp_path, 
     assert j["impact"]["telemetry_rows"] == j["impact"]["decisions"] == j["impact"]["queries"]
     assert [f["description"].startswith("reset toxic") for f in j["faults"]] == [True, True]
     assert _pids_mentioning(str(tmp_path)) == []
+
+
+# Two more drills, each at the fastest setting that holds every guarantee on a loaded machine
+# (README, Live mode; latency-regression is not here: its early warning needs 200 queries per
+# virtual minute, and at the 40 req/s that takes at 10x this machine's load adds ~100 ms to the
+# interactive p95 before any fault): (scenario, time scale, wall qps).
+SLOWER_DRILLS = [
+    pytest.param("upstream-latency-spike", 15, 20, id="upstream-latency-spike"),
+    pytest.param("cost-spike", 20, 40, id="cost-spike"),
+]
+
+
+@pytest.mark.parametrize(("scenario", "scale", "qps"), SLOWER_DRILLS)
+def test_slower_live_drills_hold_every_guarantee(tmp_path, scenario, scale, qps):
+    """upstream-latency-spike: the +4 s spike is real (not scaled), so a breaker learns of it 4 s
+    of wall time after its calls went out; at 15x the alert pages within 2 virtual minutes and
+    every large-tier breaker is open at once (rejects) inside the 10 virtual minutes of the fault,
+    and no in-flight slow call re-opens a breaker after the rollback (router.breaker.Permit).
+    cost-spike: 120 queries per virtual minute keep the per-minute cost per query above the
+    alert's threshold for its `for: 2m` during the fault (at 60 it dipped below)."""
+    result = run_live(scenario, out=tmp_path, time_scale=scale, qps=qps)
+    j = result.journal.to_dict()
+    failed = [(g["id"], g["actual_text"]) for g in j["guarantees"] if g["verdict"] != "passed"]
+    assert result.exit_code == 0, failed
+    assert j["mode"] == "live" and j["status"] == "completed"
+    assert j["impact"]["decisions"] == j["impact"]["queries"] == j["impact"]["telemetry_rows"]
+    evaluator = j["router"]["alert_evaluator"]
+    assert evaluator["name"] == _expected_evaluator()
+    assert "fault_on" in [e["kind"] for e in j["events"]]
+    fired = {e["detail"]["rule"] for e in j["events"] if e["kind"] == "alert_fired"}
+    if scenario == "upstream-latency-spike":
+        assert j["impact"]["rejected"] > 0 and "execution_p95_latency_high" in fired
+    else:
+        assert "cost_per_query_high" in fired
+    assert _pids_mentioning(str(tmp_path)) == []
