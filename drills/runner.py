@@ -50,6 +50,7 @@ from drills.verification import (
     resilience_score,
 )
 from drills.wiring import wire
+from telemetry.exit_codes import ExitCode
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,8 @@ class DrillResult:
     def exit_code(self) -> int:
         """0 every guarantee held; 2 a guarantee failed or the drill aborted; 1 an error."""
         if self.journal.status in ("failed", "interrupted"):
-            return 1
-        return 0 if self.passed else 2
+            return ExitCode.ERROR
+        return ExitCode.OK if self.passed else ExitCode.FAILED_CHECK
 
     def summary(self) -> dict[str, Any]:
         j = self.journal

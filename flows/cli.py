@@ -9,6 +9,7 @@ import logging
 import typer
 
 from flows.commands import alerts, corpus, demo, drill, pilot, report, route, serve, telemetry
+from telemetry.exit_codes import ExitCode
 
 app = typer.Typer(
     name="harness",
@@ -102,9 +103,6 @@ def _flags_take_no_value() -> None:
 
 _flags_take_no_value()
 
-EX_USAGE = 64
-"""A mistyped flag or missing argument: never 2, which CI gates read as no-go."""
-
 
 def _is(exc: BaseException, name: str) -> bool:
     """Typer vendors its own copy of Click: match its exception classes by name."""
@@ -119,17 +117,17 @@ def main() -> None:
         code = app(standalone_mode=False)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except Exception as exc:
         if _is(exc, "NoArgsIsHelpError"):
             exc.show()  # type: ignore[attr-defined]
-            sys.exit(0)
+            sys.exit(ExitCode.OK)
         if _is(exc, "UsageError"):
             exc.show()  # type: ignore[attr-defined]
-            sys.exit(EX_USAGE)
+            sys.exit(ExitCode.USAGE)
         if _is(exc, "Abort"):
             print("aborted", file=sys.stderr)
-            sys.exit(130)
+            sys.exit(ExitCode.INTERRUPTED)
         raise
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_INTERRUPTED = 130
+from telemetry.exit_codes import ExitCode
+
 _cleanup_dirs: set[Path] = set()
 
 
@@ -82,7 +83,7 @@ def _handler(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
     for d in list(_cleanup_dirs):
         shutil.rmtree(d, ignore_errors=True)
     terminate_descendants()
-    os._exit(EXIT_INTERRUPTED)
+    os._exit(ExitCode.INTERRUPTED)
 
 
 def install() -> None:

@@ -17,33 +17,19 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import asdict, dataclass
-from enum import IntEnum
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from telemetry.exit_codes import VERDICT_EXIT, ExitCode  # noqa: F401 - the verdict's exit codes
 from telemetry.metric_registry import format_value as format_number
 from telemetry.stats import queries_to_settle
 
 COMPARATORS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 STATUSES = ("pass", "fail", "inconclusive", "not_applicable")
 VERDICTS = ("go", "no-go", "inconclusive")
-
-
-class ExitCode(IntEnum):
-    """The CLI's contract with CI: usage errors never share a code with a verdict."""
-
-    OK = 0
-    GO = 0
-    ERROR = 1
-    NO_GO = 2
-    INCONCLUSIVE = 3
-    USAGE = 64
-
-
-VERDICT_EXIT = {"go": ExitCode.GO, "no-go": ExitCode.NO_GO, "inconclusive": ExitCode.INCONCLUSIVE}
 
 
 class ReadinessError(ValueError):

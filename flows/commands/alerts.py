@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from flows.commands.common import console, fail
 from flows.commands.tables import print_records
+from telemetry.exit_codes import ExitCode
 
 app = typer.Typer(
     help="Alert rules: list them, run their unit tests, export them to Grafana.",
@@ -27,12 +28,6 @@ ContextOption = Annotated[
 ]
 
 
-def _fail(console: Console, exc: Exception, code: int = 1) -> typer.Exit:
-    """Invalid input is an error (1); 2 means a check failed, as everywhere in the harness."""
-    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
 def _check_context(context: str) -> None:
     if context not in ("pilot", "drill"):
         raise typer.BadParameter(f"{context!r}; valid: pilot, drill", param_hint="--context")
@@ -44,11 +39,10 @@ def list_rules(rules: RulesOption = None, context: ContextOption = "pilot") -> N
     from telemetry.alerts import AlertRulesError, format_duration, load_rules
 
     _check_context(context)
-    console = Console()
     try:
         loaded = load_rules(rules)
     except AlertRulesError as exc:
-        raise _fail(console, exc) from None
+        fail(str(exc))
     rows = []
     for r in loaded:
         if not r.applies(context):
@@ -87,13 +81,12 @@ def test_rules(
     invalid file."""
     from telemetry.alerts import AlertRulesError, RuleTestReport, run_rule_tests
 
-    console = Console()
     report = RuleTestReport([])
     try:
         for p in paths or [None]:
             report.cases += run_rule_tests(p).cases
     except AlertRulesError as exc:
-        raise _fail(console, exc, code=1) from None
+        fail(str(exc))
     print_records(
         console,
         "alert rule tests",
@@ -130,7 +123,7 @@ def test_rules(
         console.print(f"JUnit: {junit}", markup=False, soft_wrap=True)
     failed = len(report.failures)
     console.print(f"{len(report.cases) - failed} passed, {failed} failed")
-    raise typer.Exit(0 if report.passed else 2)  # a failed rule test is a failed check
+    raise typer.Exit(ExitCode.OK if report.passed else ExitCode.FAILED_CHECK)
 
 
 @app.command("export")
@@ -172,7 +165,6 @@ def export(
         load_rules,
     )
 
-    console = Console()
     if grafana is None and prometheus is None:
         from flows.commands.common import fail
 
@@ -182,7 +174,7 @@ def export(
     try:
         loaded = load_rules(rules)
     except AlertRulesError as exc:
-        raise _fail(console, exc) from None
+        fail(str(exc))
     if grafana is not None:
         ctx = context or "pilot"
         path = export_grafana(
@@ -201,7 +193,7 @@ def export(
         try:
             path, tests, skipped = export_prometheus(prometheus, loaded, context=ctx)
         except (OSError, AlertRulesError) as exc:
-            raise _fail(console, exc, code=1) from None
+            fail(str(exc))
         n = len(loaded) - len(skipped)
         console.print(f"wrote {n} Prometheus alerting rules ({ctx}) to {path}")
         for t in tests:

@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from flows.commands.common import console, err_console, fail
+
 app = typer.Typer(
     help="Generate a synthetic query corpus or validate one (quarantine report).",
     no_args_is_help=True,
@@ -25,21 +27,6 @@ class CorpusFormat(StrEnum):
     parquet = "parquet"
     csv = "csv"
     jsonl = "jsonl"
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    # soft_wrap: an error stays one line however narrow the terminal (or pipe) is
-    return Console(stderr=stderr, soft_wrap=stderr)
-
-
-def _error(message: object, code: int = 1) -> typer.Exit:
-    """Print one ``error:`` line (markup-escaped: paths and patterns hold '[') and exit."""
-    from rich.markup import escape
-
-    _console(stderr=True).print(f"[red]error:[/red] {escape(str(message))}")
-    return typer.Exit(code)
 
 
 @app.command("generate")
@@ -75,8 +62,7 @@ def generate(
 
     from data.generate import write_generated_corpus
 
-    console = _console()
-    err = _console(stderr=True)
+    err = err_console
     t0 = time.perf_counter()
     try:
         with Progress(
@@ -100,9 +86,9 @@ def generate(
                 progress=lambda rows: progress.update(task, completed=rows),
             )
     except (ValueError, OverflowError) as exc:  # --days 10000000 / --start 9999-12-31
-        raise _error(exc if isinstance(exc, ValueError) else _overflow(start, days)) from None
+        fail(str(exc if isinstance(exc, ValueError) else _overflow(start, days)))
     except OSError as exc:
-        raise _error(f"cannot write {out}: {exc.strerror or exc}") from None
+        fail(f"cannot write {out}: {exc.strerror or exc}")
     elapsed = time.perf_counter() - t0
 
     path = result.path
@@ -178,8 +164,8 @@ def validate(
 
     from data.corpus import CorpusError, load_corpus, read_quarantine
 
-    console = _console(stderr=as_json)  # with --json, people read stderr and tools stdout
-    err = _console(stderr=True)
+    people = err_console if as_json else console  # with --json, people read stderr, tools stdout
+    err = err_console
     try:
         with Progress(
             SpinnerColumn(),
@@ -206,11 +192,11 @@ def validate(
                     summary = replace(summary, quarantine_path=None)
                 sample = read_quarantine(corpus.quarantine_path).slice(0, _SAMPLE_QUARANTINE_ROWS)
     except CorpusError as exc:
-        raise _error(exc) from None
+        fail(str(exc))
     except OSError as exc:  # e.g. --quarantine in a read-only folder
-        raise _error(f"cannot write {exc.filename or quarantine}: {exc.strerror or exc}") from None
+        fail(f"cannot write {exc.filename or quarantine}: {exc.strerror or exc}")
 
-    console.print(summary)
+    people.print(summary)
     if sample.num_rows:
         rows = Table(title=f"first {sample.num_rows} quarantined rows (text not shown)")
         for col in ("row_number", "query_id", "reason", "detail"):
@@ -222,11 +208,11 @@ def validate(
                 r["reason"],
                 escape(r["detail"]),
             )
-        console.print(rows)
+        people.print(rows)
     if quarantine is not None:
-        console.print(f"quarantine file: {quarantine} ({summary.quarantined:,} rows)")
+        people.print(f"quarantine file: {quarantine} ({summary.quarantined:,} rows)")
     elif summary.quarantined:
-        console.print("pass --quarantine FILE to keep the quarantined rows")
+        people.print("pass --quarantine FILE to keep the quarantined rows")
     if as_json:
         import json
 

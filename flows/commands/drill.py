@@ -21,8 +21,19 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from flows.commands.common import DbOption, JsonOption, quiet_injected_faults
+from flows.commands.common import (
+    DbOption,
+    JsonOption,
+    err_console,
+    fail,
+    quiet_injected_faults,
+)
 from flows.commands.tables import print_records, print_wrapped
+from telemetry.exit_codes import ExitCode
+
+# People's output: this command group's own console, because with --json it is pointed at stderr
+# for the command (stdout carries one JSON document) and must not move the shared one.
+console = Console(highlight=False)
 
 app = typer.Typer(
     help="Incident fire drills: faults on a virtual clock, guarantees checked, journal written.",
@@ -31,8 +42,6 @@ app = typer.Typer(
 
 # Everything wraps at the terminal width (80 columns in CI logs); paths and ids are moved to the
 # next line whole, never split (print_wrapped), so they can be copied.
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
 
 JunitOption = Annotated[
     Path | None,
@@ -55,13 +64,6 @@ PrefectOption = Annotated[
 ]
 
 VERDICT_STYLE = {"passed": "green", "failed": "red", "error": "yellow"}
-
-
-def _fail(message: str) -> typer.Exit:
-    from rich.markup import escape
-
-    err_console.print(f"[red]error:[/red] {escape(message)}")  # patterns like [a-z] print as is
-    return typer.Exit(1)
 
 
 @app.command("list")
@@ -130,7 +132,7 @@ def validate(
 
         console.file = None
         print(json.dumps({"valid": valid, "files": results}))
-    raise typer.Exit(0 if valid else 1)
+    raise typer.Exit(ExitCode.OK if valid else ExitCode.ERROR)
 
 
 def _print_validation(results: list[dict]) -> None:
@@ -246,12 +248,15 @@ def run(
     try:
         sc = load_scenario(scenario)
     except ScenarioError as exc:
-        raise _fail("invalid scenario:\n  " + "\n  ".join(exc.problems)) from None
+        print_wrapped(err_console, Text.assemble(("error:", "red"), " invalid scenario:"), 0)
+        for problem in exc.problems:  # wrapped at the terminal width, the file path whole
+            print_wrapped(err_console, Text(problem), 2)
+        raise typer.Exit(ExitCode.ERROR) from None
     if dry_run:
         _print_plan(sc, qps)
         return
     if target is not None and not live:
-        raise _fail("--target needs --live")
+        fail("--target needs --live")
     _to_stderr(as_json)
     if live:
         result = _run_live(sc, out, target, proxy_admin, time_scale, qps, db, evaluator)
@@ -353,7 +358,8 @@ def suite(
             )
     _ci_outputs(journals, rows, junit, as_json)
     codes = [r.get("exit_code", 1) for r in rows]
-    raise typer.Exit(1 if 1 in codes else (2 if 2 in codes else 0))
+    worst = (ExitCode.ERROR, ExitCode.FAILED_CHECK)
+    raise typer.Exit(next((c for c in worst if c in codes), ExitCode.OK))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -424,7 +430,7 @@ def _run_with_progress(
                 progress=lambda done, total: progress.update(task, completed=done / 60),
             )
         except (TelemetryError, ValueError) as exc:
-            raise _fail(str(exc)) from None
+            fail(str(exc))
 
 
 def _run_live(sc, out, target, proxy_admin, time_scale, qps, db, evaluator="auto") -> Any:
@@ -448,7 +454,7 @@ def _run_live(sc, out, target, proxy_admin, time_scale, qps, db, evaluator="auto
             evaluator=evaluator,
         )
     except (LiveDrillError, ProcessStartError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
 
 
 def _print_plan(sc: Any, qps: float | None) -> None:

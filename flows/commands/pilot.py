@@ -1,7 +1,7 @@
 """`harness pilot ...`: run a decision-only pilot week, re-render or recompute its report,
 calibrate thresholds from its stored scores, compare two runs.
 
-Exit codes (telemetry.readiness.ExitCode): 0 go / ok, 1 error, 2 no-go, 3 inconclusive.
+Exit codes (telemetry.exit_codes.ExitCode): 0 go / ok, 1 error, 2 no-go, 3 inconclusive.
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from flows.commands.common import (
     fail,
     quiet_prefect_tracebacks,
 )
-from telemetry.readiness import ExitCode
+from telemetry.exit_codes import VERDICT_EXIT, ExitCode
 
 app = typer.Typer(
     help="Decision-only pilot weeks: replay a corpus, get a go / no-go / inconclusive verdict.",
     no_args_is_help=True,
 )
 
-EXIT_GO, EXIT_ERROR, EXIT_NO_GO, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 STATUS_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "not_applicable": "dim"}
 VERDICT_STYLE = {"go": "green", "no-go": "red", "inconclusive": "yellow"}
 
@@ -91,22 +90,22 @@ def run(
     try:
         check_series(series)
     except RunIdentityError as exc:
-        fail(str(exc), EXIT_ERROR)
+        fail(str(exc), ExitCode.ERROR)
     if start is not None:
         from datetime import date
 
         try:
             date.fromisoformat(start)
         except ValueError:
-            fail(f"--start {start!r} is not a date (YYYY-MM-DD)", EXIT_ERROR)
+            fail(f"--start {start!r} is not a date (YYYY-MM-DD)", ExitCode.ERROR)
     if out.exists() and not out.is_dir():
-        fail(f"--out {out} is a file; give a folder for the reports", EXIT_ERROR)
+        fail(f"--out {out} is a file; give a folder for the reports", ExitCode.ERROR)
     try:
         detect_format(corpus, fmt)
     except CorpusError as exc:
-        fail(str(exc), EXIT_ERROR)
+        fail(str(exc), ExitCode.ERROR)
     if not corpus.is_file():
-        fail(f"corpus file not found: {corpus}", EXIT_ERROR)
+        fail(f"corpus file not found: {corpus}", ExitCode.ERROR)
     for label, path in (("config", config), ("compare config", compare_config)):
         if path is not None:
             try:
@@ -114,7 +113,7 @@ def run(
 
                 load_config(path)
             except ConfigError as exc:
-                fail(f"{label}: {exc}", EXIT_ERROR)
+                fail(f"{label}: {exc}", ExitCode.ERROR)
     try:
         from flows import interrupt
         from flows.pilot import pilot_week
@@ -145,7 +144,7 @@ def run(
         HarnessTelemetryError,
         ShadowTargetError,
     ) as exc:
-        fail(str(exc), EXIT_ERROR)
+        fail(str(exc), ExitCode.ERROR)
     _finish(outcome, as_json)
 
 
@@ -187,7 +186,7 @@ def report(
         else:
             outcome = rerender_pilot_report(run_id, out=out, db=db)
     except (LookupError, ValueError, StoreUnavailableError) as exc:  # evidence errors: ValueError
-        fail(str(exc), EXIT_ERROR)
+        fail(str(exc), ExitCode.ERROR)
     _finish(outcome, as_json)
 
 
@@ -213,13 +212,13 @@ def calibrate(
     from flows.calibrate import CalibrationError, run_calibration
 
     if out.exists() and out.is_dir():
-        fail(f"--out {out} is a folder; give a file name such as candidate.yaml", EXIT_ERROR)
+        fail(f"--out {out} is a folder; give a file name such as candidate.yaml", ExitCode.ERROR)
     try:
         result, page = run_calibration(
             run_id, out=out, db=db, config=str(config) if config else None, reports_out=reports_out
         )
     except CalibrationError as exc:
-        fail(str(exc), EXIT_ERROR)
+        fail(str(exc), ExitCode.ERROR)
     target = err_console if as_json else console
     for name, p in (("current", result["current"]), ("proposed", result["proposed"])):
         if p is None:
@@ -244,7 +243,7 @@ def calibrate(
                 }
             )
         )
-    raise typer.Exit(EXIT_GO if result["proposed"] else EXIT_NO_GO)
+    raise typer.Exit(ExitCode.GO if result["proposed"] else ExitCode.NO_GO)
 
 
 @app.command("compare")
@@ -273,7 +272,7 @@ def compare(
             run_a, run_b, db=db, out=out, tolerance=tolerance, min_points=min_points
         )
     except (LookupError, ValueError, StoreUnavailableError) as exc:
-        fail(str(exc), EXIT_ERROR)
+        fail(str(exc), ExitCode.ERROR)
     target = err_console if as_json else console
     for m in result["metrics"]:
         flag = " (harmful)" if m["harmful"] else ""
@@ -282,7 +281,9 @@ def compare(
     target.print(f"report: {page}", markup=False, soft_wrap=True)
     if as_json:
         print(json.dumps({**result, "report_html": str(page)}))
-    raise typer.Exit({"pass": 0, "fail": 2}.get(result["result"], 3))
+    raise typer.Exit(
+        {"pass": ExitCode.OK, "fail": ExitCode.NO_GO}.get(result["result"], ExitCode.INCONCLUSIVE)
+    )
 
 
 def _finish(outcome: dict, as_json: bool) -> None:
@@ -293,13 +294,7 @@ def _finish(outcome: dict, as_json: bool) -> None:
         print(json.dumps(outcome, default=str))
     else:
         _print_outcome(outcome, console)
-    raise typer.Exit(
-        int(
-            {"go": ExitCode.GO, "no-go": ExitCode.NO_GO}.get(
-                outcome["verdict"], ExitCode.INCONCLUSIVE
-            )
-        )
-    )
+    raise typer.Exit(VERDICT_EXIT.get(outcome["verdict"], ExitCode.INCONCLUSIVE))
 
 
 def _fmt_interval(c: dict) -> str:

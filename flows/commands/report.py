@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from flows.commands.common import console, err_console, fail
+from telemetry.exit_codes import ExitCode
 
 app = typer.Typer(
     help="Reports: drill postmortems, the Failure Modes & Guarantees page, the site index.",
@@ -95,7 +96,7 @@ def index(out: OutOption = DEFAULT_OUT) -> None:
         fail(f"--out {out} is not a folder: build a report into it first")
     path = _refresh_index(out)
     if path is None:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.ERROR)
     console.print(str(path), highlight=False, soft_wrap=True)
 
 

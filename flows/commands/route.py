@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from flows.commands.common import console, fail
+from telemetry.exit_codes import ExitCode
 
 
 def route(
@@ -142,7 +143,7 @@ def _route_file(router, file: Path, out: Path, run_id: str | None) -> None:
         console.print(f"[yellow]{len(bad)} lines not routed:[/yellow]")
         for line in bad[:20]:
             console.print(f"  {escape(line)}", soft_wrap=True)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.ERROR)
 
 
 def _print_explanation(ex) -> None:

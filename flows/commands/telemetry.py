@@ -14,18 +14,20 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from flows.commands.common import DbOption
+from flows.commands.common import DbOption, fail
+from telemetry.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from telemetry.store import TelemetryStore
+
+# soft_wrap: a store URL or spool path is never folded into two lines (they are copied)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     help="Telemetry store: drain the local spool, prune, export a run, list runs.",
     no_args_is_help=True,
 )
-
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
 SpoolOption = Annotated[
     Path | None,
@@ -38,13 +40,6 @@ SpoolOption = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    from rich.markup import escape
-
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
-
-
 @contextmanager
 def _store(db: str | None, spool_dir: Path | None = None) -> Iterator[TelemetryStore]:
     """Open the store; any telemetry error becomes a clear message and exit code 1."""
@@ -54,11 +49,11 @@ def _store(db: str | None, spool_dir: Path | None = None) -> Iterator[TelemetryS
     try:
         store = TelemetryStore(db, spool_dir=spool_dir)
     except TelemetryError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
     try:
         yield store
     except TelemetryError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
     finally:
         store.close()
 
@@ -76,13 +71,13 @@ def drain(db: DbOption = None, spool_dir: SpoolOption = None) -> None:
         for path in result.corrupt_files:
             err_console.print(f"[yellow]unreadable spool file kept aside:[/yellow] {path}")
         if not result.complete:
-            raise _fail(
+            fail(
                 f"{result.files_remaining} file(s) / {result.rows_remaining} rows still spooled "
                 f"in {store.spool.directory}: store refused them (kind={result.error_kind}); "
                 "run `harness telemetry drain` again when it is back"
             )
         if result.corrupt_files:
-            raise typer.Exit(code=1)
+            raise typer.Exit(ExitCode.ERROR)
 
 
 @app.command()
@@ -109,7 +104,7 @@ def export(
 ) -> None:
     """Export one run's decisions to a parquet file."""
     if out.suffix != ".parquet":
-        raise _fail(f"--out {out} must end in .parquet")
+        fail(f"--out {out} must end in .parquet")
     with _store(db) as store:
         rows = store.export_parquet(run, out)
         console.print(f"exported {rows} decisions of run {run!r} to {out}", highlight=False)
