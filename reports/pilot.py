@@ -1,9 +1,10 @@
 """The pilot report: one evidence document in, ``report.html`` + ``report.md`` out.
 
 The evidence (``<out>/<run_id>/evidence.json``, written by the pilot flow; the contract is
-/tmp/pilot_evidence_contract.md and ``PilotEvidence`` below) is validated once, up front: a
-missing or malformed key raises ``PilotEvidenceError`` naming the key path and the evidence
-file, and a "go" verdict next to a failed criterion is refused. After that the builder trusts
+docs/evidence.md and its one model ``telemetry.evidence_model.PilotEvidence``) is validated
+once, up front: a missing, renamed or malformed key raises ``PilotEvidenceError`` naming the
+key path and the evidence file, evidence of another version is refused saying which, and a
+"go" verdict next to a failed criterion is refused. After that the builder trusts
 its input; templates only lay out the facts computed here.
 """
 
@@ -14,21 +15,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
-
-from pydantic import (
-    AfterValidator,
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    model_validator,
-)
 
 from reports.documents import load_document, page_folder, validate_document
 from reports.render import is_missing, parse_ts, render_to
 from router.decision import LEVELS
+from telemetry.evidence_model import (
+    EVIDENCE_VERSION,
+    CriterionRow,
+    EvidenceVersionError,
+    MetricsRow,
+    PilotEvidence,
+    parse_evidence,
+)
 
 LEVEL_NAMES = tuple(lv.value for lv in LEVELS)
 
@@ -40,360 +40,12 @@ RATE_MIN_QUERIES = 50
 """Hours with fewer queries are not judged on their borderline / upscale rate, as in the rate
 alert rules (``min_queries: 50`` in telemetry/alert_rules.yaml): 3 of 4 is not a 75 % trend."""
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
 
 class PilotEvidenceError(ValueError):
     """Evidence that cannot be reported on; the message names the file and every bad key."""
 
 
-# --------------------------------------------------------------------------- evidence schema
-
-
-def _iso(value: str) -> str:
-    parse_ts(value)  # raises ValueError: "Invalid isoformat string"
-    return value
-
-
-def _run_id(value: str) -> str:
-    if not _RUN_ID.match(value):
-        raise ValueError(
-            "must be usable as a folder name: letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit"
-        )
-    return value
-
-
-IsoTime = Annotated[str, AfterValidator(_iso)]
-RunId = Annotated[str, AfterValidator(_run_id)]
-Rate = float | None
-"""A measured number; None (JSON null) or NaN means "not measured" and is shown as such."""
-
-
-class _Part(BaseModel):
-    # Extra keys are kept: the flow may add facts before the templates learn to show them.
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class Window(_Part):
-    start: IsoTime
-    end: IsoTime
-    days: int | None = None
-
-
-class CorpusInfo(_Part):
-    name: str
-    format: str | None = None
-
-
-class RouterInfo(_Part):
-    config_hash: str
-    router_version: str | None = None
-    semantic: bool | None = None
-    decision_schema_version: str | None = None
-
-
-class CriterionRow(_Part):
-    id: str
-    description: str
-    threshold: str
-    measured: str
-    value: Rate = None
-    n: int
-    ci_low: Rate = None
-    ci_high: Rate = None
-    method: str = ""
-    status: Literal["pass", "fail", "inconclusive", "not_applicable"]
-    severity: Literal["critical", "advisory"]
-    reason: str = ""
-    more_queries: int | None = None
-    unit: str = "ratio"
-
-
-class CorpusSummary(_Part):
-    rows: int
-    accepted: int
-    quarantined: int
-    by_reason: dict[str, int]
-    rows_per_day: dict[str, int] = Field(default_factory=dict)
-
-
-class TelemetryInfo(_Part):
-    db: str | None = None
-    rows: int
-    written: int | None = None
-    spooled: int = 0
-    drained: int = 0
-    duplicates: int = 0
-
-
-class MetricsRow(_Part):
-    bucket: IsoTime
-    queries: int
-    borderline_rate: Rate
-    upscale_rate: Rate
-    confidence_mean: Rate
-    confidence_median: Rate
-    confidence_drop_pct: Rate
-    latency_estimate_p95_ms: Rate
-    cost_per_query_usd: Rate
-
-
-class LevelCount(_Part):
-    day: IsoTime
-    level: str
-    count: int
-
-
-class ModelCount(_Part):
-    day: IsoTime
-    model: str
-    count: int
-
-
-class Histogram(_Part):
-    edges: list[float] = Field(min_length=2)
-    per_day: dict[str, list[float]]
-
-    @model_validator(mode="after")
-    def _bins_match_edges(self) -> Histogram:
-        bins = len(self.edges) - 1
-        for day, counts in self.per_day.items():
-            if len(counts) != bins:
-                raise ValueError(
-                    f"per_day[{day!r}] has {len(counts)} counts; {len(self.edges)} edges "
-                    f"need {bins}"
-                )
-        return self
-
-
-class Thresholds(_Part):
-    borderline_rate: float
-    upscale_rate: float
-    confidence_median: float
-    confidence_drop_pct: float
-    latency_p95_ms: float
-
-
-class CostDay(_Part):
-    day: IsoTime
-    router_usd: float
-    all_largest_usd: float
-    served_usd: Rate = None
-
-
-class Cost(_Part):
-    per_day: list[CostDay]
-    total_router_usd: float
-    total_all_largest_usd: float
-    total_served_usd: Rate = None
-    baseline_model: str
-
-
-class BacktestRow(_Part):
-    """One rule of the back-test. Also accepts the column names of
-    ``telemetry.alerts.backtest`` (first_firing, min, median, p95, max, condition)."""
-
-    rule: str
-    metric: str | None = None
-    comparator: str | None = None
-    threshold: Rate = None
-    condition: str | None = None
-    severity: str | None = None
-    firings: int
-    first_fired: IsoTime | None = Field(
-        default=None, validation_alias=AliasChoices("first_fired", "first_firing")
-    )
-    last_fired: IsoTime | None = Field(
-        default=None, validation_alias=AliasChoices("last_fired", "last_firing")
-    )
-    noisy: bool
-    slack: bool
-    suggested_threshold: Rate = None
-    observed_min: Rate = Field(default=None, validation_alias=AliasChoices("observed_min", "min"))
-    observed_median: Rate = Field(
-        default=None, validation_alias=AliasChoices("observed_median", "median")
-    )
-    observed_p95: Rate = Field(default=None, validation_alias=AliasChoices("observed_p95", "p95"))
-    observed_max: Rate = Field(default=None, validation_alias=AliasChoices("observed_max", "max"))
-
-    @property
-    def rule_condition(self) -> str:
-        """ "metric > threshold" for people, from whichever fields the flow provided."""
-        if self.comparator and not is_missing(self.threshold):
-            return f"{self.metric or ''} {self.comparator} {self.threshold:g}".strip()
-        return self.condition or ""
-
-
-class Firing(_Part):
-    rule: str
-    severity: str | None = None
-    start: IsoTime
-    end: IsoTime | None = None
-
-
-class Alerts(_Part):
-    backtest: list[BacktestRow]
-    firings: list[Firing]
-
-
-class QualityDay(_Part):
-    day: IsoTime
-    success: bool
-    evaluated: int
-    successful: int
-    failed: list[Any] = Field(default_factory=list)
-    data_docs: str | None = None
-
-
-class Determinism(_Part):
-    sample: int
-    matched: int
-    mismatched: int
-    rate: Rate
-
-
-class Matrix(_Part):
-    levels: list[str]
-    matrix: list[list[float]]
-
-    @model_validator(mode="after")
-    def _square(self) -> Matrix:
-        n = len(self.levels)
-        if self.matrix and (len(self.matrix) != n or any(len(r) != n for r in self.matrix)):
-            raise ValueError(f"matrix must be {n} x {n} (one row and column per level) or empty")
-        return self
-
-
-class Flips(_Part):
-    upgrades: int
-    downgrades: int
-    upgrade_rate: float = 0.0
-    downgrade_rate: float = 0.0
-
-
-class ConfigChange(_Part):
-    path: str
-    baseline: Any = None
-    candidate: Any = None
-
-
-class CandidateVerdict(_Part):
-    config_hash: str
-    verdict: Literal["go", "no-go", "inconclusive"]
-    verdict_reason: str = ""
-    criteria: list[CriterionRow]
-
-
-class PairedTestRow(_Part):
-    metric: str
-    baseline: Rate = None
-    candidate: Rate = None
-    difference: Rate = None
-    ci_low: Rate = None
-    ci_high: Rate = None
-    p_value: Rate = None
-    method: str
-    n: int
-    significant: bool
-    conclusion: str
-
-
-class ChangedDecision(_Part):
-    query_id: str
-    query_hash: str | None = None
-    direction: str
-    baseline_level: str
-    candidate_level: str
-    baseline_model: str
-    candidate_model: str
-    cost_delta_usd: float
-
-
-class Comparison(_Part):
-    candidate_config_hash: str
-    matched: int
-    mismatched: int
-    transition: Matrix
-    cost_delta_usd: float
-    latency_delta_ms_mean: float
-    mismatch_reasons: dict[str, int] = Field(default_factory=dict)
-    mismatch_by_field: dict[str, int] = Field(default_factory=dict)
-    flips: Flips
-    config_diff: list[ConfigChange]
-    candidate: CandidateVerdict
-    transition_by_domain: dict[str, Matrix] = Field(default_factory=dict)
-    paired_tests: list[PairedTestRow] = Field(default_factory=list)
-    changed: list[ChangedDecision] = Field(default_factory=list)
-    changed_total: int = 0
-
-
-class Served(_Part):
-    router_usd: float
-    served_usd: float
-
-
-class Labelled(_Part):
-    rows: int
-    confusion: Matrix
-    level_accuracy: Rate
-    downgrade_rate: Rate
-    overpay_rate: Rate = None
-    per_domain_accuracy: dict[str, float] = Field(default_factory=dict)
-    domain_accuracy: Rate = None
-    served: Served | None = None
-
-
-class PilotEvidence(_Part):
-    """The pilot flow's evidence document. Required keys have no default."""
-
-    kind: Literal["pilot"] = "pilot"
-    run_id: RunId
-    created_at: IsoTime
-    corpus: CorpusInfo
-    window: Window
-    router: RouterInfo
-    verdict: Literal["go", "no-go", "inconclusive"]
-    verdict_reason: str = ""
-    criteria: list[CriterionRow] = Field(min_length=1)
-    corpus_summary: CorpusSummary
-    telemetry: TelemetryInfo
-    metrics_hourly: list[MetricsRow]
-    metrics_daily: list[MetricsRow]
-    routing_mix: list[LevelCount]
-    model_mix: list[ModelCount]
-    confidence_histogram: Histogram
-    thresholds: Thresholds
-    cost: Cost
-    alerts: Alerts
-    quality: list[QualityDay]
-    determinism: Determinism
-    comparison: Comparison | None = None
-    labelled: Labelled | None = None
-    warnings: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _verdict_agrees_with_criteria(self) -> PilotEvidence:
-        expected = verdict_of(self.criteria)
-        if self.verdict != expected:
-            states = ", ".join(
-                f"{c.id}={c.status}" for c in self.criteria if c.severity == "critical"
-            )
-            raise ValueError(
-                f"verdict is {self.verdict!r} but the critical criteria ({states}) make it "
-                f"{expected!r}"
-            )
-        return self
-
-
-def verdict_of(criteria: list[CriterionRow]) -> str:
-    """The verdict rule (telemetry/readiness.py), re-checked so a tampered document is refused."""
-    critical = [c.status for c in criteria if c.severity == "critical"]
-    if "fail" in critical:
-        return "no-go"
-    if "inconclusive" in critical:
-        return "inconclusive"
-    return "go"
+# ------------------------------------------------------------------------ evidence loading
 
 
 def validate_evidence(data: Any, source: str = "evidence") -> PilotEvidence:
@@ -402,9 +54,10 @@ def validate_evidence(data: Any, source: str = "evidence") -> PilotEvidence:
         data,
         source,
         what="pilot evidence",
-        invalid="is not a valid evidence document",
-        parse=PilotEvidence.model_validate,
+        invalid=f"is not a valid evidence document (version {EVIDENCE_VERSION})",
+        parse=parse_evidence,
         error=PilotEvidenceError,
+        refused=(EvidenceVersionError,),
     )
 
 

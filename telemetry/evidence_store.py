@@ -30,11 +30,15 @@ def _canonical(evidence: dict) -> str:
 
 
 def save_evidence(store: TelemetryStore, evidence: dict) -> None:
-    """Insert or replace the run's evidence (a rerun of the same run id replaces its own)."""
+    """Insert or replace the run's evidence (a rerun of the same run id replaces its own),
+    validated first against ``telemetry.evidence_model`` (docs/evidence.md)."""
+    from telemetry.evidence_model import parse_evidence
+
+    parse_evidence(evidence)
     body = _canonical(evidence)
     values = {
         "run_id": evidence["run_id"],
-        "evidence_version": str(evidence.get("evidence_version", "1")),
+        "evidence_version": str(evidence["evidence_version"]),
         "verdict": evidence["verdict"],
         "sha256": hashlib.sha256(body.encode()).hexdigest(),
         "created_at": datetime.now(UTC),
@@ -47,7 +51,9 @@ def save_evidence(store: TelemetryStore, evidence: dict) -> None:
 
 def load_evidence(store: TelemetryStore, run_id: str) -> dict:
     """The stored evidence, verified against its checksum; ``EvidenceError`` when absent or
-    corrupted (never a partial document)."""
+    corrupted (never a partial document). Not validated here: a recompute still compares with
+    evidence of an older version; rendering it (``reports.pilot.load_evidence``) refuses it,
+    naming its version."""
     with store._connect() as conn:
         row = (
             conn.execute(sa.select(run_evidence).where(run_evidence.c.run_id == run_id))

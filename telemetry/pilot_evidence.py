@@ -1,7 +1,9 @@
 """Turn a pilot week's telemetry into the evidence document the reports render (evidence.json).
 
 Pure functions over pandas frames, so the report can be rebuilt from stored telemetry
-(`harness pilot report RUN_ID`) exactly as the flow built it.
+(`harness pilot report RUN_ID`) exactly as the flow built it. The document's contract is
+``telemetry.evidence_model.PilotEvidence`` (docs/evidence.md); ``write_evidence`` validates
+through it, so nothing is written that a reader would refuse.
 """
 
 from __future__ import annotations
@@ -20,12 +22,9 @@ import pandas as pd
 from router.config import RouterConfig
 from router.decision import LEVELS
 from telemetry import stats
+from telemetry.evidence_model import EVIDENCE_VERSION, parse_evidence
 from telemetry.metric_registry import METRICS
 from telemetry.readiness import Measurement, Verdict
-
-EVIDENCE_VERSION = "2"
-"""Bumped when a section changes meaning; stored evidence of another version is re-rendered only
-after validation by the report's model."""
 
 # Columns the pilot keeps per decision for week-level analysis (small: no ids but query_id).
 SLIM_COLUMNS = (
@@ -454,8 +453,12 @@ def build_evidence(
         "evidence_version": EVIDENCE_VERSION,
         "run_id": run_id,
         "created_at": now_iso(),
-        "identity": identity or {},
-        "execution": execution or {"engine": "local"},
+        "identity": identity or None,
+        "execution": {
+            "engine": "local",
+            **dict.fromkeys(("workers", "partitions", "address", "shard_rows")),
+            **(execution or {}),
+        },
         "corpus": corpus,
         "window": {
             "start": window[0].isoformat(),
@@ -498,12 +501,15 @@ def build_evidence(
         "comparison": comparison,
         "labelled": a.labelled,
         "warnings": warnings,
+        "timings": {},
     }
     return json_safe(evidence)
 
 
 def write_evidence(evidence: dict, run_dir: Path) -> Path:
-    """Atomic write of <run_dir>/evidence.json."""
+    """Validate against the contract (``ValidationError`` naming each bad key), then write
+    <run_dir>/evidence.json atomically."""
+    parse_evidence(evidence)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "evidence.json"
     tmp = path.with_suffix(".json.tmp")

@@ -46,3 +46,42 @@ def assert_batch_matches_single(router, texts: list[str], ts, run_id: str = "pro
     for i, text in enumerate(texts):
         single = router.route(text, query_id=qids[i], ts=ts, run_id=run_id)
         assert table.slice(i, 1).to_pylist()[0] == single.to_dict() | {"ts": ts}
+
+
+def contract_models(model: Any, namespace: Any, seen: dict | None = None) -> dict[str, Any]:
+    """Every pydantic model of ``namespace`` (a module) reachable from ``model`` through its
+    fields, by class name: the parts a contract document must list."""
+    import re
+
+    from pydantic import BaseModel
+
+    seen = {} if seen is None else seen
+    seen[model.__name__] = model
+    for field in model.model_fields.values():
+        for sub in re.findall(r"\b([A-Z]\w+)\b", repr(field.annotation)):
+            cls = getattr(namespace, sub, None)
+            if isinstance(cls, type) and issubclass(cls, BaseModel) and sub not in seen:
+                contract_models(cls, namespace, seen)
+    return seen
+
+
+def model_keys(model: Any) -> set[str]:
+    """The JSON keys of a model (its aliases where a key is a Python keyword, like ``for``)."""
+    return {f.alias or name for name, f in model.model_fields.items()}
+
+
+def documented_keys(text: str) -> dict[str, set[str]]:
+    """Model name -> keys in its table of a contract document (``### `path` — Model`` headings
+    over ``| `key` | ...`` rows), as in docs/journal.md and docs/evidence.md."""
+    import re
+
+    out: dict[str, set[str]] = {}
+    current = None
+    for line in text.splitlines():
+        heading = re.match(r"^### .* — (\w+)$", line)
+        if heading:
+            current = heading.group(1)
+            out[current] = set()
+        elif current and (key := re.match(r"^\| `(\w+)` \|", line)):
+            out[current].add(key.group(1))
+    return out

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from helpers import contract_models, documented_keys
 
 from drills import journal as jr
 from reports.postmortem import DrillJournalError, load_journal
@@ -20,34 +19,9 @@ DOC = ROOT / "docs" / "journal.md"
 SAMPLE = Path(__file__).parent / "data" / "journals" / "upstream-latency-spike-passed.json"
 
 
-def _models(model: type[BaseModel], seen: dict[str, type[BaseModel]]) -> dict[str, type[BaseModel]]:
-    """Every model reachable from ``model`` through its fields."""
-    seen[model.__name__] = model
-    for field in model.model_fields.values():
-        for sub in re.findall(r"\b([A-Z]\w+)\b", repr(field.annotation)):
-            cls = getattr(jr, sub, None)
-            if isinstance(cls, type) and issubclass(cls, BaseModel) and sub not in seen:
-                _models(cls, seen)
-    return seen
-
-
-def _documented(text: str) -> dict[str, set[str]]:
-    """Model name -> keys in its table in docs/journal.md."""
-    out: dict[str, set[str]] = {}
-    current = None
-    for line in text.splitlines():
-        heading = re.match(r"^### .* — (\w+)$", line)
-        if heading:
-            current = heading.group(1)
-            out[current] = set()
-        elif current and (key := re.match(r"^\| `(\w+)` \|", line)):
-            out[current].add(key.group(1))
-    return out
-
-
 def test_the_contract_document_lists_exactly_the_models_keys() -> None:
-    models = _models(jr.Journal, {})
-    documented = _documented(DOC.read_text(encoding="utf-8"))
+    models = contract_models(jr.Journal, jr)
+    documented = documented_keys(DOC.read_text(encoding="utf-8"))
     assert set(documented) == set(models)
     for name, model in models.items():
         assert documented[name] == set(model.model_fields), name
@@ -56,7 +30,7 @@ def test_the_contract_document_lists_exactly_the_models_keys() -> None:
 def test_the_contract_document_check_fails_when_a_key_is_renamed() -> None:
     """The check above can fail: a doc with one key renamed no longer matches."""
     text = DOC.read_text(encoding="utf-8").replace("| `extra_cost_usd` |", "| `extra_cost` |")
-    assert _documented(text)["Impact"] != set(jr.Impact.model_fields)
+    assert documented_keys(text)["Impact"] != set(jr.Impact.model_fields)
 
 
 def _sample() -> dict[str, Any]:

@@ -118,6 +118,15 @@ def test_pilot_week_runs_end_to_end_and_never_writes_the_canary(
     assert Path(outcome["report_html"]).exists() and Path(outcome["report_md"]).exists()
     assert (out / "index.html").exists()
     assert evidence["labelled"] is not None and evidence["labelled"]["downgrade_rate"] is not None
+    # What the writer wrote is what the one model reads and the report renders.
+    from reports.pilot import load_evidence
+    from telemetry.evidence_model import EVIDENCE_VERSION
+
+    read, _ = load_evidence(Path(outcome["evidence"]))
+    assert evidence["evidence_version"] == EVIDENCE_VERSION
+    assert read.telemetry.rows == evidence["telemetry"]["rows"]
+    assert read.verdict == outcome["verdict"]
+    assert [c.model_dump() for c in read.criteria] == evidence["criteria"]
 
     # The canary is in no file the run wrote (reports, evidence, quarantine, Data Docs, caches).
     # Parquet is compressed, so a byte scan cannot see into it: read those files' values.
@@ -198,6 +207,22 @@ def test_a_rebuilt_report_says_exactly_what_the_run_said(
         recompute_pilot_report("nope", out=tmp_path / "x", db=db)
     with pytest.raises(EvidenceError, match="no stored evidence"):
         rerender_pilot_report("nope", out=tmp_path / "x", db=db)
+    # Evidence stored by an earlier harness: one clear error naming its version.
+    import hashlib
+
+    from reports.pilot import PilotEvidenceError
+    from telemetry.evidence_store import _canonical
+
+    body = _canonical({**original, "evidence_version": "2"})
+    engine = sa.create_engine(db)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("update run_evidence set evidence = :b, sha256 = :h"),
+            {"b": body, "h": hashlib.sha256(body.encode()).hexdigest()},
+        )
+    engine.dispose()
+    with pytest.raises(PilotEvidenceError, match="evidence version '2'.*re-run the pilot"):
+        rerender_pilot_report(outcome["run_id"], out=tmp_path / "old", db=db)
     engine = sa.create_engine(db)
     with engine.begin() as conn:
         conn.execute(sa.text("update run_evidence set evidence = replace(evidence, 'go', 'og')"))

@@ -115,7 +115,7 @@ def test_comparison_and_labelled_sections_appear_only_when_present(built, eviden
     assert "## Candidate config comparison" in md and "## Labelled evaluation" in md
 
     evidence["comparison"] = None
-    del evidence["labelled"]  # an absent key means the same as null
+    evidence["labelled"] = None  # "not measured" is null; an absent key is refused
     paths = build_pilot_report(evidence, tmp_path, generated_at=GENERATED)
     page = paths.html.read_text(encoding="utf-8")
     md = paths.markdown.read_text(encoding="utf-8")
@@ -355,30 +355,46 @@ def test_index_of_an_empty_site_says_so(tmp_path):
     assert "No pilot run yet" in page and "No drill run yet" in page
 
 
-def test_backtest_rows_in_the_alert_engines_own_column_names_are_accepted(evidence, tmp_path):
-    evidence["alerts"]["backtest"] = [
-        {
-            "rule": "latency_estimate_p95_high",
-            "metric": "latency_estimate_p95_ms",
-            "condition": "latency_estimate_p95_ms > 200",
-            "severity": "warning",
-            "firings": 4,
-            "first_firing": "2026-11-17T14:00:00Z",
-            "last_firing": "2026-11-20T14:00:00Z",
-            "noisy": True,
-            "slack": False,
-            "suggested_threshold": 243.0,
-            "min": 136.0,
-            "median": 154.0,
-            "p95": 184.0,
-            "max": 220.0,
-        }
-    ]
+def test_backtest_rows_render_condition_times_and_observed_range(evidence, tmp_path):
+    row = evidence["alerts"]["backtest"][0]
+    row.update(
+        rule="latency_estimate_p95_high",
+        metric="latency_estimate_p95_ms",
+        comparator=">",
+        threshold=200.0,
+        severity="warning",
+        firings=4,
+        first_fired="2026-11-17T14:00:00Z",
+        last_fired="2026-11-20T14:00:00Z",
+        noisy=True,
+        slack=False,
+        suggested_threshold=243.0,
+        observed_min=136.0,
+        observed_median=154.0,
+        observed_p95=184.0,
+        observed_max=220.0,
+    )
+    evidence["alerts"]["backtest"] = [row]
     evidence["criteria"][-1].update(measured="1", value=1.0, status="fail")
     md = build_pilot_report(evidence, tmp_path).markdown.read_text("utf-8")
-    row = next(line for line in md.splitlines() if line.startswith("| `latency_estimate_p95"))
-    assert "latency_estimate_p95_ms &gt; 200" in row
-    assert "Tue 17 Nov 14:00" in row and "136 / 154 / 184 / 220" in row and "noisy" in row
+    row_md = next(line for line in md.splitlines() if line.startswith("| `latency_estimate_p95"))
+    assert "latency_estimate_p95_ms &gt; 200" in row_md
+    assert "Tue 17 Nov 14:00" in row_md and "136 / 154 / 184 / 220" in row_md
+    assert "noisy" in row_md
+
+
+def test_backtest_rows_in_the_alert_engines_own_column_names_are_refused(evidence):
+    """One spelling per key: the engine's columns (first_firing, min, ...) are translated by the
+    writer (``pilot_evidence.backtest_rows``), never accepted as a second name by the reader."""
+    row = evidence["alerts"]["backtest"][0]
+    row["first_firing"] = row.pop("first_fired")
+    row["min"] = row.pop("observed_min")
+    with pytest.raises(PilotEvidenceError) as err:
+        validate_evidence(evidence, "sample")
+    message = str(err.value)
+    assert "missing key 'alerts.backtest[0].first_fired'" in message
+    assert "missing key 'alerts.backtest[0].observed_min'" in message
+    assert "key 'alerts.backtest[0].first_firing'" in message
 
 
 # ----------------------------------------------------------------- pilot report visuals
