@@ -9,10 +9,17 @@ required, ``null`` only where the writer writes it, unknown keys refused with th
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+
+from telemetry.comparison import ComparisonResult
+from telemetry.labels import LabelledResult
+from telemetry.pilot_run import CorpusFacts, TelemetryFacts
+from telemetry.readiness import CriterionResult
+from telemetry.run_identity import RunIdentity
 
 EVIDENCE_KIND = "pilot"
 EVIDENCE_VERSION = "3"
@@ -57,21 +64,6 @@ class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class Identity(_Part):
-    """``telemetry.run_identity.RunIdentity``: what makes two runs the same run."""
-
-    series: str
-    window: list[IsoTime] = Field(min_length=2, max_length=2)
-    config_hash: str
-    semantic: bool
-    candidate_config_hash: str | None
-    corpus_fingerprint: str
-    corpus_rows: int
-    database: str
-    target: str | None
-    run_id: RunId
-
-
 class Execution(_Part):
     engine: Literal["local", "dask"]
     workers: int | None
@@ -98,50 +90,41 @@ class RouterInfo(_Part):
     decision_schema_version: str
 
 
-class CriterionRow(_Part):
-    """``telemetry.readiness.CriterionResult``."""
-
-    id: str
-    description: str
-    severity: Literal["critical", "advisory"]
-    threshold: str
-    threshold_value: float
-    comparator: str
-    unit: str
-    measured: str
-    value: Rate
-    n: int
-    ci_low: Rate
-    ci_high: Rate
-    method: str
-    status: Status
-    reason: str
-    more_queries: int | None
+def _mirror(source: type, name: str, doc: str, **refined: Any) -> Any:
+    """A strict model with exactly the fields of the writer's dataclass ``source``, each one
+    required: the dataclass is the one definition of the keys (a field renamed there is renamed
+    here, and the contract test then asks for docs/evidence.md). ``refined`` narrows a field's
+    type (a status to its values, a dict to its model) or adds a key ``to_dict`` writes beside
+    the fields."""
+    hints = get_type_hints(source)
+    fields: dict[str, Any] = {
+        f.name: (refined.pop(f.name, hints[f.name]), ...) for f in dataclasses.fields(source)
+    }
+    fields.update((key, (kind, ...)) for key, kind in refined.items())
+    return create_model(name, __base__=_Part, __doc__=doc, __module__=__name__, **fields)
 
 
-class CorpusSummary(_Part):
-    """``telemetry.pilot_run.CorpusFacts``."""
-
-    rows: int
-    accepted: int
-    quarantined: int
-    by_reason: dict[str, int]
-    rows_per_day: dict[str, int]
-    in_window: int
-    quarantine_file: str
-
-
-class TelemetryInfo(_Part):
-    """``telemetry.pilot_run.TelemetryFacts``."""
-
-    db: str
-    rows: int
-    routed: int
-    written: int
-    spooled: int
-    drained: int
-    duplicates: int
-    unrouted: int
+Identity = _mirror(
+    RunIdentity,
+    "Identity",
+    "``telemetry.run_identity.RunIdentity``: what makes two runs the same run.",
+    run_id=RunId,
+)
+CriterionRow = _mirror(
+    CriterionResult,
+    "CriterionRow",
+    "``telemetry.readiness.CriterionResult``: one go / no-go criterion judged.",
+    severity=Literal["critical", "advisory"],
+    status=Status,
+)
+CorpusSummary = _mirror(
+    CorpusFacts, "CorpusSummary", "``telemetry.pilot_run.CorpusFacts``: what the corpus held."
+)
+TelemetryInfo = _mirror(
+    TelemetryFacts,
+    "TelemetryInfo",
+    "``telemetry.pilot_run.TelemetryFacts``: where the decisions went.",
+)
 
 
 class MetricsRow(BaseModel):
@@ -312,20 +295,13 @@ class Served(_Part):
     served_usd: float
 
 
-class Labelled(_Part):
-    """``telemetry.labels.LabelledResult``."""
-
-    rows: int
-    confusion: Matrix
-    level_accuracy: Rate
-    downgrade_rate: Rate
-    overpay_rate: Rate
-    domain_accuracy: Rate
-    per_domain_accuracy: dict[str, float]
-    served: Served | None
-    level_rows: int
-    downgrades: int | None
-    overpays: int | None
+Labelled = _mirror(
+    LabelledResult,
+    "Labelled",
+    "``telemetry.labels.LabelledResult``: the decisions judged against the corpus labels.",
+    confusion=Matrix,
+    served=Served | None,
+)
 
 
 class Flips(_Part):
@@ -379,26 +355,19 @@ class ChangedDecision(_Part):
     cost_delta_usd: float
 
 
-class Comparison(_Part):
-    """``telemetry.comparison.ComparisonResult`` plus the config diff and the candidate's own
-    criteria and verdict."""
-
-    candidate_config_hash: str
-    queries: int
-    matched: int
-    mismatched: int
-    transition: Matrix
-    cost_delta_usd: float
-    latency_delta_ms_mean: float
-    mismatch_reasons: dict[str, int]
-    mismatch_by_field: dict[str, int]
-    flips: Flips
-    transition_by_domain: dict[str, Matrix]
-    changed: list[ChangedDecision]
-    changed_total: int
-    paired_tests: list[PairedTestRow]
-    config_diff: list[ConfigChange]
-    candidate: CandidateVerdict
+Comparison = _mirror(
+    ComparisonResult,
+    "Comparison",
+    "``telemetry.comparison.ComparisonResult`` plus the config diff and the candidate's own "
+    "criteria and verdict.",
+    transition=Matrix,
+    flips=Flips,
+    transition_by_domain=dict[str, Matrix],
+    changed=list[ChangedDecision],
+    paired_tests=list[PairedTestRow],
+    config_diff=list[ConfigChange],
+    candidate=CandidateVerdict,
+)
 
 
 class PilotEvidence(_Part):
