@@ -223,6 +223,8 @@ def test_a_rebuilt_report_says_exactly_what_the_run_said(
     engine.dispose()
     with pytest.raises(PilotEvidenceError, match="evidence version '2'.*re-run the pilot"):
         rerender_pilot_report(outcome["run_id"], out=tmp_path / "old", db=db)
+    _, diffs = recompute_pilot_report(outcome["run_id"], out=tmp_path / "re2", db=db)
+    assert diffs == []  # the way out it names: current evidence rebuilt from stored telemetry
     engine = sa.create_engine(db)
     with engine.begin() as conn:
         conn.execute(sa.text("update run_evidence set evidence = replace(evidence, 'go', 'og')"))
