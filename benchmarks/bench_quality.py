@@ -7,6 +7,9 @@ JSONL (``text``, ``expected_level``, optional ``expected_domain`` and ``source``
 part of a by-source split. Run from the repo root:
 
     .venv/bin/python -m benchmarks.bench_quality --corpus dev.jsonl --exclude-sources koala_test
+
+``--loso`` estimates quality on unseen sources: each of ``--sources`` is held out in turn, the head
+is fitted on the others (``harness router fit``) and the held-out rows are routed with it.
 """
 
 from __future__ import annotations
@@ -73,6 +76,45 @@ def run(
     return out
 
 
+def loso(
+    corpus: str,
+    sources: set[str],
+    *,
+    extra: tuple[str, ...] = (),
+    cache_dir: str | None = None,
+    progress=lambda _m: None,
+) -> dict:
+    """Leave-one-source-out: for each source, `harness router fit` on the other sources (plus
+    ``extra`` corpora, e.g. the seed prompts) and route the held-out source with that head. The
+    pooled held-out measures estimate quality on sources never seen, which the fitted-part
+    numbers cannot (the head memorises its fitting sources)."""
+    import pyarrow as pa
+
+    from router.engine import Router
+    from router.fit import fit, merge_corpora
+    from router.quality import load_corpus, measure
+    from router.toggle import resolve_toggle
+
+    extra_sources = {s for p in extra for s in load_corpus(p).sources}
+    held, tables = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = cache_dir or str(Path(tmp) / "emb")
+        for k, src in enumerate(sorted(sources)):
+            progress(f"fold {k + 1}/{len(sources)}: {src} held out")
+            rest = (sources - {src}) | extra_sources
+            report = fit([corpus, *extra], Path(tmp) / f"fold{k}.yaml", sources=rest,
+                         cache_dir=store)  # fmt: skip
+            part = load_corpus(corpus, sources={src})
+            router = Router.from_config(
+                report.config_path, hash_key=b"bench", toggle=resolve_toggle(None),
+                cache_dir=store,
+            )  # fmt: skip
+            tables.append(router.route_batch(part.texts, ts=TS, run_id="loso"))
+            held.append(part)
+    pooled = merge_corpora(held, [f"{i}" for i in range(len(held))])
+    return {"corpus": Path(corpus).name, "loso": measure(pooled, pa.concat_tables(tables))}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", help="labelled JSONL (default: the generated corpus)")
@@ -84,6 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--cache-dir", help="embedding store to reuse between runs (default: a temporary one)"
     )
+    ap.add_argument(
+        "--loso",
+        action="store_true",
+        help="leave-one-source-out over --sources: fit on the others, measure the one left out",
+    )
+    ap.add_argument(
+        "--fit-extra", action="append", default=[], help="corpus added to every LOSO fit"
+    )
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = ap.parse_args(argv)
     from router.config import ConfigError
@@ -91,7 +141,21 @@ def main(argv: list[str] | None = None) -> int:
 
     split = lambda s: {x.strip() for x in s.split(",") if x.strip()} if s else None  # noqa: E731
     modes = ("hybrid", "rules") if args.mode == "both" else (args.mode,)
+    if args.loso and not (args.corpus and args.sources):
+        print("error: --loso needs --corpus and --sources", file=sys.stderr)
+        return 64
     try:
+        if args.loso:
+            res = loso(
+                args.corpus,
+                split(args.sources),
+                extra=tuple(args.fit_extra),
+                cache_dir=args.cache_dir,
+                progress=lambda m: print(m, file=sys.stderr, flush=True),
+            )
+            print(json.dumps(res, indent=1) if args.json else format_report(
+                f"{res['corpus']} / leave-one-source-out", res["loso"]))  # fmt: skip
+            return 0
         res = run(
             args.corpus,
             config=args.config,

@@ -215,3 +215,22 @@ def test_shipped_head_loads_and_was_fitted_only_on_licence_ok_sources():
     lv = t.column("complexity_level").to_pylist()
     assert lv[0] in {"TRIVIAL", "SIMPLE"} and lv[1] in {"COMPLEX", "EXPERT"}
     assert np.all(np.isfinite(t.column("complexity_score").to_numpy()))
+
+
+def test_leave_one_source_out_measures_every_row_once_with_a_head_not_fitted_on_it(tmp_path):
+    from benchmarks.bench_quality import loso, main
+
+    rows = _labelled(seed=7, per_level=36)
+    for i, r in enumerate(rows):
+        r["source"] = f"s{i % 3}"
+    corpus = _write(tmp_path / "c.jsonl", rows)
+    folds: list[str] = []
+    res = loso(str(corpus), {"s0", "s1", "s2"}, cache_dir=str(tmp_path / "emb"),
+               progress=folds.append)  # fmt: skip
+    m = res["loso"]
+    assert len(folds) == 3 and m["rows"] == len(rows)
+    assert {s: h["n"] for s, h in m["per_source"].items()} == dict(
+        Counter(r["source"] for r in rows)
+    )
+    assert m["rank_corr"] >= 0.6, m["rank_corr"]
+    assert main(["--loso", "--corpus", str(corpus)]) == 64  # which sources: a usage error
