@@ -51,8 +51,8 @@ class RouteBatcher:
         with self._pending_lock:
             self._pending.append(job)
         with self._route_lock:
-            if not job.done:  # nobody routed it while this thread waited: route what is queued
-                with self._pending_lock:
+            while not job.done:  # nobody routed it while this thread waited: route the queue
+                with self._pending_lock:  # (oldest first, MAX_BATCH rows a call)
                     batch, self._pending = self._take()
                 self._run(batch)
         if job.error is not None:

@@ -314,6 +314,11 @@ def test_requests_that_arrive_together_are_routed_together_with_their_own_answer
     for (texts, qids), got in zip(jobs, out, strict=True):
         alone = router.route_batch(texts, query_ids=qids, run_id="run-x")
         assert got.drop_columns(["ts"]).to_pylist() == alone.drop_columns(["ts"]).to_pylist()
+    big = [[f"prove lemma {i}.{k}" for k in range(200)] for i in range(3)]  # > MAX_BATCH together
+    batcher, out = queued_then_routed(
+        [(t, [f"b{i}.{k}" for k in range(200)]) for i, t in enumerate(big)]
+    )
+    assert batcher.calls == 3 and [got.num_rows for got in out] == [200, 200, 200]
     batcher, out = queued_then_routed([*jobs, ([" "], ["bad"])])
     assert isinstance(out[-1], InvalidQueryError)  # the shared call failed: each alone
     assert all(got.num_rows == 2 for got in out[:-1])
