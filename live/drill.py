@@ -190,6 +190,10 @@ class _LiveDrill(ServiceFleet, FaultInjection, ServiceReadings, Conclusion):
 
     # --- time -----------------------------------------------------------------------------------
     def now_v(self) -> float:
+        """Virtual seconds since the traffic started (0 before: a drill interrupted while its
+        processes start ends at 0, not at the machine's uptime x the scale)."""
+        if not self.wall0:
+            return 0.0
         return (time.monotonic() - self.wall0) * self.scale
 
     def iso(self, off: float) -> str:
