@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench lint format clean
+.PHONY: install demo test test-live bench lint format clean
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The live drills of 100+ s each (upstream-latency-spike, cost-spike against real processes).
+test-live: $(STAMP)
+	$(PY) -m pytest -q -m live_slow
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run

@@ -199,6 +199,7 @@ SLOWER_DRILLS = [
 ]
 
 
+@pytest.mark.live_slow  # ~235 s together: `make test-live`, not `make test`
 @pytest.mark.parametrize(("scenario", "scale", "qps"), SLOWER_DRILLS)
 def test_slower_live_drills_hold_every_guarantee(tmp_path, scenario, scale, qps):
     """upstream-latency-spike: the +4 s spike is real (not scaled), so a breaker learns of it 4 s
