@@ -161,7 +161,7 @@ class _LiveDrill(ServiceFleet, FaultInjection, ServiceReadings, Conclusion):
         self.rollbacks: list[jr.RollbackRecord] = []
         self.results: dict[int, tuple[int | str, dict | None]] = {}
         self.lock = threading.Lock()
-        self.work = out / "drills" / run_id / "live"
+        self.work = out / jr.DRILLS_DIR / run_id / "live"
         self.children: list[Any] = []
         self.wall0 = 0.0
         self.windows: dict[int, Any] = {}

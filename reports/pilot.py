@@ -29,12 +29,13 @@ from telemetry.evidence_model import (
     PilotEvidence,
     parse_evidence,
 )
+from telemetry.pilot_evidence import EVIDENCE_NAME
 
 LEVEL_NAMES = tuple(lv.value for lv in LEVELS)
 
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
-EVIDENCE_JSON = "evidence.json"
+EVIDENCE_JSON = EVIDENCE_NAME  # the writer's name for the file
 
 RATE_MIN_QUERIES = 50
 """Hours with fewer queries are not judged on their borderline / upscale rate, as in the rate

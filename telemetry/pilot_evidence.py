@@ -506,12 +506,16 @@ def build_evidence(
     return json_safe(evidence)
 
 
+EVIDENCE_NAME = "evidence.json"
+"""The evidence file in a run's report folder (the writer owns the name; readers import it)."""
+
+
 def write_evidence(evidence: dict, run_dir: Path) -> Path:
     """Validate against the contract (``ValidationError`` naming each bad key), then write
     <run_dir>/evidence.json atomically."""
     parse_evidence(evidence)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "evidence.json"
+    path = run_dir / EVIDENCE_NAME
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(evidence, indent=1), encoding="utf-8")
     os.replace(tmp, path)
