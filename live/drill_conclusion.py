@@ -158,22 +158,12 @@ class Conclusion:
         guarantees = evaluate_guarantees(sc, rec, status)
         score = resilience_score(guarantees)
         self.event("drill_finished", end_v, status=status, resilience_score=score)
-        outcomes = df["outcome"].value_counts() if len(df) else pd.Series(dtype=int)
         unanswered = [i for i, (s, d) in self.results.items() if d is None]
-        impact = jr.Impact(
-            queries=len(self.traffic), decisions=len(df),
-            executed=int(len(df) - outcomes.get("not_executed", 0)),
-            errors=int(outcomes.get("error", 0) + outcomes.get("timeout", 0)),
-            rejected=int(outcomes.get("rejected", 0)),
-            fallbacks=int(outcomes.get("fallback", 0)),
-            telemetry_rows=rec.store.telemetry_rows, spooled_rows=rec.store.spooled_rows_total,
-            upstream_calls=sum(calls.values()),
-            not_executed=int(outcomes.get("not_executed", 0)),
-            cost_usd=round(float(pd.to_numeric(df["actual_cost_usd"]).sum()), 6) if len(df) else 0,
-            unanswered_queries=len(unanswered) + max(0, len(self.traffic) - len(self.results)),
-            extra_cost_usd=0.0, latency_p95_ms_before=None, latency_p95_ms_during=None,
-            latency_p95_ms_after=None, misconfigured_decisions=0,
-        )  # fmt: skip
+        # the one impact definition both engines share; live counts a query unanswered when its
+        # HTTP request never came back with a decision
+        impact = jr.impact(rec, queries=len(self.traffic), upstream_calls=sum(calls.values()))
+        impact = impact.model_copy(update={"unanswered_queries": len(unanswered) + max(
+            0, len(self.traffic) - len(self.results))})  # fmt: skip
         detection = jr.detection(rec, sc.guarantees)
         journal = jr.Journal(
             run_id=self.run_id, name=sc.name, title=sc.title, description=sc.description,

@@ -71,6 +71,8 @@ def test_model_failure_live_passes_and_leaves_nothing_running(tmp_path):
     assert j["mode"] == "live" and j["status"] == "completed"
     assert j["impact"]["decisions"] == j["impact"]["queries"] > 500
     assert j["impact"]["fallbacks"] > 0
+    # the impact both engines share (latencies around the fault; the live copy left them empty)
+    assert j["impact"]["latency_p95_ms_during"] is not None
     kinds = {e["kind"] for e in j["events"]}
     assert {"fault_on", "fault_off", "rollback", "breaker_open", "alert_fired"} <= kinds
     assert evaluator["name"] == _expected_evaluator()
