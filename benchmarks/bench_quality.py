@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 TS = datetime(2026, 11, 16, tzinfo=UTC)
+EMBED_ALL_MARGIN = 0.5  # the config's maximum; level boundaries are 0.2 apart
 
 
 def _generated(n: int):
@@ -49,8 +50,12 @@ def run(
     exclude_sources: set[str] | None = None,
     n: int = 5_000,
     cache_dir: str | None = None,
+    embed_all: bool = False,
 ) -> dict:
-    """Measures per routing mode (``hybrid``, ``rules``) on one corpus."""
+    """Measures per routing mode (``hybrid``, ``rules``) on one corpus. ``embed_all``: the
+    learned head's cascade decides nothing alone (every text embedded), the reference the
+    cascade's quality is compared with."""
+    from router.config import load_config
     from router.engine import Router
     from router.quality import load_corpus, measure
     from router.toggle import resolve_toggle
@@ -63,8 +68,13 @@ def run(
     out: dict = {"corpus": Path(corpus).name if corpus else f"generated({n})"}
     with tempfile.TemporaryDirectory() as tmp:
         for mode in modes:
-            router = Router.from_config(
-                config,
+            cfg = load_config(config)
+            if embed_all and cfg.head is not None:
+                # no row is this far from a level boundary: the fast head decides none alone
+                no_cascade = cfg.head.model_copy(update={"cascade_margin": EMBED_ALL_MARGIN})
+                cfg = cfg.model_copy(update={"head": no_cascade})
+            router = Router(
+                cfg,
                 semantic=None if mode == "hybrid" else False,
                 hash_key=b"bench",
                 toggle=resolve_toggle(None),
@@ -134,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--fit-extra", action="append", default=[], help="corpus added to every LOSO fit"
     )
+    ap.add_argument(
+        "--embed-all",
+        action="store_true",
+        help="embed every text (no cascade): the reference for the cascade's quality",
+    )
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = ap.parse_args(argv)
     from router.config import ConfigError
@@ -164,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             exclude_sources=split(args.exclude_sources),
             n=args.n,
             cache_dir=args.cache_dir,
+            embed_all=args.embed_all,
         )
     except (CorpusError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

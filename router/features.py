@@ -71,6 +71,18 @@ FORMAL = (
     r"closed form|asymptotically|big-?o|o\(n( log n)?\)|exactly[- ]once|partition tolerance|"
     r"p99|sla|throughput|consistency|trade-?offs?)\b"
 )
+# Clinical vignettes and patient-facing medicine: ages, "presents with", vital signs, lab units,
+# the questions case vignettes ask. Their numbers must not read as a maths word problem.
+CLINICAL = (
+    r"\b\d+[- ](year|month|week|day)s?[- ]old\b|\bpresents? (to|with)\b|\bis brought to\b|"
+    r"\b(history of|physical exam\w*|on examination|vital signs|laboratory|serum|plasma|mm ?hg|"
+    r"mg/dl|meq/l|mmol/l|/min|/mm3|emergency department|most likely (diagnosis|cause)|"
+    r"next (best )?step|pathophysiolog\w*|biopsy|gestation|complains? of|auscultation|tenderness|"
+    r"medical history|postoperative|mechanism of action|first-line|contraindicat\w*|"
+    r"adverse effects?|prognosis|etiology|differential diagnosis)\b"
+)
+FEATURE_SET = "rules/2"  # bump when a pattern or feature changes: fitted heads record it
+
 PRIVACY = (
     r"\b\d{3}-\d{2}-\d{4}\b|[\w.+-]+@[\w-]+\.[\w.]+|\b(\+?\d{1,2}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b|"
     r"\b(my (diagnosis|medical record|social security|ssn|passport|credit card|bank account)|"
@@ -100,7 +112,10 @@ DOMAIN_PATTERNS: dict[str, str] = {
         r"molecular|biolog\w*|organism|species|evolution|photosynthesis|metabolism|ibuprofen|"
         r"statins?|metformin|antibod\w*|p53|pathway|receptor|side effects?|krebs|atp|bacteri\w*|"
         r"chest pain|artery|arteries|lisinopril|penicillin|cholesterol|infection|syndrome|allerg\w*|"
-        r"pregnan\w*|chromosome\w*|brca\d?|nucleotide|amino acids?|cardiac|renal|hepatic)\b"
+        r"pregnan\w*|chromosome\w*|brca\d?|nucleotide|amino acids?|cardiac|renal|hepatic|"
+        r"anemia|thyroid|pulmonary|respiratory|neurolog\w*|tissue|nerves?|vitamins?|physician|"
+        r"hospital|surgery|surgical|pediatric\w*|neonat\w*|edema|lesions?|biopsy|fever|nausea|vomiting|rash|"
+        r"chemotherapy|antiviral|pathogen\w*|microb\w*|physiolog\w*|anatom\w*|epidemi\w*)\b"
     ),
     "robotics": (
         r"\b(robot\w*|ros2?|gazebo|kinematics|inverse kinematics|actuator|servo|lidar|slam|odometry|"
@@ -140,6 +155,7 @@ class RuleFeatures:
     formal: np.ndarray
     arithmetic: np.ndarray
     code_task: np.ndarray
+    clinical: np.ndarray
     privacy: np.ndarray
     image_intent: np.ndarray
     speech_intent: np.ndarray
@@ -181,6 +197,7 @@ _KERNELS: dict[str, tuple[str, str]] = {
     "code_task": ("match", CODE_TASK),
     "word_problem": ("count", WORD_PROBLEM),
     "formal": ("count", FORMAL),
+    "clinical": ("count", CLINICAL),
     "privacy": ("match", PRIVACY),
     "image_intent": ("match", IMAGE_GEN_INTENT),
     "speech_intent": ("match", SPEECH_INTENT),
@@ -219,7 +236,10 @@ def extract(col: pa.Array) -> RuleFeatures:
     domain_hits = {name: k[f"domain:{name}"] for name in DOMAIN_PATTERNS}
     word_problems = np.minimum(k["word_problem"], 2.0) * (k["numbers"] >= 2)
     arithmetic = np.minimum(k["arithmetic"], 2.0) * (k["numbers"] >= 1)
-    domain_hits["math"] = domain_hits["math"] + word_problems + arithmetic
+    # A case vignette's ages, doses and lab values are not a word problem.
+    not_clinical = k["clinical"] < 2
+    domain_hits["math"] = domain_hits["math"] + (word_problems + arithmetic) * not_clinical
+    domain_hits["biology"] = domain_hits["biology"] + np.minimum(k["clinical"], 3.0)
     return RuleFeatures(
         chars=chars,
         words=k["words"],
@@ -236,6 +256,7 @@ def extract(col: pa.Array) -> RuleFeatures:
         formal=k["formal"],
         arithmetic=k["arithmetic"],
         code_task=k["code_task"],
+        clinical=k["clinical"],
         privacy=k["privacy"],
         image_intent=k["image_intent"],
         speech_intent=k["speech_intent"],

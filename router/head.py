@@ -55,6 +55,7 @@ def dense_features(out: Scores, f) -> tuple[np.ndarray, list[str]]:
     cols["questions"] = np.minimum(f.questions, 5.0) / 5.0
     cols["arithmetic"] = np.minimum(f.arithmetic, 4.0) / 4.0
     cols["trivial_any"] = f.trivial
+    cols["clinical"] = np.minimum(f.clinical, 6.0) / 6.0
     cols["image_intent"] = out.image_intent.astype(np.float64)
     cols["speech_intent"] = out.speech_intent.astype(np.float64)
     cols["rule_score"] = out.rule
@@ -156,7 +157,9 @@ class LearnedHead:
             meta = json.loads(str(np.asarray(z.pop("meta")).reshape(-1)[0]))
         except (KeyError, ValueError):
             raise HeadError(f"router head weights {p} have no meta record") from None
-        for key, want in expected.items():
+        from router.features import FEATURE_SET
+
+        for key, want in (expected | {"feature_set": FEATURE_SET}).items():
             got = meta.get(key)
             if got != want:
                 raise HeadError(
@@ -203,6 +206,25 @@ class LearnedHead:
             else (self.full_level, self.full_domain)
         )
         return _softmax(lv.logits(xq, tok, embq)), _softmax(dm.logits(xq, tok, embq))
+
+
+def domain_clear(
+    dp: np.ndarray,
+    head_domains: list[str],
+    dom_rule: np.ndarray,
+    rule_domains: list[str],
+    clarity: float,
+) -> np.ndarray:
+    """Rows whose domain the fast head may decide alone: its domain probability is at least
+    ``clarity`` AND it names the domain the keyword evidence names (``general`` when no keyword
+    hit, and no tie). Two views that fail differently must agree: the fast head reads word identity and
+    counts (numbers make a clinical vignette look like a maths word problem to it), the keywords
+    read vocabulary. A row where they disagree is embedded."""
+    fast_dom = np.asarray(head_domains, dtype=object)[dp.argmax(axis=1)]
+    rule_dom = np.asarray(rule_domains, dtype=object)[dom_rule.argmax(axis=1)]
+    top2 = np.sort(dom_rule, axis=1)[:, -2:]
+    unique = top2[:, 1] > top2[:, 0]  # a tie between two domains' keywords names neither
+    return (dp.max(axis=1) >= clarity) & unique & (fast_dom == rule_dom)
 
 
 def subset_tokens(tok: tuple, rows_sel: np.ndarray) -> tuple:

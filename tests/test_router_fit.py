@@ -234,3 +234,63 @@ def test_leave_one_source_out_measures_every_row_once_with_a_head_not_fitted_on_
     )
     assert m["rank_corr"] >= 0.6, m["rank_corr"]
     assert main(["--loso", "--corpus", str(corpus)]) == 64  # which sources: a usage error
+
+
+def test_weights_fitted_on_other_rule_features_are_refused(fitted, monkeypatch):
+    """The rule features' layout is recorded in the weights (FEATURE_SET): weights fitted before a
+    pattern changed are refused at load, naming both, instead of being served on other inputs."""
+    import router.features as feat
+
+    report, _ = fitted
+    fitted_with = feat.FEATURE_SET
+    monkeypatch.setattr(feat, "FEATURE_SET", fitted_with + "-changed")
+    with pytest.raises(ValueError, match=rf"feature_set is '{fitted_with}', expected"):
+        Router.from_config(report.config_path, semantic=False, hash_key=KEY)
+
+
+def test_the_fast_head_decides_a_domain_alone_only_when_the_keywords_agree():
+    from router.head import domain_clear
+
+    head_domains = ["biology", "general", "math"]
+    rule_domains = ["math", "biology", "general"]
+    dp = np.array([[0.95, 0.03, 0.02], [0.02, 0.03, 0.95], [0.02, 0.95, 0.03], [0.6, 0.2, 0.2],
+                   [0.95, 0.03, 0.02]])  # fmt: skip
+    dom_rule = np.array(
+        [
+            [0.0, 1.0, 0.2],  # keywords say biology, so does the head: clear
+            [0.0, 1.0, 0.2],  # keywords say biology, the head says math: embed
+            [0.0, 0.0, 0.2],  # no keyword hit (general), the head says general: clear
+            [0.0, 1.0, 0.2],  # agree, but the head is unsure: embed
+            [1.0, 1.0, 0.2],  # keywords tie between maths and biology: embed
+        ]
+    )
+    got = domain_clear(dp, head_domains, dom_rule, rule_domains, 0.8)
+    assert got.tolist() == [True, False, True, False, False]
+
+
+def test_a_clinical_vignette_is_biology_evidence_not_a_word_problem():
+    import pyarrow as pa
+
+    from router.features import extract
+
+    f = extract(pa.array([
+        "A 58-year-old woman presents to the emergency department with a blood pressure of "
+        "168/102 mm Hg and a pulse of 96/min. What is the most likely diagnosis?",
+        "Tom has 5 boxes with 12 apples in each box. How many apples does he have in total?",
+    ]))  # fmt: skip
+    assert f.clinical[0] >= 3 and f.clinical[1] == 0
+    assert f.domain_hits["biology"][0] > f.domain_hits["math"][0]
+    assert f.domain_hits["math"][1] > f.domain_hits["biology"][1]
+
+
+def test_bench_quality_embed_all_embeds_every_text(fitted, tmp_path):
+    from benchmarks.bench_quality import run
+
+    report, d = fitted
+    rows = _labelled(seed=5, per_level=6)
+    corpus = _write(tmp_path / "c.jsonl", rows)
+    kw = {"config": str(report.config_path), "modes": ("hybrid",), "cache_dir": str(d / "emb")}
+    cascade = run(str(corpus), **kw)["hybrid"]
+    every = run(str(corpus), embed_all=True, **kw)["hybrid"]
+    assert every["embedded_share"] == 1.0
+    assert cascade["embedded_share"] < 1.0

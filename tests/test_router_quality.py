@@ -88,3 +88,47 @@ def test_measures_follow_their_definitions(tmp_path):
     assert m["embedded_share"] == 0.0
     report = format_report("x", m)
     assert "Prove" not in report and "olymp" in report
+
+
+def test_false_domain_is_also_reported_per_source(tmp_path):
+    """The pooled false-domain rate on easy general rows, and the same rate per source (a source
+    whose coarse "general" prior is wrong for many rows is told apart from real chit-chat)."""
+    import pyarrow as pa
+
+    rows = (
+        [
+            {
+                "text": f"chat {i}",
+                "expected_level": 0,
+                "expected_domain": "general",
+                "source": "chat",
+            }
+            for i in range(4)
+        ]
+        + [
+            {
+                "text": f"task {i}",
+                "expected_level": 1,
+                "expected_domain": "general",
+                "source": "instr",
+            }
+            for i in range(4)
+        ]
+        + [{"text": "hard", "expected_level": 3, "expected_domain": "general", "source": "instr"}]
+    )
+    c = load_corpus(_write(tmp_path, rows))
+    routed = ["general", "general", "general", "coding"] + ["coding", "math", "general", "coding"]
+    t = pa.table(
+        {
+            "complexity_level": ["SIMPLE"] * 9,
+            "upscaled": [False] * 9,
+            "domain": routed + ["coding"],  # not an easy row: counts in neither rate
+            "reason_codes": ["LEVEL_FROM_CASCADE"] * 9,
+            "borderline": [False] * 9,
+        }
+    )
+    m = measure(c, t)
+    assert m["false_domain_easy_general"] == 0.5
+    assert m["per_source"]["chat"]["false_dom"] == 0.25
+    assert m["per_source"]["instr"]["false_dom"] == 0.75
+    assert "0.750" in format_report("x", m)
