@@ -81,7 +81,7 @@ CLINICAL = (
     r"medical history|postoperative|mechanism of action|first-line|contraindicat\w*|"
     r"adverse effects?|prognosis|etiology|differential diagnosis)\b"
 )
-FEATURE_SET = "rules/2"  # bump when a pattern or feature changes: fitted heads record it
+FEATURE_SET = "rules/3"  # bump when a pattern or feature changes: fitted heads record it
 
 PRIVACY = (
     r"\b\d{3}-\d{2}-\d{4}\b|[\w.+-]+@[\w-]+\.[\w.]+|\b(\+?\d{1,2}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b|"
@@ -106,7 +106,7 @@ DOMAIN_PATTERNS: dict[str, str] = {
     "math": MATH,
     "biology": (
         r"\b(gene|genes|genetic|genome|dna|rna|mrna|protein|enzyme|cell|cells|cellular|mitosis|meiosis|"
-        r"crispr|cas9|mutation|cancer|tumou?r|disease|symptoms?|diagnos\w*|treatment|drug|dose|dosage|"
+        r"crispr|cas9|mutation|cancer|tumou?r|disease|symptoms?|diagnos\w*|treatments?|drugs?|dose|dosage|"
         r"medication|medicine|clinical|patient|vaccine|virus|bacteria|antibiotic|immune|insulin|"
         r"diabetes|blood pressure|heart|kidney|liver|neuron|brain|hormone|pharmacolog\w*|"
         r"molecular|biolog\w*|organism|species|evolution|photosynthesis|metabolism|ibuprofen|"
@@ -115,7 +115,11 @@ DOMAIN_PATTERNS: dict[str, str] = {
         r"pregnan\w*|chromosome\w*|brca\d?|nucleotide|amino acids?|cardiac|renal|hepatic|"
         r"anemia|thyroid|pulmonary|respiratory|neurolog\w*|tissue|nerves?|vitamins?|physician|"
         r"hospital|surgery|surgical|pediatric\w*|neonat\w*|edema|lesions?|biopsy|fever|nausea|vomiting|rash|"
-        r"chemotherapy|antiviral|pathogen\w*|microb\w*|physiolog\w*|anatom\w*|epidemi\w*)\b"
+        r"chemotherapy|antiviral|pathogen\w*|microb\w*|physiolog\w*|anatom\w*|epidemi\w*|"
+        r"disorders?|deficienc\w*|hereditary|inherited|congenital|"
+        # disease-name morphology: nephritis, leukemia, neuropathy, dysplasia, carcinoma, ...
+        r"\w{3,}(itis|osis|a?emia|pathy|plasia|trophy|ectomy|algia)|\w*(carcinoma|lymphoma|melanoma|"
+        r"sarcoma|glioma|blastoma|myeloma))\b"
     ),
     "robotics": (
         r"\b(robot\w*|ros2?|gazebo|kinematics|inverse kinematics|actuator|servo|lidar|slam|odometry|"
