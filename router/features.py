@@ -269,8 +269,13 @@ def _run_kernels(col: pa.Array) -> dict[str, np.ndarray]:
     on small all-ASCII ones with compiled `re`. Each kernel is row-wise, so the result does not
     depend on how the work is split."""
     if len(col) < SMALL_BATCH_ROWS:
-        texts = col.to_pylist()
-        if all(map(_compiled_reads_alike, texts)):
+        try:
+            texts = col.to_pylist()
+        except (
+            UnicodeDecodeError
+        ):  # invalid UTF-8 (callers should have quarantined it): Arrow's path
+            texts = None
+        if texts is not None and all(map(_compiled_reads_alike, texts)):
             return _run_compiled(texts)
 
     def one(item: tuple[str, tuple[str, str]]) -> tuple[str, np.ndarray]:

@@ -25,6 +25,7 @@ import pyarrow as pa
 import yaml
 
 from router.config import RouterConfig, default_config_path, load_config
+from router.features import FEATURE_SET
 from router.quality import LEVEL_NAMES, CorpusError, LabelledCorpus, _rows, load_corpus
 
 MIN_ROWS_PER_LEVEL = 10
@@ -343,8 +344,6 @@ def fit(
     card_path = out.with_name(out.stem + ".head.card.yaml")
     probe = Router(base, semantic=False, hash_key=None)
     fake_head = base.model_copy(update={"head": _placeholder_head(hash_dim)})
-    from router.features import FEATURE_SET
-
     meta = head_expectations(fake_head, probe._domain_names) | {
         "feature_set": FEATURE_SET,
         "domains": head_domains,

@@ -28,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from router import features
+
 if TYPE_CHECKING:
     from router.scoring import Scores
 
@@ -157,9 +159,7 @@ class LearnedHead:
             meta = json.loads(str(np.asarray(z.pop("meta")).reshape(-1)[0]))
         except (KeyError, ValueError):
             raise HeadError(f"router head weights {p} have no meta record") from None
-        from router.features import FEATURE_SET
-
-        for key, want in (expected | {"feature_set": FEATURE_SET}).items():
+        for key, want in (expected | {"feature_set": features.FEATURE_SET}).items():
             got = meta.get(key)
             if got != want:
                 raise HeadError(

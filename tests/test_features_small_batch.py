@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,11 +40,7 @@ def _project_texts() -> list[str]:
 
 
 def _arrow(texts: list[str | None]) -> dict[str, np.ndarray]:
-    col = pa.array(texts, pa.string())
-    return {
-        name: F._count(col, p) if kind == "count" else F._match(col, p)
-        for name, (kind, p) in F._KERNELS.items()
-    }
+    return _arrow_col(pa.array(texts, pa.string()))
 
 
 def _assert_same(texts: list[str | None]) -> None:
@@ -99,3 +96,20 @@ def test_extract_is_the_same_for_a_text_alone_and_in_a_big_batch():
         assert alone.words[0] == big.words[i] and alone.math[0] == big.math[i]
         for d in F.DOMAIN_PATTERNS:
             assert alone.domain_hits[d][0] == big.domain_hits[d][i], (d, t)
+
+
+def test_invalid_utf8_in_a_small_batch_takes_the_arrow_path():
+    """A column Arrow holds but Python cannot decode must not raise from the compiled path."""
+    col = pa.Array.from_buffers(
+        pa.string(), 1, [None, pa.py_buffer(np.array([0, 4], np.int32)), pa.py_buffer(b"a\xedb?")]
+    )
+    with pytest.raises(UnicodeDecodeError):
+        col.to_pylist()
+    assert F._run_kernels(col)["questions"].tolist() == _arrow_col(col)["questions"].tolist()
+
+
+def _arrow_col(col: pa.Array) -> dict[str, np.ndarray]:
+    return {
+        name: F._count(col, p) if kind == "count" else F._match(col, p)
+        for name, (kind, p) in F._KERNELS.items()
+    }
