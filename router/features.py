@@ -82,13 +82,70 @@ CLINICAL = (
     r"medical history|postoperative|mechanism of action|first-line|contraindicat\w*|"
     r"adverse effects?|prognosis|etiology|differential diagnosis)\b"
 )
-FEATURE_SET = "rules/3"  # bump when a pattern or feature changes: fitted heads record it
+FEATURE_SET = "rules/4"  # bump when a pattern or feature changes: fitted heads record it
 
 PRIVACY = (
     r"\b\d{3}-\d{2}-\d{4}\b|[\w.+-]+@[\w-]+\.[\w.]+|\b(\+?\d{1,2}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b|"
     r"\b(my (diagnosis|medical record|social security|ssn|passport|credit card|bank account)|"
     r"patient (name|id|record)|date of birth)\b"
 )
+
+# Biology/medicine evidence, one pattern (one kernel) in four parts. Generic medical vocabulary,
+# not a source's words: consumer health questions name drugs, organs and symptoms; research
+# questions ("Does X improve Y in patients with Z?") name patients, study designs and outcomes.
+# Words common outside medicine are left out or only counted in a medical phrase ("blood test",
+# not "blood"; "randomized trial", not "randomized"; no "injection", "tablet", "cohort", "depression").
+BIO_TERMS = (
+    r"genes?|genetic|genome|dna|rna|mrna|proteins?|enzymes?|cell|cells|cellular|mitosis|meiosis|"
+    r"crispr|cas9|mutations?|cancers?|tumou?rs?|diseases?|symptoms?|diagnos\w*|treatments?|drugs?|"
+    r"doses?|dosage|medications?|medicines?|medical|clinical|clinics?|clinicians?|patients?|"
+    r"vaccin\w*|virus|bacteria|antibiotics?|immune|immuni[sz]\w*|insulin|diabet\w*|"
+    r"blood (pressure|tests?|sugar|cells?|clots?|counts?|glucose|transfusions?|vessels?|levels?|"
+    r"stream|work)|heart|kidneys?|liver|neurons?|brain|hormones?|pharmac\w*|molecular|biolog\w*|"
+    r"organisms?|species|evolution|photosynthesis|metabolism|antibod\w*|p53|pathway|receptors?|"
+    r"side effects?|krebs|atp|bacteri\w*|chest pain|artery|arteries|arterial|cholesterol|"
+    r"infections?|infectious|contagious|syndromes?|allerg\w*|pregnan\w*|chromosome\w*|"
+    r"brca\d?|nucleotide|amino acids?|cardiac|cardio\w+|coronary|renal|hepatic|thyroid|pulmonary|"
+    r"respiratory|neurolog\w*|tissues?|nerves?|vitamins?|physicians?|doctors?|nurses?|nursing|"
+    r"hospitals?|hospitali[sz]\w*|surgery|surgeries|surgical|surgeons?|pediatric\w*|paediatric\w*|"
+    r"geriatric\w*|neonat\w*|edema|lesions?|biopsy|fever|nausea|vomiting|rash|chemotherapy|chemo|"
+    r"radiotherapy|therapy|therapies|therapeutic|antiviral|pathogen\w*|microb\w*|physiolog\w*|"
+    r"anatom\w*|epidemi\w*|disorders?|deficienc\w*|hereditary|inherited|congenital|chronic|"
+    r"symptomatic|asymptomatic|remission|prescri(be|bed|bing|ption|ptions)|overdos\w*|pills?|meds|"
+    r"transplant\w*|dialysis|anaesthe\w*|anesthe\w*"
+)
+BIO_BODY = (  # organs, conditions and the people and places of care
+    r"bones?|skeletal|spinal|muscles?|lungs?|stomach|bowels?|intestin\w*|colorectal|"
+    r"pancrea\w*|gastric|gastrointestinal|gastroenter\w*|bladder|urine|urinary|prostat\w*|"
+    r"ovar(y|ies|ian)|uter(us|ine)|cervix|vagina\w*|testic\w*|ventric\w*|atrial|venous|aort\w*|"
+    r"thrombo\w*|embol\w*|aneurysms?|retina\w*|cornea\w*|cataracts?|glaucoma|cartilage|tendons?|"
+    r"ligaments?|fractures?|cerebr\w*|dementia|alzheimer\w*|parkinson\w*|autism|autistic|adhd|"
+    r"epilep\w*|seizures?|migraines?|headaches?|asthma|obes(e|ity)|hypertensi\w*|hypotensi\w*|"
+    r"arrhythmi\w*|fibrillation|hiv|covid\w*|influenza|flu|malaria|measles|mumps|shingles|"
+    r"chicken ?pox|pneumonia|sepsis|septic|coughs?|coughing|wounds?|ulcers?|bleeding|insomnia|"
+    r"schizophreni\w*|bipolar|depressive|antidepressants?|mental (illness|illnesses|disorders?)|"
+    r"cysts?|hernias?|apnoea|apnea|acne|eczema|dental|dentists?|fetus|fetal|foetal|prenatal|"
+    r"postnatal|postpartum|obstetric\w*|gyn(a)?ecolog\w*|menstrua\w*|menopaus\w*|estrogen|"
+    r"oestrogen|testosterone|cortisol|glucose|lipids?|triglycerides?|steroids?|opioids?|opiates?|"
+    r"analgesi\w*|anticoagul\w*|antihistamines?|inhibitors?|neoplas\w*|malignan\w*|metasta\w*|"
+    r"oncolog\w*|benign|mortality|morbidity|prognos\w*|efficacy|efficacious|placebo\w*|"
+    r"double[- ]blind|randomi[sz]ed (controlled|clinical|trials?)|case[- ]control|"
+    r"meta[- ]analys[ie]s"
+)
+BIO_MORPHOLOGY = (  # disease, procedure and drug names by their endings
+    r"\w{3,}(itis|osis|a?emia|pathy|plasia|trophy|ectomy|algia|oscopy|oscopic|plasty|ostomy|penia|"
+    r"plegia|plegic|iasis|rrhoea|rrhea|rrhage|rrhoids|cytes?|cardia|"
+    # drug stems (INN): lisinopril, metoprolol, atorvastatin, amoxicillin, imatinib, rituximab, ...
+    r"mab|nib|pril|olol|statin|cillin|mycin|micin|azole|vir|sartan|dipine|tidine|tadine|oxacin|"
+    r"cycline|parin|oxetine|azepam|azolam|triptan|lukast|gliptin|gliflozin|profen|caine|zepine|"
+    r"pramine|dronate|olone|asone|semide|thiazide|terol|tropin|fenac|platin|rubicin|setron|afil)|"
+    r"\w*(carcinoma|lymphoma|melanoma|sarcoma|glioma|blastoma|myeloma|adenoma|hematoma|haematoma|"
+    r"fibroma|lipoma|meningioma|mesothelioma|angioma|neuroma|teratoma|granuloma)|"
+    r"(laparo|tracheo|cranio|episio|thoraco|lobo|osteo)tomy|"
+    r"(protein|hemat|haemat|glycos|dys|poly|albumin|bacteri|noct)uria|"
+    r"(pneumon|dement|insomn|hypox|anorex|bulim|dysphag|aphas|atax|amblyop|myop|eclamps|dyslex)ia"
+)
+BIOLOGY = r"\b(" + BIO_TERMS + "|" + BIO_BODY + "|" + BIO_MORPHOLOGY + r")\b"
 
 # --- domain evidence (explicit service intents first) ---------------------------------------
 IMAGE_GEN_INTENT = (
@@ -105,23 +162,7 @@ SPEECH_INTENT = (
 DOMAIN_PATTERNS: dict[str, str] = {
     "coding": CODE_TERMS + "|" + CODE_BLOCK,
     "math": MATH,
-    "biology": (
-        r"\b(gene|genes|genetic|genome|dna|rna|mrna|protein|enzyme|cell|cells|cellular|mitosis|meiosis|"
-        r"crispr|cas9|mutation|cancer|tumou?r|disease|symptoms?|diagnos\w*|treatments?|drugs?|dose|dosage|"
-        r"medication|medicine|clinical|patient|vaccine|virus|bacteria|antibiotic|immune|insulin|"
-        r"diabetes|blood pressure|heart|kidney|liver|neuron|brain|hormone|pharmacolog\w*|"
-        r"molecular|biolog\w*|organism|species|evolution|photosynthesis|metabolism|ibuprofen|"
-        r"statins?|metformin|antibod\w*|p53|pathway|receptor|side effects?|krebs|atp|bacteri\w*|"
-        r"chest pain|artery|arteries|lisinopril|penicillin|cholesterol|infection|syndrome|allerg\w*|"
-        r"pregnan\w*|chromosome\w*|brca\d?|nucleotide|amino acids?|cardiac|renal|hepatic|"
-        r"anemia|thyroid|pulmonary|respiratory|neurolog\w*|tissue|nerves?|vitamins?|physician|"
-        r"hospital|surgery|surgical|pediatric\w*|neonat\w*|edema|lesions?|biopsy|fever|nausea|vomiting|rash|"
-        r"chemotherapy|antiviral|pathogen\w*|microb\w*|physiolog\w*|anatom\w*|epidemi\w*|"
-        r"disorders?|deficienc\w*|hereditary|inherited|congenital|"
-        # disease-name morphology: nephritis, leukemia, neuropathy, dysplasia, carcinoma, ...
-        r"\w{3,}(itis|osis|a?emia|pathy|plasia|trophy|ectomy|algia)|\w*(carcinoma|lymphoma|melanoma|"
-        r"sarcoma|glioma|blastoma|myeloma))\b"
-    ),
+    "biology": BIOLOGY,
     "robotics": (
         r"\b(robot\w*|ros2?|gazebo|kinematics|inverse kinematics|actuator|servo|lidar|slam|odometry|"
         r"pid controller|pid|gripper|manipulator|end[- ]effector|motion planning|path planning|"
