@@ -18,11 +18,13 @@ import pyarrow.compute as pc
 # --- complexity evidence -------------------------------------------------------------------
 CODE_BLOCK = r"```|\bdef \w+\(|\bfunction\s*\w*\s*\(|#include\s*<|\bpublic static\b|=>|\bconsole\.log\(|\bimport \w+|;\s*\n|\bSELECT\b.+\bFROM\b|\{\s*\n"
 CODE_TERMS = (
-    r"\b(python|javascript|typescript|java|c\+\+|c#|golang|rust|kotlin|swift|php|ruby|bash|shell script|"
+    r"\b(python|javascript|typescript|java|golang|rust|kotlin|swift|php|ruby|bash|shell script|"
     r"sql|regex|api|endpoint|function|method|class|compile[rs]?|debug|bug|stack ?trace|exception|"
     r"segfault|null ?pointer|refactor|unit tests?|dockerfile|kubernetes|react|django|flask|pandas|numpy|"
     r"git|json|yaml|script|algorithm|runtime error|syntax error|code|css|html|div|hash ?maps?|hash ?tables?|"
-    r"arrays?|linked lists?|data structures?|recursion|compiler|variable|loop|npm|pip|traceback)\b"
+    r"arrays?|linked lists?|data structures?|recursion|compiler|variable|loop|npm|pip|traceback|"
+    r"databases?)\b|"
+    r"\bc(\+\+|#)"  # outside the \b...\b group: "c++ " has no word boundary after the "+"
 )
 MATH = (
     r"\$[^$]+\$|\\frac|\\sum|\\int|\\sqrt|\b\d+\s*[\^*/=+-]\s*\d|\b[a-z]\s*\^\s*\d|"
@@ -82,7 +84,7 @@ CLINICAL = (
     r"medical history|postoperative|mechanism of action|first-line|contraindicat\w*|"
     r"adverse effects?|prognosis|etiology|differential diagnosis)\b"
 )
-FEATURE_SET = "rules/4"  # bump when a pattern or feature changes: fitted heads record it
+FEATURE_SET = "rules/5"  # bump when a pattern or feature changes: fitted heads record it
 
 PRIVACY = (
     r"\b\d{3}-\d{2}-\d{4}\b|[\w.+-]+@[\w-]+\.[\w.]+|\b(\+?\d{1,2}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b|"
