@@ -24,9 +24,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# The live drills of 100+ s each (upstream-latency-spike, cost-spike against real processes).
+# The live drills: service, upstream simulator, fault proxies and Prometheus as real processes,
+# traffic in wall-clock time (about 12 minutes; CI runs it after `make test`).
 test-live: $(STAMP)
-	$(PY) -m pytest -q -m live_slow
+	$(PY) -m pytest -q -m live_drill
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run

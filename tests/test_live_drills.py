@@ -18,8 +18,10 @@ import pytest
 from live import procs
 from live.drill import LiveDrillError, run_live
 
-SCALE = "40"  # 30 virtual minutes in 45 wall seconds
-QPS = "20"  # 30 queries per virtual minute; fewer calls in flight when a breaker trips
+SCALE = "40"  # 30 virtual minutes in 45 wall seconds (the Ctrl-C test)
+# Every drill runs as real processes in wall-clock time (45-200 s each): marked `live_drill`,
+# run by `make test-live`, which CI runs after `make test`.
+live_drill = pytest.mark.live_drill
 
 
 def _pids_mentioning(text: str) -> list[int]:
@@ -51,22 +53,22 @@ def _journal(out: Path) -> dict:
     return json.loads(path.read_text())
 
 
+@live_drill
 def test_model_failure_live_passes_and_leaves_nothing_running(tmp_path):
+    """At 20x and 30 req/s a virtual minute holds 90 queries, so the 4-5 errors before the
+    breaker opens stay under error_rate_high's 5 % in any sliding minute Prometheus evaluates
+    (at 40x and 20 req/s, 30 queries a minute, they did not: README, Live mode)."""
     out = tmp_path / "out"
     r = subprocess.run(
         procs.harness_cmd(
-            "drill", "run", "model-failure", "--live", "--time-scale", SCALE, "--qps", QPS,
+            "drill", "run", "model-failure", "--live", "--time-scale", "20", "--qps", "30",
             "--out", str(out), "--no-reports",
         ),
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     j = _journal(out)
     failed = [(g["id"], g["actual_text"]) for g in j["guarantees"] if g["verdict"] != "passed"]
     evaluator = j["router"]["alert_evaluator"]
-    if evaluator["name"] == "prometheus" and [f[0] for f in failed] == ["no-error-page"]:
-        # Prometheus counts a decision when it is answered, the harness when it arrived: at 40x
-        # the few errors before the breaker opens can straddle two 1.5 s windows (README).
-        failed, r.returncode = [], 0
     assert r.returncode == 0, (failed, r.stderr[-2000:])
     assert j["mode"] == "live" and j["status"] == "completed"
     assert j["impact"]["decisions"] == j["impact"]["queries"] > 500
@@ -85,6 +87,7 @@ def test_model_failure_live_passes_and_leaves_nothing_running(tmp_path):
     assert _pids_mentioning(str(out)) == []
 
 
+@live_drill
 def test_an_inert_fault_proxy_makes_the_drill_fail(tmp_path):
     """No toxic is switched on: traffic, processes and checks are the same, but nothing breaks,
     so the guarantees that need the fault (breaker opens, fallback alert) must fail."""
@@ -144,6 +147,7 @@ def test_virtual_journals_say_virtual(tmp_path):
     assert result.journal.to_dict()["mode"] == "virtual"
 
 
+@live_drill
 def test_execution_toggle_misconfigured_live_restarts_the_service(tmp_path):
     """Each mistyped AMAIMA_EXECUTION_MODE restarts `harness serve` (blue/green, the standby
     started ahead): nothing reaches a model, every /v1/execute is a 409 with a decision id, the
@@ -172,6 +176,7 @@ def test_execution_toggle_misconfigured_live_restarts_the_service(tmp_path):
     assert _pids_mentioning(str(tmp_path)) == []
 
 
+@live_drill
 def test_telemetry_store_partial_outage_live_spools_and_loses_nothing(tmp_path, postgres_url):
     """A TCP fault proxy between `harness serve` and PostgreSQL resets 30 % of the store's
     traffic, then all of it for 3 virtual minutes: deciding goes on, refused batches go to the
@@ -191,37 +196,44 @@ def test_telemetry_store_partial_outage_live_spools_and_loses_nothing(tmp_path, 
     assert _pids_mentioning(str(tmp_path)) == []
 
 
-# Two more drills, each at the fastest setting that holds every guarantee on a loaded machine
-# (README, Live mode; latency-regression is not here: its early warning needs 200 queries per
-# virtual minute, and at the 40 req/s that takes at 10x this machine's load adds ~100 ms to the
-# interactive p95 before any fault): (scenario, time scale, wall qps).
+# Three more drills, each at the fastest setting that holds every guarantee (README, Live mode):
+# (scenario, time scale, wall qps, alert evaluator; None = Prometheus when on PATH).
 SLOWER_DRILLS = [
-    pytest.param("upstream-latency-spike", 15, 20, id="upstream-latency-spike"),
-    pytest.param("cost-spike", 20, 40, id="cost-spike"),
+    pytest.param("upstream-latency-spike", 15, 20, None, id="upstream-latency-spike"),
+    pytest.param("cost-spike", 20, 40, None, id="cost-spike"),
+    # The early warning needs 200 queries per virtual minute. Its steady-state p95 (145-156 ms,
+    # virtual and live alike at this rate) sits close to its 160 ms threshold: Prometheus, which
+    # evaluates a sliding minute ten times per virtual minute, crosses it on noise before the
+    # fault; the scenario's tumbling minutes (the harness engine) do not (README, Live mode).
+    pytest.param("latency-regression", 10, 40, "harness", id="latency-regression"),
 ]
 
 
-@pytest.mark.live_slow  # ~235 s together: `make test-live`, not `make test`
-@pytest.mark.parametrize(("scenario", "scale", "qps"), SLOWER_DRILLS)
-def test_slower_live_drills_hold_every_guarantee(tmp_path, scenario, scale, qps):
+@live_drill
+@pytest.mark.parametrize(("scenario", "scale", "qps", "evaluator"), SLOWER_DRILLS)
+def test_slower_live_drills_hold_every_guarantee(tmp_path, scenario, scale, qps, evaluator):
     """upstream-latency-spike: the +4 s spike is real (not scaled), so a breaker learns of it 4 s
     of wall time after its calls went out; at 15x the alert pages within 2 virtual minutes and
     every large-tier breaker is open at once (rejects) inside the 10 virtual minutes of the fault,
     and no in-flight slow call re-opens a breaker after the rollback (router.breaker.Permit).
     cost-spike: 120 queries per virtual minute keep the per-minute cost per query above the
-    alert's threshold for its `for: 2m` during the fault (at 60 it dipped below)."""
-    result = run_live(scenario, out=tmp_path, time_scale=scale, qps=qps)
+    alert's threshold for its `for: 2m` during the fault (at 60 it dipped below).
+    latency-regression: the creep is real latency on every model; the early warning fires before
+    the first minute in breach of the 200 ms SLA, and latency is back after the rollback."""
+    kw = {"evaluator": evaluator} if evaluator else {}
+    result = run_live(scenario, out=tmp_path, time_scale=scale, qps=qps, **kw)
     j = result.journal.to_dict()
     failed = [(g["id"], g["actual_text"]) for g in j["guarantees"] if g["verdict"] != "passed"]
     assert result.exit_code == 0, failed
     assert j["mode"] == "live" and j["status"] == "completed"
     assert j["impact"]["decisions"] == j["impact"]["queries"] == j["impact"]["telemetry_rows"]
-    evaluator = j["router"]["alert_evaluator"]
-    assert evaluator["name"] == _expected_evaluator()
+    assert j["router"]["alert_evaluator"]["name"] == (evaluator or _expected_evaluator())
     assert "fault_on" in [e["kind"] for e in j["events"]]
     fired = {e["detail"]["rule"] for e in j["events"] if e["kind"] == "alert_fired"}
     if scenario == "upstream-latency-spike":
         assert j["impact"]["rejected"] > 0 and "execution_p95_latency_high" in fired
-    else:
+    elif scenario == "cost-spike":
         assert "cost_per_query_high" in fired
+    else:
+        assert "latency_regression_early_warning" in fired
     assert _pids_mentioning(str(tmp_path)) == []

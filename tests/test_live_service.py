@@ -157,6 +157,16 @@ def test_health_and_metrics(service):
     assert _metric(service, "amaima_execution_toggle_invalid") == 0
     assert _metric(service, "amaima_breaker_state") == 0
     assert _metric(service, "amaima_latency_estimate_ms_count") >= 1
+    # requests by route and status (the counting middleware sees the status the app answered)
+    def answered(status: str) -> float:
+        return _metric(service, "amaima_http_requests_total", route="/v1/simulate", status=status)
+
+    _post(service, "/v1/simulate", {"nope": 1})
+    ok, bad = answered("200"), answered("422")
+    _post(service, "/v1/simulate", {"text": "hi"})
+    _post(service, "/v1/simulate", {"nope": 1})
+    assert (answered("200"), answered("422")) == (ok + 1, bad + 1)
+    assert _metric(service, "amaima_http_request_duration_seconds_count", route="/v1/simulate") >= 3
 
 
 def test_telemetry_reaches_the_store_asynchronously(service):

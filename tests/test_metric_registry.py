@@ -79,6 +79,35 @@ def test_every_series_a_promql_form_reads_is_exposed_by_the_service():
     assert read and {s for s in base if s not in exposed and s + "_total" not in exposed} == set()
 
 
+def latency_thresholds_between_bucket_bounds(rules, bounds) -> list[str]:
+    """Rules on a histogram quantile whose threshold is not a bucket bound of the histogram."""
+    from telemetry.metric_registry import promql
+
+    out = []
+    for r in rules:
+        form = promql(r.metric, "1m")
+        if form and "histogram_quantile" in form and r.threshold not in bounds:
+            out.append(f"{r.name}: {r.threshold:g}")
+    return out
+
+
+def test_every_latency_alert_threshold_is_a_histogram_bucket_bound():
+    """histogram_quantile interpolates inside a bucket: a threshold between two bounds makes the
+    alert read an interpolated value instead of counting what lies above the threshold."""
+    from live.metrics import LATENCY_BUCKETS_MS
+    from telemetry.alerts import load_rules
+    from telemetry.metric_registry import promql
+
+    rules = load_rules()
+    assert any("histogram_quantile" in (promql(r.metric, "1m") or "") for r in rules)
+    assert latency_thresholds_between_bucket_bounds(rules, LATENCY_BUCKETS_MS) == []
+    # the check can fail: without the 160 ms bound, the early warning is named
+    without = tuple(b for b in LATENCY_BUCKETS_MS if b != 160)
+    assert latency_thresholds_between_bucket_bounds(rules, without) == [
+        "latency_regression_early_warning: 160"
+    ]
+
+
 # ----------------------------------------------------------------------------- pandas == SQL
 
 
