@@ -157,6 +157,7 @@ def test_health_and_metrics(service):
     assert _metric(service, "amaima_execution_toggle_invalid") == 0
     assert _metric(service, "amaima_breaker_state") == 0
     assert _metric(service, "amaima_latency_estimate_ms_count") >= 1
+
     # requests by route and status (the counting middleware sees the status the app answered)
     def answered(status: str) -> float:
         return _metric(service, "amaima_http_requests_total", route="/v1/simulate", status=status)
