@@ -243,9 +243,12 @@ class ServiceMetrics:
             conf.observe(v)
         est_cost = 0.0
         query_cost = 0.0
+        # one child per tier, looked up once per batch (``labels()`` costs more than observing)
+        estimate_of = {t: self.latency_estimate.labels(t) for t in set(c["model_tier"])}
+        actual_of: dict = {}  # a tier's series appears with its first executed call
         for i in range(n):
             tier = c["model_tier"][i]
-            self.latency_estimate.labels(tier).observe(c["latency_estimate_ms"][i])
+            estimate_of[tier].observe(c["latency_estimate_ms"][i])
             est = c["cost_estimate_usd"][i]
             est_cost += est
             outcome = c["outcome"][i]
@@ -258,7 +261,9 @@ class ServiceMetrics:
                 query_cost += est
             lat = c["actual_latency_ms"][i]
             if outcome in CALLED_OUTCOMES and lat is not None:
-                self.actual_latency.labels(tier).observe(lat)
+                if tier not in actual_of:
+                    actual_of[tier] = self.actual_latency.labels(tier)
+                actual_of[tier].observe(lat)
         self.estimated_cost.inc(est_cost)
         self.query_cost.inc(query_cost)
 

@@ -16,6 +16,7 @@ only; uvicorn's access log is off. Oversized bodies are refused with 413 before 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import FastAPI, Request
@@ -322,6 +324,14 @@ class _BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+class _DecisionsJSON(JSONResponse):
+    """The same compact UTF-8 JSON as Starlette's, rendered by orjson: ``json.dumps`` of 500
+    decisions took 11 ms, about half the time of routing them."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 class _CountRequests:
     """Requests by route and status, and their handling time, as plain ASGI: Starlette's
     ``@app.middleware("http")`` runs each request through extra tasks and streams, which cost
@@ -368,6 +378,11 @@ def create_app(settings: ServiceSettings | None = None, *, state: bool = True) -
 
             anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
             st.writer.start()
+            # What start-up built (router, catalog, imported modules) lives as long as the
+            # process: out of the collector's generations, so a full collection does not walk
+            # it in the middle of a request.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -429,7 +444,7 @@ def create_app(settings: ServiceSettings | None = None, *, state: bool = True) -
         table = _route(items, body.run_id)
         st.writer.put(table)
         st.metrics.observe(table, "simulate")
-        return JSONResponse({"decisions": decisions_json(table), "count": table.num_rows})
+        return _DecisionsJSON({"decisions": decisions_json(table), "count": table.num_rows})
 
     @app.post(
         "/v1/execute",
