@@ -315,6 +315,7 @@ NOT_MEDICAL = [
     "remind me to call mom on April 3",
     "book a table for two at an italian restaurant tonight",
     "Who painted the ceiling of the Sistine Chapel?",
+    "What year did the Berlin Wall fall?",
     "Write a viral tweet about our new phone",
     "Add this song to my cardio playlist",
     "Explain the dichotomy between landscape photography and portraiture",
