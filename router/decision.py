@@ -159,7 +159,10 @@ def has_reason_code(reason_codes: pd.Series | Iterable[str | None], code: str) -
     import numpy as np
     import pandas as pd
 
-    s = reason_codes if isinstance(reason_codes, pd.Series) else pd.Series(list(reason_codes))
+    if not isinstance(reason_codes, pd.Series):  # a few rows (the service): no Series, ~2 ms
+        hits = (isinstance(r, str) and code in split_reasons(r) for r in reason_codes)
+        return np.fromiter(hits, dtype=bool)  # None / NaN: no codes
+    s = reason_codes
     if isinstance(s.dtype, pd.CategoricalDtype):
         hit = [code in split_reasons(str(c)) for c in s.cat.categories] + [False]
         return np.asarray(hit, dtype=bool)[s.cat.codes.to_numpy()]
