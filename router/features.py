@@ -295,6 +295,18 @@ def _compiled_reads_alike(text: str | None) -> bool:
     return text is None or (text.isascii() and "\v" not in text)
 
 
+def small_batch_texts(col: pa.Array) -> list[str | None] | None:
+    """The column as Python strings when it may take a compiled-`re` path (fewer than
+    ``SMALL_BATCH_ROWS`` rows, every text read alike by both engines); None: Arrow's path."""
+    if len(col) >= SMALL_BATCH_ROWS:
+        return None
+    try:
+        texts = col.to_pylist()
+    except UnicodeDecodeError:  # invalid UTF-8 (callers should have quarantined it)
+        return None
+    return texts if all(map(_compiled_reads_alike, texts)) else None
+
+
 def _run_compiled(texts: list[str | None]) -> dict[str, np.ndarray]:
     """Every kernel with compiled `re`, counting and matching as the Arrow kernels do."""
     out = {}
@@ -311,15 +323,9 @@ def _run_kernels(col: pa.Array) -> dict[str, np.ndarray]:
     """Every regex kernel over the column; on big columns in parallel (Arrow releases the GIL),
     on small all-ASCII ones with compiled `re`. Each kernel is row-wise, so the result does not
     depend on how the work is split."""
-    if len(col) < SMALL_BATCH_ROWS:
-        try:
-            texts = col.to_pylist()
-        except (
-            UnicodeDecodeError
-        ):  # invalid UTF-8 (callers should have quarantined it): Arrow's path
-            texts = None
-        if texts is not None and all(map(_compiled_reads_alike, texts)):
-            return _run_compiled(texts)
+    texts = small_batch_texts(col)
+    if texts is not None:
+        return _run_compiled(texts)
 
     def one(item: tuple[str, tuple[str, str]]) -> tuple[str, np.ndarray]:
         name, (kind, pattern) = item

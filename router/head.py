@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +68,18 @@ def dense_features(out: Scores, f) -> tuple[np.ndarray, list[str]]:
     return np.column_stack([np.asarray(cols[k], dtype=np.float64) for k in names]), names
 
 
+def _bucket(token: str, dim: int) -> int:
+    return zlib.crc32(token.encode("utf-8", "surrogatepass")) % dim
+
+
 def hashed_tokens(col: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Word unigrams and bigrams hashed into ``dim`` buckets: (row id per token, bucket per
-    token, tokens per row). Vectorised with Arrow; each distinct token string is hashed once."""
+    token, tokens per row). Vectorised with Arrow; each distinct token string is hashed once.
+    Small ASCII batches take compiled `re` (five Arrow kernel calls cost ~0.5 ms for one text),
+    with the same tokens in the same order (tests/test_features_small_batch.py)."""
+    texts = features.small_batch_texts(col)
+    if texts is not None:
+        return _hashed_tokens_compiled(texts, dim)
     n = len(col)
     lists = pc.split_pattern_regex(pc.utf8_lower(col), TOKEN_PATTERN)
     lens = pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
@@ -94,13 +104,39 @@ def hashed_tokens(col: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray, np.n
     allt = pa.concat_arrays([uni, bi.cast(pa.string())])
     all_rows = np.concatenate([urows, urows[bidx]])
     enc = pc.dictionary_encode(allt)
-    buckets_of = np.array(
-        [zlib.crc32(s.encode("utf-8", "surrogatepass")) % dim for s in enc.dictionary.to_pylist()],
-        dtype=np.int64,
-    )
+    buckets_of = np.array([_bucket(s, dim) for s in enc.dictionary.to_pylist()], dtype=np.int64)
     buckets = buckets_of[enc.indices.to_numpy(zero_copy_only=False)]
     ntok = np.bincount(all_rows, minlength=n).astype(np.float64)
     return all_rows, buckets, ntok
+
+
+_TOKEN_SPLIT = re.compile(TOKEN_PATTERN, re.ASCII)
+_NUMERIC_TOKEN = re.compile(r"[\d.,]+", re.ASCII)  # fullmatch: the Arrow path's ^[\d.,]+$
+
+
+def _hashed_tokens_compiled(
+    texts: list[str | None], dim: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``hashed_tokens`` for ASCII texts in Python: the same split, filter and order (every
+    row's unigrams, then every row's bigrams). A null text has no tokens."""
+    uni_rows: list[int] = []
+    uni: list[str] = []
+    for i, t in enumerate(texts):
+        if t is None:
+            continue
+        parts = _TOKEN_SPLIT.split(t.lower())[:MAX_TOKENS]
+        kept = [p for p in parts if len(p) > 1 and not _NUMERIC_TOKEN.fullmatch(p)]
+        uni += kept
+        uni_rows += [i] * len(kept)
+    bi_rows, bi = [], []
+    for k in range(len(uni) - 1):
+        if uni_rows[k] == uni_rows[k + 1]:
+            bi.append(uni[k] + " " + uni[k + 1])
+            bi_rows.append(uni_rows[k])
+    buckets = [_bucket(s, dim) for s in uni + bi]
+    all_rows = np.asarray(uni_rows + bi_rows, dtype=np.int64)
+    ntok = np.bincount(all_rows, minlength=len(texts)).astype(np.float64)
+    return all_rows, np.asarray(buckets, dtype=np.int64), ntok
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ the same features row for row, or a decision would depend on its batch size."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +114,49 @@ def _arrow_col(col: pa.Array) -> dict[str, np.ndarray]:
         name: F._count(col, p) if kind == "count" else F._match(col, p)
         for name, (kind, p) in F._KERNELS.items()
     }
+
+
+# --- the head's hashed words: the same small-batch gate, the same tokens in the same order -------
+
+
+def _tokens_both_ways(texts: list[str | None], monkeypatch) -> tuple[tuple, tuple]:
+    from router import head
+
+    col = pa.array(texts, pa.string())
+    compiled = head.hashed_tokens(col, 4096)
+    with monkeypatch.context() as m:
+        m.setattr(F, "SMALL_BATCH_ROWS", 0)  # every column takes Arrow's path
+        arrow = head.hashed_tokens(col, 4096)
+    return compiled, arrow
+
+
+def _assert_same_tokens(texts: list[str | None], monkeypatch) -> None:
+    compiled, arrow = _tokens_both_ways(texts, monkeypatch)
+    for got, want in zip(compiled, arrow, strict=True):
+        assert got.dtype == want.dtype and got.tolist() == want.tolist(), texts
+
+
+def test_hashed_tokens_compiled_equal_arrow_on_the_projects_texts(monkeypatch):
+    texts = _project_texts()
+    for i in range(0, len(texts), F.SMALL_BATCH_ROWS - 1):
+        chunk = texts[i : i + F.SMALL_BATCH_ROWS - 1]
+        assert F.small_batch_texts(pa.array(chunk)) is not None  # the compiled path is taken
+        _assert_same_tokens(chunk, monkeypatch)
+    long = " ".join(f"w{k} x" for k in range(400))  # past MAX_TOKENS words
+    _assert_same_tokens([long, None, "", "C++ and c# at 3.5, 1,000 ok"], monkeypatch)
+
+
+def test_the_token_check_can_fail(monkeypatch):
+    """Counting a bare number as a word changes the tokens: the comparison sees it."""
+    from router import head
+
+    monkeypatch.setattr(head, "_NUMERIC_TOKEN", re.compile(r"(?!)"))  # matches nothing
+    compiled, arrow = _tokens_both_ways(["pay 1,000 now"], monkeypatch)
+    assert compiled[1].tolist() != arrow[1].tolist()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(max_codepoint=127), max_size=200), max_size=5))
+def test_hashed_tokens_compiled_equal_arrow_on_any_ascii_text(texts):
+    with pytest.MonkeyPatch.context() as mp:
+        _assert_same_tokens([t for t in texts if F._compiled_reads_alike(t)], mp)
