@@ -84,7 +84,22 @@ CLINICAL = (
     r"medical history|postoperative|mechanism of action|first-line|contraindicat\w*|"
     r"adverse effects?|prognosis|etiology|differential diagnosis)\b"
 )
-FEATURE_SET = "rules/5"  # bump when a pattern or feature changes: fitted heads record it
+# Short quantitative science problems: a physical quantity with a science unit, scientific
+# notation, a quantity physics and chemistry problems ask for, a geometry construction. Hard
+# problems can be short and name no hard word ("calculate the de Broglie wavelength of an electron
+# with 50 eV"). Single-letter units (V, N, K, J) and everyday units (minutes, meters, kg,
+# degrees) are left out: voice commands and factoid questions use them ("set a timer for 10
+# minutes"), as do image prompts ("8k") and answer options ("5\nC").
+QUANTITATIVE = (
+    r"\b\d(?:\.\d+)?[ ]?(?:x|\*|\\times)[ ]?10[ ]?\^[ ]?\{?[ ]?-?\d|\b\d(?:\.\d+)?e[-+]?\d+\b|"
+    r"\b\d+(?:\.\d+)?[ ]?(?:[kmgn]?ev|kj|kv|mv|ma|hz|khz|mhz|ghz|kpa|pa|mol|nm|nc|ohms?|"
+    r"m/s\^?2?|km/s|g/mol|atm|kelvin|joules?|volts?|newtons?|watts?|coulombs?|teslas?)(?:[^\w/]|$)|"
+    r"\b(wavelength|kinetic energy|potential (energy|difference)|momentum|acceleration|velocity|"
+    r"electric (field|potential|charge|current)|magnetic (field|flux)|capacitance|capacitor|"
+    r"inductance|inductor|resistor|photons?|electrons?|protons?|torque|enthalpy|entropy|half-life|"
+    r"molarity|de broglie|semicircle|tangent to|find the angle|measure of angle)\b"
+)
+FEATURE_SET = "rules/6"  # bump when a pattern or feature changes: fitted heads record it
 
 PRIVACY = (
     r"\b\d{3}-\d{2}-\d{4}\b|[\w.+-]+@[\w-]+\.[\w.]+|\b(\+?\d{1,2}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b|"
@@ -204,6 +219,7 @@ class RuleFeatures:
     arithmetic: np.ndarray
     code_task: np.ndarray
     clinical: np.ndarray
+    quantitative: np.ndarray
     privacy: np.ndarray
     image_intent: np.ndarray
     speech_intent: np.ndarray
@@ -246,6 +262,7 @@ _KERNELS: dict[str, tuple[str, str]] = {
     "word_problem": ("count", WORD_PROBLEM),
     "formal": ("count", FORMAL),
     "clinical": ("count", CLINICAL),
+    "quantitative": ("count", QUANTITATIVE),
     "privacy": ("match", PRIVACY),
     "image_intent": ("match", IMAGE_GEN_INTENT),
     "speech_intent": ("match", SPEECH_INTENT),
@@ -366,6 +383,7 @@ def extract(col: pa.Array) -> RuleFeatures:
         arithmetic=k["arithmetic"],
         code_task=k["code_task"],
         clinical=k["clinical"],
+        quantitative=k["quantitative"],
         privacy=k["privacy"],
         image_intent=k["image_intent"],
         speech_intent=k["speech_intent"],

@@ -59,6 +59,7 @@ def dense_features(out: Scores, f) -> tuple[np.ndarray, list[str]]:
     cols["arithmetic"] = np.minimum(f.arithmetic, 4.0) / 4.0
     cols["trivial_any"] = f.trivial
     cols["clinical"] = np.minimum(f.clinical, 6.0) / 6.0
+    cols["quantitative"] = np.minimum(f.quantitative, 3.0) / 3.0
     cols["image_intent"] = out.image_intent.astype(np.float64)
     cols["speech_intent"] = out.speech_intent.astype(np.float64)
     cols["rule_score"] = out.rule

@@ -28,6 +28,7 @@ EDGE_CASES = [
     "A 58-year-old man presents with fever, BP 150/90 mm Hg, WBC 12,000/mm3. Most likely diagnosis?",
     "SELECT name FROM users WHERE id = 4;\nconsole.log(x) => y",
     "Draw me a picture of a cat; read this aloud",
+    "v = 1.8 x 10^7 m/s, c = 3e8 m/s, 50 eV, 12 volts, 2.2 nF; 8k wallpaper, 10 minutes\n5\nC 9 m/s",
 ]
 
 

@@ -341,6 +341,42 @@ def test_c_plus_plus_and_c_sharp_are_coding_evidence():
     assert f.domain_hits["coding"].tolist() == [1.0, 1.0, 0.0]
 
 
+QUANTITATIVE = [
+    "Calculate the de Broglie wavelength of a neutron moving at 2000 m/s.",
+    "A 1200 W kettle runs on 230 volts. What current does it draw?",
+    "An electron is accelerated from rest through 150 V. Find its final velocity.",
+    "Light of 3.2 x 10^14 Hz falls on a metal with work function 2.1 eV. Find the stopping voltage.",
+]
+EVERYDAY_UNITS = [
+    "set a timer for 10 minutes",
+    "what's the temperature in 5 minutes",
+    "how tall is the Eiffel tower in meters",
+    "set the oven to 180 degrees",
+    "convert 5 kg to pounds",
+    "neon city skyline at night, 8k wallpaper",
+]
+
+
+def test_quantitative_evidence_reads_science_units_not_everyday_ones():
+    """A number with a science unit, scientific notation or a quantity physics problems ask for is
+    quantitative evidence; minutes, meters, kg, degrees and "8k" are not (voice commands, factoid
+    questions and image prompts use them)."""
+    from router.features import extract
+
+    q = extract(pa.array(QUANTITATIVE + EVERYDAY_UNITS)).quantitative
+    assert (q[: len(QUANTITATIVE)] > 0).all(), q[: len(QUANTITATIVE)]
+    assert (q[len(QUANTITATIVE) :] == 0).all(), q[len(QUANTITATIVE) :]
+
+
+def test_short_physics_calculations_are_not_routed_below_moderate(hybrid):
+    """Issue 8: short hard problems without hard vocabulary were routed SIMPLE (a downgrade);
+    voice commands and factoid questions with a unit stay TRIVIAL or SIMPLE. Shipped head."""
+    calc = [r["complexity_level"] for r in hybrid.route_batch(QUANTITATIVE, ts=TS).to_pylist()]
+    easy = [r["complexity_level"] for r in hybrid.route_batch(EVERYDAY_UNITS, ts=TS).to_pylist()]
+    assert all(lv in ("MODERATE", "COMPLEX", "EXPERT") for lv in calc), calc
+    assert all(lv in ("TRIVIAL", "SIMPLE") for lv in easy), easy
+
+
 def test_medical_questions_route_biology_and_everyday_ones_do_not(hybrid, rules):
     """Issue 8: medical research questions came out `general`. Both modes, shipped head."""
     for router in (hybrid, rules):
