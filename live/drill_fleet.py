@@ -194,3 +194,6 @@ class ServiceFleet:
                 procs.stop(child)
             except Exception as exc:  # noqa: BLE001 - keep stopping the others
                 log.error("could not stop %s (pid %d): %s", child.name, child.pid, exc)
+        # a child a Ctrl-C caught between its start and ``self.children`` (logs in self.work)
+        for name in procs.stop_started_in(self.work):
+            log.warning("stopped %s, which was started but not yet recorded", name)

@@ -127,6 +127,39 @@ def test_ctrl_c_stops_every_process(tmp_path):
     assert len(j["metrics"]) <= 5
 
 
+def _start_sim(folder: Path):
+    port = procs.free_port()
+    return procs.start(
+        "upstream-sim", procs.harness_cmd("upstream-sim", "--port", str(port)),
+        url=f"http://127.0.0.1:{port}", ready_path="/health", log_dir=folder,
+    )  # fmt: skip
+
+
+def test_a_child_its_caller_never_recorded_is_still_stopped(tmp_path):
+    """A Ctrl-C can land after `procs.start` returned and before the drill recorded the child
+    (CI once saw a drill's service outlive the drill): the owner stops what was started in its
+    folder, and only that."""
+    lost, other = _start_sim(tmp_path / "drill"), _start_sim(tmp_path / "elsewhere")
+    try:
+        assert procs.stop_started_in(tmp_path / "drill") == ["upstream-sim"]
+        assert not lost.alive() and other.alive()
+        assert procs.stop_started_in(tmp_path / "drill") == []  # stopped ones are forgotten
+    finally:
+        procs.stop(other)
+    assert _pids_mentioning(str(tmp_path)) == []
+
+
+def test_a_ctrl_c_during_a_start_waits_until_the_child_is_recorded(tmp_path):
+    """The SIGINT is held while the process is created and recorded, then raised."""
+    with pytest.raises(KeyboardInterrupt):
+        with procs._sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a held signal does not interrupt the block
+            reached = True
+    assert reached
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_drills_the_harness_cannot_run_live_are_refused_before_anything_starts(tmp_path):
     """Every fault type has a live injector; what cannot work is refused with the reason."""
     from drills.faults import FAULTS
