@@ -201,6 +201,19 @@ def test_validate_without_files_is_a_usage_error_not_a_no_go():
     assert "Missing argument" in res.stderr
 
 
+@pytest.mark.parametrize("option", [["--time-scale", "-3"], ["--qps", "0"]])
+def test_a_non_positive_rate_is_a_usage_error_before_anything_starts(option, tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "drill", "run", "model-failure", "--live", *option,
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 64, res.stderr
+    assert "Invalid value" in res.stderr and "starting" not in res.stderr
+    assert not (tmp_path / "drills").exists()
+
+
 # ---------------------------------------------------------------------------- failure_mode
 
 

@@ -50,9 +50,23 @@ JunitOption = Annotated[
 OutOption = Annotated[
     Path, typer.Option("--out", help="Report root: journals go to <out>/drills/<run_id>/.")
 ]
+
+
+def _positive(value: float | None, option: str) -> float | None:
+    """A rate of 0 or less is a usage error (exit 64), said before anything starts."""
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"{value:g} is not > 0", param_hint=option)
+    return value
+
+
 QpsOption = Annotated[
     float | None,
-    typer.Option("--qps", help="Override the scenario's queries per second.", show_default=False),
+    typer.Option(
+        "--qps",
+        help="Override the scenario's queries per second.",
+        show_default=False,
+        callback=lambda v: _positive(v, "--qps"),
+    ),
 ]
 PrefectOption = Annotated[
     bool,
@@ -229,6 +243,7 @@ def run(
             "--time-scale",
             help="--live: virtual seconds per wall second (default: duration / 4 min).",
             show_default=False,
+            callback=lambda v: _positive(v, "--time-scale"),
         ),
     ] = None,
     evaluator: Annotated[
