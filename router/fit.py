@@ -445,7 +445,7 @@ def _choose_margin(
     base, weights_path, sha, hash_dim, dense, tok, emb, rule_out, rows
 ) -> tuple[float, float]:
     from router.config import HeadConfig
-    from router.head import LearnedHead, domain_clear, subset_tokens
+    from router.head import LearnedHead, cascade_clear, subset_tokens
 
     cfg = base.model_copy(
         update={"head": HeadConfig(weights=str(weights_path), sha256=sha, hash_dim=hash_dim)}
@@ -460,13 +460,7 @@ def _choose_margin(
     lp2, _ = head.predict("full", xq, t, emb[rows])
     fast, full = head.expected_score(lp), head.expected_score(lp2)
     dist = np.abs(fast[:, None] - head.boundaries[None, :]).min(axis=1)
-    clear = (
-        domain_clear(
-            dp, head.domains, rule_out.dom_rule[rows], rule_out.domain_names, DOMAIN_CLARITY
-        )
-        | rule_out.image_intent[rows]
-        | rule_out.speech_intent[rows]
-    )
+    clear = cascade_clear(dp, head.domains, rule_out, DOMAIN_CLARITY, rows)
     same = probe._levels_of(fast) == probe._levels_of(full)
     for m in MARGINS:
         decided = (dist >= m) & clear

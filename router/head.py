@@ -264,6 +264,18 @@ def domain_clear(
     return (dp.max(axis=1) >= clarity) & unique & (fast_dom == rule_dom)
 
 
+def cascade_clear(
+    dp: np.ndarray, head_domains: list[str], rules: Scores, clarity: float, rows=slice(None)
+) -> np.ndarray:
+    """The cascade's domain gate, one definition for serving (``CascadeScorer``) and for the fit
+    that chooses its margin: ``domain_clear``, or an image/speech intent the rules recognise."""
+    return (
+        domain_clear(dp, head_domains, rules.dom_rule[rows], rules.domain_names, clarity)
+        | rules.image_intent[rows]
+        | rules.speech_intent[rows]
+    )
+
+
 def subset_tokens(tok: tuple, rows_sel: np.ndarray) -> tuple:
     """The hashed tokens of the selected rows, renumbered 0..len(rows_sel)-1."""
     rows, buckets, ntok = tok

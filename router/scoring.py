@@ -238,7 +238,7 @@ class CascadeScorer:
         self.semantic = semantic
 
     def score(self, col: pa.Array, rules: Scores) -> Scores:
-        from router.head import dense_features, domain_clear, hashed_tokens, subset_tokens
+        from router.head import cascade_clear, dense_features, hashed_tokens, subset_tokens
 
         head, hc = self.head, self.hc
         n = len(col)
@@ -248,11 +248,7 @@ class CascadeScorer:
         lp, dp = head.predict("fast", xq, tok)
         fast = head.expected_score(lp)
         dist = np.abs(fast[:, None] - head.boundaries[None, :]).min(axis=1)
-        clear = (
-            domain_clear(dp, head.domains, rules.dom_rule, rules.domain_names, hc.domain_clarity)
-            | rules.image_intent
-            | rules.speech_intent
-        )
+        clear = cascade_clear(dp, head.domains, rules, hc.domain_clarity)
         path = np.full(n, PATH_CASCADE if self.semantic is not None else PATH_RULES, np.int8)
         score = fast.copy()
         disagree = np.zeros(n, dtype=np.float64)
