@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 TS = datetime(2026, 11, 16, tzinfo=UTC)
-EMBED_ALL_MARGIN = 0.5  # the config's maximum; level boundaries are 0.2 apart
 
 
 def _generated(n: int):
@@ -55,7 +54,7 @@ def run(
     """Measures per routing mode (``hybrid``, ``rules``) on one corpus. ``embed_all``: the
     learned head's cascade decides nothing alone (every text embedded), the reference the
     cascade's quality is compared with."""
-    from router.config import load_config
+    from router.config import MAX_CASCADE_MARGIN, load_config
     from router.engine import Router
     from router.quality import load_corpus, measure
     from router.toggle import resolve_toggle
@@ -71,7 +70,7 @@ def run(
             cfg = load_config(config)
             if embed_all and cfg.head is not None:
                 # no row is this far from a level boundary: the fast head decides none alone
-                no_cascade = cfg.head.model_copy(update={"cascade_margin": EMBED_ALL_MARGIN})
+                no_cascade = cfg.head.model_copy(update={"cascade_margin": MAX_CASCADE_MARGIN})
                 cfg = cfg.model_copy(update={"head": no_cascade})
             router = Router(
                 cfg,

@@ -170,6 +170,9 @@ class ExemplarConfig(_Strict):
     domains: dict[str, list[str]]
 
 
+MAX_CASCADE_MARGIN = 0.5  # level boundaries are 0.2 apart
+
+
 class HeadConfig(_Strict):
     """The learned head written by `harness router fit` (router/head.py). The weights file's
     sha256 is part of the config, hence of ``config_hash``; a file that does not match is refused."""
@@ -177,7 +180,8 @@ class HeadConfig(_Strict):
     weights: str = Field(min_length=1)  # path, relative to the config file's folder
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     hash_dim: int = Field(ge=16, le=1 << 22)
-    cascade_margin: float = Field(default=0.1, ge=0, le=0.5)  # min distance to a boundary
+    # min distance to a boundary; at the maximum no row is that far, so every text is embedded
+    cascade_margin: float = Field(default=0.1, ge=0, le=MAX_CASCADE_MARGIN)
     domain_clarity: float = Field(default=0.8, ge=0, le=1)  # min fast-head domain probability
 
 
