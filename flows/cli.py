@@ -45,6 +45,10 @@ def _setup(
     # No network but the package registries: Prefect's server analytics would only log errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # Prefect waits 20 s for its temporary local API server. On a busy 2-core machine that start
+    # took longer, and a pilot run failed with "Timed out while attempting to connect to
+    # ephemeral Prefect API server" (make test, with benchmarks running beside it).
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if not verbose:
         # Prefect's per-task INFO lines drown the progress bars; --verbose brings them back.
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
