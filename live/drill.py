@@ -187,6 +187,10 @@ class _LiveDrill(ServiceFleet, FaultInjection, ServiceReadings, Conclusion):
         self.standby_thread: threading.Thread | None = None
         self.retiring: list[threading.Thread] = []
         self._planned_end: dict[int, float] = {}
+        self.warm_url: str | None = None  # the service _warm_up sent traffic to, and what it left:
+        self.warm_calls: dict[str, int] = {}  # upstream calls per model,
+        self.warm_usage: dict[str, dict] = {}  # the usage the fault proxy tallied,
+        self.warmup: dict[str, Any] | None = None  # and what was sent
 
     # --- time -----------------------------------------------------------------------------------
     def now_v(self) -> float:
@@ -254,6 +258,8 @@ class _LiveDrill(ServiceFleet, FaultInjection, ServiceReadings, Conclusion):
         self.wall0, self.wall0_unix = time.monotonic(), time.time()
         self.event("drill_started", 0.0, run_id=self.run_id, queries=n, mode="live",
                    time_scale=self.scale, wall_qps=self.wall_qps)  # fmt: skip
+        if self.warmup:
+            self.event("service_warmed_up", 0.0, **self.warmup)
         with ThreadPoolExecutor(max_workers=256) as pool:
             for i in range(n + 1):
                 due = wall[i] if i < n else sc.duration / self.scale
@@ -314,6 +320,7 @@ class _LiveDrill(ServiceFleet, FaultInjection, ServiceReadings, Conclusion):
         try:
             if target is None:
                 self.url = self._start_processes(db)
+                self._warm_up(client)
             else:
                 self.url, self.admin = target.rstrip("/"), proxy_admin
                 try:

@@ -124,7 +124,7 @@ class Conclusion:
         rec.upstream_calls_by_model = calls
         rec.segment_calls = [(0.0, sc.duration, sum(calls.values()))]
         try:
-            evs = client.get(self.url + "/v1/breaker-events").json()["events"] if self.url else []
+            evs = self._breaker_events(client, self.url) if self.url else []
         except Exception:  # noqa: BLE001
             evs = []
         evs = [*self.old_breaker_events, *evs]

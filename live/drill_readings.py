@@ -43,20 +43,33 @@ class ServiceReadings:
         (f0, s0), (f1, s1) = at(m0), at(m1)
         return f1 - f0, s1 - s0
 
+    def _usage(self, client) -> dict[str, dict]:
+        """The usage per model the fault proxy delivered so far (its ``/stats``)."""
+        if not self.admin:
+            return {}
+        try:
+            return client.get(self.admin + "/stats", timeout=5).json().get("usage", {})
+        except Exception:  # noqa: BLE001
+            return {}
+
     def _billed(self, client) -> float:
         """What the models billed: the usage the fault proxy delivered (after any ``tokens``
-        toxic), priced by the catalog -- independent of what the service recorded."""
+        toxic), priced by the catalog -- independent of what the service recorded. The warm-up's
+        usage is not the drill's."""
         from router.upstream import call_cost_usd
 
-        if not self.admin:
-            return 0.0
-        try:
-            usage = client.get(self.admin + "/stats", timeout=5).json().get("usage", {})
-        except Exception:  # noqa: BLE001
-            return 0.0
+        warm = self.warm_usage
         specs = {m.name: m for m in self.config.models}
-        return round(sum(call_cost_usd(specs[m], u["prompt_tokens"], u["completion_tokens"])
-                         for m, u in usage.items() if m in specs), 8)  # fmt: skip
+        total = 0.0
+        for m, u in self._usage(client).items():
+            if m in specs:
+                w = warm.get(m, {})
+                total += call_cost_usd(
+                    specs[m],
+                    u["prompt_tokens"] - w.get("prompt_tokens", 0),
+                    u["completion_tokens"] - w.get("completion_tokens", 0),
+                )
+        return round(total, 8)
 
     def _store_counts(self, client, url: str) -> dict[str, int]:
         """The service's telemetry counters: rows spooled, failed writes, rows in its spool."""
@@ -92,4 +105,20 @@ class ServiceReadings:
             if fam.name == "amaima_upstream_calls":
                 for s in fam.samples:
                     out[s.labels["model"]] = int(s.value)
-        return out
+        return self._minus_warmup(out, url)
+
+    def _minus_warmup(self, calls: dict[str, int], url: str) -> dict[str, int]:
+        """Calls counted by the process at ``url``, less its warm-up's (``_warm_up``): the
+        drill's counters start at zero when its clock does."""
+        if url != self.warm_url:
+            return calls
+        warm = self.warm_calls
+        return {m: n - warm.get(m, 0) for m, n in calls.items()}
+
+    def _breaker_events(self, client, url: str) -> list[dict]:
+        """The breaker changes of the process at ``url``, their call counts on the drill's zero."""
+        events = client.get(url + "/v1/breaker-events").json()["events"]
+        if url == self.warm_url:
+            warm = self.warm_calls
+            events = [{**e, "calls": e["calls"] - warm.get(e["model"], 0)} for e in events]
+        return events

@@ -14,6 +14,8 @@ DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MAX_WALL_S = 240.0
 MINUTE = 60.0
 STANDBY_AHEAD = 2  # services started ahead for coming toggle changes
+WARMUP_WALL_S = 2.0  # wall seconds of warm-up traffic before a drill-started service's clock runs
+WARMUP_MIN_REQUESTS = 32
 
 
 class LiveDrillError(RuntimeError):

@@ -89,6 +89,7 @@ def number(value: Any) -> float | None:
 
 EVENT_LABELS: dict[str, str] = {
     "drill_started": "Drill started",
+    "service_warmed_up": "Service warmed up (live, before the clock started)",
     "steady_state_before": "Steady state checked (before)",
     "fault_on": "Fault injected",
     "fault_off": "Fault removed",

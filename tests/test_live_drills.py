@@ -17,6 +17,7 @@ import pytest
 
 from live import procs
 from live.drill import LiveDrillError, run_live
+from telemetry.store import TelemetryStore
 
 SCALE = "40"  # 30 virtual minutes in 45 wall seconds (the Ctrl-C test)
 # Every drill runs as real processes in wall-clock time (45-200 s each): marked `live_drill`,
@@ -77,6 +78,18 @@ def test_model_failure_live_passes_and_leaves_nothing_running(tmp_path):
     assert j["impact"]["latency_p95_ms_during"] is not None
     kinds = {e["kind"] for e in j["events"]}
     assert {"fault_on", "fault_off", "rollback", "breaker_open", "alert_fired"} <= kinds
+    # the service was warmed before the clock ran, under a run id of its own: its rows are not the
+    # drill's (its billed usage is not either: cost-spike's cost_accounted checks that to 1e-6 $)
+    (warm,) = [e["detail"] for e in j["events"] if e["kind"] == "service_warmed_up"]
+    assert warm["run_id"] == j["run_id"] + "-warmup" and warm["answered"] == warm["requests"] >= 32
+    store = TelemetryStore(j["telemetry"]["db"], spool_dir=tmp_path / "reader-spool")
+
+    def rows(run_id: str) -> int:
+        return store.read_arrow(run_id=run_id, columns=["decision_id"]).num_rows
+
+    assert rows(warm["run_id"]) == warm["requests"]
+    assert rows(j["run_id"]) == j["impact"]["decisions"]
+    store.close()
     assert evaluator["name"] == _expected_evaluator()
     alerts = [e for e in j["events"] if e["kind"] == "alert_fired"]
     assert {e["detail"]["evaluator"] for e in alerts} == {evaluator["name"]}
