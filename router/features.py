@@ -23,7 +23,8 @@ CODE_TERMS = (
     r"segfault|null ?pointer|refactor|unit tests?|dockerfile|kubernetes|react|django|flask|pandas|numpy|"
     r"git|json|yaml|script|algorithm|runtime error|syntax error|code|css|html|div|hash ?maps?|hash ?tables?|"
     r"arrays?|linked lists?|data structures?|recursion|compiler|variable|loop|npm|pip|traceback|"
-    r"databases?)\b|"
+    r"databases?|dataframes?|groupby|dtypes?|csv|matplotlib|scikit-learn|sklearn|scipy|pytorch|"
+    r"tensorflow|keras|matlab|mysql|postgresql|sqlite|mongodb|regular expressions?)\b|"
     r"\bc(\+\+|#)"  # outside the \b...\b group: "c++ " has no word boundary after the "+"
 )
 MATH = (
@@ -99,7 +100,7 @@ QUANTITATIVE = (
     r"inductance|inductor|resistor|photons?|electrons?|protons?|torque|enthalpy|entropy|half-life|"
     r"molarity|de broglie|semicircle|tangent to|find the angle|measure of angle)\b"
 )
-FEATURE_SET = "rules/6"  # bump when a pattern or feature changes: fitted heads record it
+FEATURE_SET = "rules/7"  # bump when a pattern or feature changes: fitted heads record it
 
 PRIVACY = (
     r"\b\d{3}-\d{2}-\d{4}\b|[\w.+-]+@[\w-]+\.[\w.]+|\b(\+?\d{1,2}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b|"

@@ -353,6 +353,26 @@ def test_c_plus_plus_and_c_sharp_are_coding_evidence():
     assert f.domain_hits["coding"].tolist() == [1.0, 1.0, 0.0]
 
 
+def test_data_science_questions_are_coding_evidence_not_maths():
+    """Pandas questions paste tables of numbers and say "Series"; without "dataframe", "groupby"
+    or "dtype" in the coding vocabulary their keywords named maths, the cascade agreed with the
+    fast head and decided them `math` without embedding (DS-1000 on the check part). Everyday and
+    voice texts stay free of coding evidence."""
+    from router.features import extract
+
+    data = [
+        "I have a dataframe with a date column and want counts per month with groupby",
+        "How do I change the dtype of a column from object to float?",
+        "Implement a regular expression in MATLAB that validates an email address",
+        "Plot the price column against the date with matplotlib",
+    ]
+    everyday = ["what's on my calendar for friday", "show me a picture of a data centre"]
+    f = extract(pa.array(data + everyday))
+    coding, maths = f.domain_hits["coding"], f.domain_hits["math"]
+    assert (coding[: len(data)] > maths[: len(data)]).all(), (coding, maths)
+    assert (coding[len(data) :] == 0).all(), coding
+
+
 QUANTITATIVE = [
     "Calculate the de Broglie wavelength of a neutron moving at 2000 m/s.",
     "A 1200 W kettle runs on 230 volts. What current does it draw?",

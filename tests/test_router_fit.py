@@ -26,7 +26,10 @@ KEY = b"fit-key"
 REPO = Path(__file__).resolve().parents[1]
 LICENCE_OK = {  # sources of the dev corpus whose licence allows fitting (README: router calibration)
     "clinc150", "snips", "webquestions", "medquad", "hallusionbench", "svamp", "aqua_rat",
-    "leetcode", "putnambench", "olympiadbench", "amaima_seed",
+    "leetcode", "putnambench", "olympiadbench",
+    # the project's hand-written seed prompts, one source per domain
+    "amaima_seed_general", "amaima_seed_coding", "amaima_seed_math", "amaima_seed_biology",
+    "amaima_seed_image_gen",
 }  # fmt: skip
 
 
