@@ -212,19 +212,24 @@ class _LiveDrill(ServiceFleet, FaultInjection, ServiceReadings, Conclusion):
         )
 
     # --- traffic --------------------------------------------------------------------------------
-    def _send(self, client, i: int, url: str) -> None:
+    @staticmethod
+    def _execute(client, url: str, traffic, i: int, run_id: str, query_id: str):
+        """POST query ``i`` of ``traffic`` to ``/v1/execute``: (HTTP status, decision) or, when
+        nothing answered, (the exception's type name, None)."""
         body = {
-            "text": self.traffic.texts(i, i + 1)[0],
-            "query_id": self.traffic.query_id(i),
-            "tenant": self.traffic.tenants(i, i + 1)[0],
-            "run_id": self.run_id,
+            "text": traffic.texts(i, i + 1)[0],
+            "query_id": query_id,
+            "tenant": traffic.tenants(i, i + 1)[0],
+            "run_id": run_id,
         }
         try:
             r = client.post(url + "/v1/execute", json=body)
-            data = r.json()
-            res = (r.status_code, data.get("decision"))
+            return r.status_code, r.json().get("decision")
         except Exception as exc:  # noqa: BLE001 - an unanswered query is counted, not raised
-            res = (type(exc).__name__, None)
+            return type(exc).__name__, None
+
+    def _send(self, client, i: int, url: str) -> None:
+        res = self._execute(client, url, self.traffic, i, self.run_id, self.traffic.query_id(i))
         with self.lock:
             self.results[i] = res
 

@@ -103,12 +103,8 @@ class ServiceFleet:
         statuses: list[int | str] = []
 
         def send(i: int) -> None:
-            body = {"text": warm.texts(i, i + 1)[0], "query_id": f"warmup-{i}",
-                    "tenant": warm.tenants(i, i + 1)[0], "run_id": rid}  # fmt: skip
-            try:
-                statuses.append(client.post(self.url + "/v1/execute", json=body).status_code)
-            except Exception as exc:  # noqa: BLE001 - a failed warm-up call is counted, not raised
-                statuses.append(type(exc).__name__)
+            status, _ = self._execute(client, self.url, warm, i, rid, f"warmup-{i}")
+            statuses.append(status)
 
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=64) as pool:
