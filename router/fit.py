@@ -33,8 +33,9 @@ MIN_DOMAIN_ROWS = 10  # a domain with fewer labelled rows keeps keyword evidence
 HASH_DIM = 1 << 12  # few buckets: 32k hashed words memorised each source's vocabulary
 EMB_GAIN = 4.0  # embedding inputs are scaled up so the L2 penalty does not silence them
 EXEMPLAR_WEIGHT = 20.0  # a config exemplar: hand-written, so it counts as much as 20 corpus rows
-# Chosen by leave-one-source-out cross-validation over the licence-OK dev-corpus sources (README:
-# router calibration); the held-out numbers, not the fitted ones, picked every constant below.
+# Chosen by leave-one-source-out cross-validation over the licence-OK dev-corpus sources
+# (docs/router-calibration.md); the held-out numbers, not the fitted ones, picked every constant
+# below.
 LEVEL_L2 = 1e-3  # L2 penalty of the ordinal level models (per unit of total row weight)
 LEVEL_UPSHIFT = 0.5  # latent difficulty added to every text: fewer downgrades, overpay <= 5 %
 LEVEL_SHARPEN = 2.0  # logit temperature: fewer texts in the borderline band, order unchanged
@@ -50,8 +51,8 @@ FULL_USES_HASHED = False  # the full head sees meaning (embedding) + rules, not 
 # while a higher one costs money, which the overpay measure watches. The earlier rule asked for
 # 80 % agreement in both directions; with the per-domain seed sources the fast head sits a level
 # above the full head on ~20 % of the rows it decides, that rule took the widest margin and
-# embedded 68 % of the check part, with lower rank correlation than the cascade at 0.02 (README:
-# router calibration). Chosen on LOSO and the check part.
+# embedded 68 % of the check part, with lower rank correlation than the cascade at 0.02
+# (docs/router-calibration.md). Chosen on LOSO and the check part.
 CASCADE_MAX_BELOW = 0.05
 DOMAIN_CLARITY = 0.8
 
