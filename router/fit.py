@@ -464,7 +464,7 @@ def _choose_margin(
     lp, dp = head.predict("fast", xq, t)
     lp2, _ = head.predict("full", xq, t, emb[rows])
     fast, full = head.expected_score(lp), head.expected_score(lp2)
-    dist = np.abs(fast[:, None] - head.boundaries[None, :]).min(axis=1)
+    dist = head.boundary_distance(fast)
     clear = cascade_clear(dp, head.domains, rule_out, DOMAIN_CLARITY, rows)
     below = probe._levels_of(fast) < probe._levels_of(full)
     for m in MARGINS:

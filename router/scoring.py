@@ -247,7 +247,7 @@ class CascadeScorer:
         tok = hashed_tokens(col, head.dim)
         lp, dp = head.predict("fast", xq, tok)
         fast = head.expected_score(lp)
-        dist = np.abs(fast[:, None] - head.boundaries[None, :]).min(axis=1)
+        dist = head.boundary_distance(fast)
         clear = cascade_clear(dp, head.domains, rules, hc.domain_clarity)
         path = np.full(n, PATH_CASCADE if self.semantic is not None else PATH_RULES, np.int8)
         score = fast.copy()
