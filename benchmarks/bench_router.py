@@ -75,12 +75,12 @@ def run(
         hybrid.route_batch(["warm up the model"], ts=ts)
         # The cascade may decide the warm-up text without the model: load the encoder here, or the
         # cold run would time importing and loading it (4-14 s measured), not deciding.
-        hybrid._scorer.embed(["warm up the encoder"])
-        before = hybrid._scorer.computed
+        hybrid.embed(["warm up the encoder"])
+        before = hybrid.texts_embedded
         t0 = time.perf_counter()
         decided = hybrid.route_batch(htexts, query_ids=hqids, ts=ts, run_id="bench")
         dt = time.perf_counter() - t0
-        embedded = hybrid._scorer.computed - before
+        embedded = hybrid.texts_embedded - before
         codes = decided.column("reason_codes").to_pylist()
         out["hybrid_embedded_share"] = round(
             sum("LEVEL_FROM_HYBRID" in c for c in codes) / max(1, len(codes)), 4
@@ -104,7 +104,7 @@ def run(
         out["hybrid_cached_s"] = round(dt, 3)
         out["hybrid_cached_decisions_per_s"] = round(hn / dt)
         t0 = time.perf_counter()
-        again._scorer.embed(stored)  # embeddings alone, warm in memory (the embedded texts)
+        again.embed(stored)  # embeddings alone, warm in memory (the embedded texts)
         dt = time.perf_counter() - t0
         out["embedding_cached_texts_per_s"] = round(len(stored) / max(dt, 1e-9))
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

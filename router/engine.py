@@ -243,6 +243,19 @@ class Router:
         self.toggle = resolve_toggle(value)
         return self.toggle
 
+    # --- the encoder, for the fit and the benchmarks ------------------------------------------
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of ``texts`` through this router's encoder and embedding store, exactly as
+        routing computes them (the fit trains on these; ``bench_router`` warms the encoder)."""
+        if self._scorer is None:
+            raise ValueError("this router routes rule-only: it has no encoder")
+        return self._scorer.embed(texts)
+
+    @property
+    def texts_embedded(self) -> int:
+        """Texts this router has run through the encoder (embedding-store misses) so far."""
+        return 0 if self._scorer is None else self._scorer.computed
+
     # --- public API -----------------------------------------------------------------------
     def route(
         self,

@@ -131,7 +131,7 @@ def _features(base: RouterConfig, texts: list[str], cache_dir: Path | None, hash
     out = rules._score(bounded)
     dense, names = dense_features(out, out.rule_features)
     tok = hashed_tokens(pa.array(bounded, pa.string()), hash_dim)
-    emb = quantise(router._scorer.embed(bounded))
+    emb = quantise(router.embed(bounded))
     return dense, names, tok, emb, out
 
 

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import yaml
@@ -514,11 +515,11 @@ def test_a_bounded_embedding_memory_still_reproduces_decisions(tmp_path):
     texts = [q["text"] for q in DEV[:12]]
     table = router.route_batch(texts, query_ids=[f"q{i}" for i in range(12)], ts=TS, run_id="lru")
     assert len(router._scorer.store._mem) <= 2
-    computed = router._scorer.computed
+    computed = router.texts_embedded
     for i, text in enumerate(texts):
         single = router.route(text, query_id=f"q{i}", ts=TS, run_id="lru")
         assert table.slice(i, 1).to_pylist()[0] == single.to_dict() | {"ts": TS}
-    assert router._scorer.computed == computed  # nothing was embedded twice
+    assert router.texts_embedded == computed  # nothing was embedded twice
 
 
 def test_deciding_in_slices_changes_nothing(rules, monkeypatch):
@@ -529,3 +530,19 @@ def test_deciding_in_slices_changes_nothing(rules, monkeypatch):
     monkeypatch.setattr(router.engine, "DECIDE_CHUNK", 7)
     sliced = rules.route_batch(texts, ts=TS, run_id="slices")
     assert sliced.equals(whole)
+
+
+def test_router_embed_counts_each_new_text_once_and_refuses_without_an_encoder(tmp_path):
+    """``Router.embed`` (the fit's and the benchmark's way in) goes through the embedding store:
+    a text already stored is not encoded again, and ``texts_embedded`` counts the encodes."""
+    router = Router.from_config(hash_key=KEY, cache_dir=tmp_path, toggle=resolve_toggle(None))
+    texts = [q["text"] for q in DEV[:3]]
+    first = router.embed(texts + texts[:1])
+    assert first.shape == (4, 384) and router.texts_embedded == 3
+    again = router.embed(texts)
+    assert router.texts_embedded == 3
+    assert np.array_equal(again, first[:3])
+    rules = Router.from_config(semantic=False, hash_key=KEY, toggle=resolve_toggle(None))
+    assert rules.texts_embedded == 0
+    with pytest.raises(ValueError, match="rule-only"):
+        rules.embed(texts)

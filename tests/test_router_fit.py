@@ -102,7 +102,7 @@ def test_fitted_router_orders_unseen_rows_and_cascade_is_recorded(fitted, fitted
         toggle=resolve_toggle(None),
     )  # fmt: skip
     fresh.route_batch(held.texts, ts=TS)
-    assert fresh._scorer.computed == hybrid
+    assert fresh.texts_embedded == hybrid
 
 
 def test_margin_half_embeds_everything_and_rule_only_embeds_nothing(fitted, tmp_path):
