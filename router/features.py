@@ -177,6 +177,19 @@ SPEECH_INTENT = (
     r"\btts\b|\bspeech[- ]to[- ]text\b|\btranscribe\b|\btranscription\b|\bin an? \w+ voice\b|"
     r"\b(voice ?over|read (it|this|that) to me)\b|\b(convert|turn)\b.{0,40}\bto (speech|audio)\b"
 )
+# Robotics words and phrases that mean robotics work wherever they appear. The rest of the robotics
+# pattern ("robot", "drone", "trajectory", "pid", "arduino", "degrees of freedom") also names toys,
+# image subjects, grid puzzles and robots.txt: 26 of the 29 dev-corpus rows that hit it were no
+# robotics task (Krea image prompts of robots, LeetCode robot puzzles, word problems about toy
+# robots), and a puzzle names its robot many times, so a count of hits cannot tell them apart.
+ROBOTICS_SPECIFIC = (
+    r"\b(ros2?|gazebo|kinematics|lidar|slam|odometry|pid controller|actuators?|manipulators?|"
+    r"end[- ]effectors?|motion planning|path planning|quadcopters?|urdf|moveit|6-dof|"
+    r"robot(ic)? arms?|mobile robots?|industrial robots?|servos?|motor controllers?|waypoints?)\b"
+)
+# Domains whose keyword pattern mixes specific words with everyday ones: without a specific word
+# the keywords are weak evidence (scoring: ``keyword_outranks``).
+SPECIFIC_PATTERNS: dict[str, str] = {"robotics": ROBOTICS_SPECIFIC}
 DOMAIN_PATTERNS: dict[str, str] = {
     "coding": CODE_TERMS + "|" + CODE_BLOCK,
     "math": MATH,

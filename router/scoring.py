@@ -226,6 +226,24 @@ class HybridScorer:
         _nearest_exemplars(ex, self.semantic, scores.level_sims, scores.best)
 
 
+WEAK_KEYWORD_CAP = 0.5  # weak keyword evidence for a domain the head does not know: even odds
+
+
+def keyword_outranks(col: pa.Array, rules: Scores) -> np.ndarray:
+    """Rows x domains: keyword evidence strong enough to outrank the learned head. Any hit counts,
+    unless the domain has a specific-word pattern (``features.SPECIFIC_PATTERNS``): then only a
+    specific word does ("are you a robot?" is chit-chat, "simulate a robot gripper in Gazebo" is
+    robotics). Only the rows with a hit are searched again."""
+    strong = rules.dom_rule > 0
+    for j, d in enumerate(rules.domain_names):
+        pattern = feat.SPECIFIC_PATTERNS.get(d)
+        hit = np.flatnonzero(strong[:, j])
+        if pattern is None or hit.size == 0:
+            continue
+        strong[hit, j] = feat._match(col.take(pa.array(hit, pa.int64())), pattern) > 0
+    return strong
+
+
 class CascadeScorer:
     """The learned head as a cascade: the fast head (rules + hashed words) decides a text when its
     score is far from every level boundary and its domain is clear; only the others are embedded
@@ -268,9 +286,14 @@ class CascadeScorer:
                 score[sel], lp[sel], dp[sel], path[sel] = full, lp2, dp2, PATH_EMBEDDED
         # Domain scores in the router's domain order: the head's probabilities where it knows the
         # domain, keyword evidence for the domains it was not fitted on (robotics, speech, ...).
-        # A keyword hit for a domain the head was not fitted on outranks the head (its domains are
-        # probabilities <= 1): the head cannot know that domain, the keywords are specific.
-        dom = np.where(rules.dom_rule > 0, 1.0 + rules.dom_rule, 0.0)
+        # Strong keyword evidence for such a domain outranks the head (its domains are
+        # probabilities <= 1): the head cannot know that domain. Weak evidence (everyday words
+        # only) is capped at even odds: it wins only where the head's own top domain is below.
+        dom = np.where(
+            keyword_outranks(col, rules),
+            1.0 + rules.dom_rule,
+            np.minimum(rules.dom_rule, WEAK_KEYWORD_CAP),
+        )
         for j, d in enumerate(rules.domain_names):
             if d in head.domains:
                 dom[:, j] = dp[:, head.domains.index(d)]

@@ -546,3 +546,42 @@ def test_router_embed_counts_each_new_text_once_and_refuses_without_an_encoder(t
     assert rules.texts_embedded == 0
     with pytest.raises(ValueError, match="rule-only"):
         rules.embed(texts)
+
+
+EVERYDAY_ROBOTS = [  # robots as a subject, not robotics work: the learned head decides the domain
+    "are you a robot?",
+    "a cute little robot with grass hair and a tomato hat, oil on canvas",
+    "There are n robots on a number line; robot i starts at positions[i] and moves right. "
+    "Return the number of pairs of robots that collide.",
+    "Tom has 5 toy robots and buys 3 more robots. How many robots does he have now?",
+    "Generate a robots.txt that blocks crawlers from /private",
+]
+ROBOTICS_WORK = [
+    "simulate a robot gripper in Gazebo",
+    "Why does my robot arm overshoot the target position?",
+    "How do I configure MoveIt to plan trajectories for a UR5 arm in ROS 2?",
+    "my robot vacuum keeps drifting left, how do I calibrate the wheel odometry?",
+]
+
+
+def _domains(router, texts):
+    return router.route_batch(texts, ts=TS).column("domain").to_pylist()
+
+
+def test_everyday_robot_words_do_not_outrank_the_head_but_robotics_words_do(tmp_path):
+    """Robotics is a domain the head was not fitted on, so its keywords may outrank the head, but
+    only a specific word ("Gazebo", "robot arm", "odometry") does: a robot as a subject (chit-chat,
+    an image prompt, a puzzle, a word problem, robots.txt) is left to the head."""
+    router = Router.from_config(hash_key=KEY, cache_dir=tmp_path, toggle=resolve_toggle(None))
+    assert "robotics" not in _domains(router, EVERYDAY_ROBOTS)
+    assert _domains(router, ROBOTICS_WORK) == ["robotics"] * len(ROBOTICS_WORK)
+
+
+def test_without_the_specific_words_every_robot_mention_is_robotics(tmp_path, monkeypatch):
+    """The check above can fail: with no specific-word pattern, any robotics keyword outranks
+    the head again and the everyday rows are called robotics."""
+    from router import features
+
+    monkeypatch.setattr(features, "SPECIFIC_PATTERNS", {})
+    router = Router.from_config(hash_key=KEY, cache_dir=tmp_path, toggle=resolve_toggle(None))
+    assert _domains(router, EVERYDAY_ROBOTS).count("robotics") >= 4
