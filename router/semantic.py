@@ -51,6 +51,65 @@ def _model_path() -> str:
 
 _MODEL_LOCK = threading.Lock()
 _MODELS: dict[str, object] = {}
+ENCODE_CHUNK = 256  # texts per parallel work item (4 batches of 64); cut by the texts alone
+ENCODE_WORKERS = 2  # threads encoding at once, one torch thread each
+_ENCODE_LOCK = threading.Lock()  # one parallel encode at a time: torch's thread count is global
+
+
+def encode(model, texts: list[str], batch_size: int) -> np.ndarray:
+    """Unit vectors (float32) of ``texts``. A long list is sorted by length and cut into chunks of
+    ``ENCODE_CHUNK`` texts that ``ENCODE_WORKERS`` threads encode at once, one torch thread each:
+    on 2 cores MiniLM's two intra-op threads use the cores poorly (measured 74 texts/s, two
+    single-thread workers 104/s; docs/router-calibration.md). Int8 activations are quantised per
+    batch, so a vector depends on its batch-mates: which texts share a chunk depends on the texts
+    alone, never on the number of workers, and so do the vectors."""
+
+    def run(part: list[str]) -> np.ndarray:
+        vecs = model.encode(
+            part,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return vecs.astype(np.float32)
+
+    if len(texts) < 2 * ENCODE_CHUNK:
+        return run(list(texts))
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    chunks = [order[a : a + ENCODE_CHUNK] for a in range(0, len(order), ENCODE_CHUNK)]
+    out = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
+    with _ENCODE_LOCK:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(ENCODE_WORKERS, thread_name_prefix="encode") as pool:
+                parts = pool.map(lambda c: run([texts[i] for i in c]), chunks)
+                for idx, vecs in zip(chunks, parts, strict=True):
+                    out[idx] = vecs
+        finally:
+            torch.set_num_threads(threads)
+    return out
+
+
+def _guard_tokenizer(model) -> None:
+    """One thread at a time in the model's tokenizer: a Hugging Face fast tokenizer used from two
+    threads at once can fail ("Already borrowed"); the forward passes still run in parallel."""
+    lock = threading.RLock()
+    for name in ("preprocess", "tokenize"):
+        inner = getattr(model, name, None)
+        if inner is None:
+            continue
+
+        def guarded(*args, _inner=inner, **kwargs):
+            with lock:
+                return _inner(*args, **kwargs)
+
+        setattr(model, name, guarded)
 
 
 def _quantize(model):
@@ -84,6 +143,7 @@ def load_encoder(model_name: str, *, max_tokens: int = 128, quantize_int8: bool 
             model.max_seq_length = max_tokens
             if quantize_int8:
                 model = _quantize(model)
+            _guard_tokenizer(model)
             _MODELS[key] = model
         return _MODELS[key]
 
@@ -321,13 +381,7 @@ class SemanticScorer:
             model = load_encoder(
                 self.model_name, max_tokens=self.max_tokens, quantize_int8=self.quantize_int8
             )
-            vecs = model.encode(
-                [t for _, t in todo],
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32)
+            vecs = encode(model, [t for _, t in todo], self.batch_size)
             self.computed += len(todo)
             have |= self.store.put_many({k: v for (k, _), v in zip(todo, vecs, strict=True)})
         return np.stack([have[k] for k in keys])

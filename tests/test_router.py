@@ -585,3 +585,62 @@ def test_without_the_specific_words_every_robot_mention_is_robotics(tmp_path, mo
     monkeypatch.setattr(features, "SPECIFIC_PATTERNS", {})
     router = Router.from_config(hash_key=KEY, cache_dir=tmp_path, toggle=resolve_toggle(None))
     assert _domains(router, EVERYDAY_ROBOTS).count("robotics") >= 4
+
+
+def _many_texts(n: int) -> list[str]:
+    base = [q["text"] for q in DEV]
+    return [f"{base[i % len(base)]} (variant {i})" for i in range(n)]
+
+
+def test_a_long_encode_gives_the_same_vectors_whatever_the_number_of_workers(monkeypatch):
+    """Long lists are encoded in chunks cut by the texts alone, by two threads of one torch thread
+    each: one worker or two give bit-identical vectors (int8 activations are quantised per batch,
+    so a split that followed the worker count would change them), and torch's thread count is
+    restored afterwards."""
+    import torch
+
+    from router import semantic
+
+    model = semantic.load_encoder("all-MiniLM-L6-v2", max_tokens=64, quantize_int8=True)
+    texts = _many_texts(2 * semantic.ENCODE_CHUNK + 37)
+    threads = torch.get_num_threads()
+    two = semantic.encode(model, texts, 64)
+    assert torch.get_num_threads() == threads
+    monkeypatch.setattr(semantic, "ENCODE_WORKERS", 1)
+    one = semantic.encode(model, texts, 64)
+    assert two.shape == (len(texts), 384) and two.dtype == np.float32
+    assert np.array_equal(one, two)
+    # Each row is its own text's vector: a chunk encoded alone gives the same rows.
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    first = order[: semantic.ENCODE_CHUNK]
+    alone = semantic.encode(model, [texts[i] for i in first], 64)
+    assert np.array_equal(alone, two[first])
+
+
+def test_small_encodes_alongside_a_long_one_all_complete(tmp_path):
+    """The service may embed one text while a batch is being embedded: the tokenizer is shared,
+    so it is entered by one thread at a time; every call returns its own vectors."""
+    import threading
+
+    from router import semantic
+
+    model = semantic.load_encoder("all-MiniLM-L6-v2", max_tokens=64, quantize_int8=True)
+    long_texts = _many_texts(2 * semantic.ENCODE_CHUNK)
+    singles = [q["text"] for q in DEV[:20]]
+    errors: list[BaseException] = []
+    got: dict[int, np.ndarray] = {}
+
+    def small() -> None:
+        try:
+            for k, t in enumerate(singles):
+                got[k] = semantic.encode(model, [t], 64)[0]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    th = threading.Thread(target=small)
+    th.start()
+    big = semantic.encode(model, long_texts, 64)
+    th.join()
+    assert not errors and len(got) == len(singles) and big.shape == (len(long_texts), 384)
+    for k, t in enumerate(singles):
+        np.testing.assert_allclose(got[k], semantic.encode(model, [t], 64)[0], atol=1e-6)
