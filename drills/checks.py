@@ -26,6 +26,7 @@ from drills.record import DrillRecord, FaultSelector, FaultWindow, ParamsModel
 from drills.registry import Registry
 from router.decision import Outcome, ReasonCode
 from router.durations import Duration
+from telemetry import stats
 from telemetry.metric_registry import EXECUTED, FALLBACK_CODE, has_reason_code
 from telemetry.metric_registry import format_value as _fmt
 
@@ -638,7 +639,8 @@ class _RecoverExpect(ParamsModel):
 def latency_recovers_check(
     record: DrillRecord, p: LatencyParams, e: _RecoverExpect
 ) -> CheckOutcome:
-    """p95 latency after the rollback is within X of the p95 before the first fault"""
+    """p95 latency after the rollback is within X of the p95 before the first fault (or above it
+    by less than sampling noise: an exact binomial test on the calls above the limit)"""
     probe = LatencyP95Probe(p)
     before_w = record.before_window or (0.0, record.faults[0].start_s if record.faults else 0)
     after_w = record.after_window or (record.duration_s - 300, record.duration_s)
@@ -650,7 +652,11 @@ def latency_recovers_check(
             limit = min(limit, before * (1 + e.within_pct / 100))
         if e.within_ms is not None:
             limit = min(limit, before + e.within_ms)
-    passed = before is not None and after is not None and after <= limit
+    # A p95 over a few dozen calls (a live drill at 15x) moves +-20 % between two windows of the
+    # same traffic; "not recovered" needs evidence that the p95 itself is above the limit.
+    test = stats.quantile_above(probe.samples(record, *after_w), limit, 0.95)
+    within = after is not None and after <= limit
+    passed = before is not None and after is not None and (within or not test.exceeds())
     bound = " or ".join(
         b
         for b in (
@@ -660,16 +666,26 @@ def latency_recovers_check(
         if b
     )
     scope = f"tier {p.tier}" if p.tier else ("interactive tiers" if p.interactive else "all")
+    actual_text = (
+        f"p95 {_fmt(before, 'ms')} before ({record.ts(before_w[0])}–{record.ts(before_w[1])}),"
+        f" {_fmt(after, 'ms')} after ({record.ts(after_w[0])}–{record.ts(after_w[1])})"
+    )
+    if after is not None and before is not None and not within:
+        verdict = "above it: the p95 is" if test.exceeds() else "within noise: not shown to be"
+        actual_text += f"; limit {_fmt(limit, 'ms')}, {test.describe()}, {verdict} above it"
     return CheckOutcome(
         passed,
-        f"p95 latency ({scope}) after the rollback within {bound} of before the fault",
+        f"p95 latency ({scope}) after the rollback within {bound} of before the fault"
+        " (an exact binomial test at 95 % decides a point estimate above the limit)",
         {
             "before_ms": before,
             "after_ms": after,
             "limit_ms": None if limit == math.inf else limit,
+            "after_calls": test.n,
+            "after_calls_above_limit": test.above,
+            "p_value": test.p_value,
         },
-        f"p95 {_fmt(before, 'ms')} before ({record.ts(before_w[0])}–{record.ts(before_w[1])}),"
-        f" {_fmt(after, 'ms')} after ({record.ts(after_w[0])}–{record.ts(after_w[1])})",
+        actual_text,
         {"before_window": list(before_w), "after_window": list(after_w)},
     )
 

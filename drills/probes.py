@@ -127,13 +127,22 @@ class LatencyP95Probe(MetricProbe):
     unit = "ms"
     Params = LatencyParams
 
-    def measure(self, record, start_s, end_s):  # noqa: D102
+    def _scoped(self, record: DrillRecord, start_s: float, end_s: float):
         df = record.frame(start_s, end_s)
         p: LatencyParams = self.params  # type: ignore[assignment]
         if p.tier is not None:
             df = df[df["model_tier"] == p.tier]
-        metric = "actual_latency_p95_interactive_ms" if p.interactive else self.metric
+        return df, ("actual_latency_p95_interactive_ms" if p.interactive else self.metric)
+
+    def measure(self, record, start_s, end_s):  # noqa: D102
+        df, metric = self._scoped(record, start_s, end_s)
         return metric_value(metric, df, record.interactive_tiers)
+
+    def samples(self, record: DrillRecord, start_s: float, end_s: float) -> np.ndarray:
+        """The latencies (ms) the p95 is taken over, for a test of how sure it is."""
+        df, metric = self._scoped(record, start_s, end_s)
+        v = METRICS[metric].row_values(df, record.interactive_tiers)
+        return v[~np.isnan(v)]
 
 
 class CostPerQueryProbe(MetricProbe):

@@ -61,6 +61,51 @@ def quantile_interval(values: np.ndarray, q: float, z: float = Z95) -> Interval:
     return Interval(value, n, float(x[lo]), float(x[hi]), name)
 
 
+@dataclass(frozen=True)
+class QuantileBoundTest:
+    """Is a q-quantile above a limit, or only its point estimate? (``quantile_above``)"""
+
+    above: int
+    """Values strictly above the limit."""
+    n: int
+    expected_share: float
+    """1 - q: the share of values above the limit if the q-quantile were exactly at it."""
+    p_value: float | None
+    """One-sided exact binomial p of seeing ``above`` or more if the quantile were at the
+    limit; None without data."""
+
+    def exceeds(self, alpha: float = 0.05) -> bool:
+        """The quantile is above the limit with 1 - alpha confidence."""
+        return self.p_value is not None and self.p_value < alpha
+
+    def describe(self) -> str:
+        if not self.n:
+            return "no calls"
+        share = 100.0 * self.above / self.n
+        return (
+            f"{self.above} of {self.n} calls above the limit ({share:.1f} %, "
+            f"{100 * self.expected_share:g} % expected at it; binomial p = {self.p_value:.2f})"
+        )
+
+
+def quantile_above(values: np.ndarray, limit: float, q: float = 0.95) -> QuantileBoundTest:
+    """Exact one-sided binomial test of "the q-quantile of what produced ``values`` is above
+    ``limit``": were it at the limit, each value would exceed it with probability 1 - q. A p95 of
+    60 calls is their third-largest value, so its point estimate swings by +-20 % between two
+    windows of the same traffic; this test separates such noise from a real shift and tightens
+    to the point comparison as the sample grows."""
+    from scipy.stats import binomtest
+
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return QuantileBoundTest(0, 0, 1 - q, None)
+    above = int((x > limit).sum())
+    p = float(binomtest(above, n, 1 - q, alternative="greater").pvalue)
+    return QuantileBoundTest(above, n, 1 - q, p)
+
+
 def bootstrap_max_drop(day_means: list[np.ndarray], seed: int = 0) -> Interval:
     """Largest day-over-day drop in mean (percentage points of the earlier day's mean, as the
     alert rule defines it), with a percentile bootstrap that resamples queries within each day."""

@@ -513,3 +513,58 @@ def test_the_journal_records_the_failure_mode_the_scenario_declares(run):
     j = read_journal(result.journal_path)
     assert j["failure_mode"] == "model-failure"
     assert read_journal(run(small()).journal_path)["failure_mode"] is None
+
+
+def _recovery(before_ms, after_ms, within_pct: float = 25.0):
+    """latency_recovers over a record of large-tier calls: the first 5 minutes before the fault,
+    the last 5 after the rollback."""
+    import numpy as np
+    import pandas as pd
+
+    from drills.record import DrillRecord
+
+    frames = []
+    for start, values in ((0.0, np.asarray(before_ms)), (1500.0, np.asarray(after_ms))):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "offset_s": start + np.arange(len(values)) * 300.0 / len(values),
+                    "decision_id": [f"d{start:g}-{i}" for i in range(len(values))],
+                    "outcome": "ok",
+                    "model_tier": "large",
+                    "actual_latency_ms": values,
+                }
+            )
+        )
+    record = DrillRecord(
+        start=pd.Timestamp("2026-03-02", tz="UTC"), duration_s=1800, model_tiers={}
+    )
+    record.minute_frames = frames
+    record.before_window, record.after_window = (0.0, 300.0), (1500.0, 1800.0)
+    cls = CHECKS["latency_recovers"]
+    return cls(cls.Params(tier="large"), cls.Expect(within_pct=within_pct)).evaluate(record)
+
+
+def test_latency_recovery_tells_a_noisy_p95_from_latency_that_stayed_high():
+    """A p95 of 60 calls is about their third-largest: two windows of the same traffic differ by
+    +-20 %. A point estimate above the limit passes when the calls above it are as few as noise
+    gives (binomial test); a fault that never cleared, or the same shift over many calls, fails."""
+    import numpy as np
+
+    before = np.random.default_rng(0).lognormal(np.log(400), 0.3, 60)
+    after = np.sort(before)
+    after[-4:] *= 2.0  # four slow calls in 60: the p95 point estimate doubles
+    noisy = _recovery(before, after)
+    assert noisy.actual["after_ms"] > noisy.actual["limit_ms"]
+    assert noisy.passed and noisy.actual["after_calls_above_limit"] == 4
+    assert "not shown to be above it" in noisy.actual_text
+
+    stuck = _recovery(before, before + 4000)
+    assert not stuck.passed and stuck.actual["after_calls_above_limit"] == 60
+    assert "the p95 is above it" in stuck.actual_text
+
+    many = np.random.default_rng(1).lognormal(np.log(400), 0.3, 2000)
+    shifted = np.sort(many)
+    shifted[-130:] *= 2.0  # the same share of slow calls (6.5 %) over 2,000 calls is real
+    assert not _recovery(many, shifted).passed
+    assert _recovery(many, np.random.default_rng(2).lognormal(np.log(400), 0.3, 2000)).passed
