@@ -380,6 +380,7 @@ def fit(
         "format": meta["format"],
         "encoder": meta["encoder"],
         "fitted_at": meta["fitted_at"],
+        "fitted_on": _fitted_on(),
         "corpus": [Path(p).name for p in paths],
         "rows": len(corpus),
         "fitting_sources": dict(sorted(Counter(corpus.sources).items())),
@@ -419,6 +420,21 @@ def fit(
         fast_share=fast_share,
         seconds=round(time.perf_counter() - t0, 1),
     )
+
+
+def _fitted_on() -> dict:
+    """What the int8 vectors depend on besides the text: torch and the CPU instruction set it
+    dispatched to (AVX2 and AVX-512 kernels give vectors with cosine down to 0.987 on the same
+    text; docs/router-calibration.md). A refit elsewhere is a close head, not the same bytes."""
+    import platform
+
+    import torch
+
+    return {
+        "torch": str(torch.__version__),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "machine": platform.machine(),
+    }
 
 
 def _placeholder_head(hash_dim: int):

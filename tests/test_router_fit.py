@@ -85,6 +85,9 @@ def test_fit_writes_a_loadable_config_weights_and_data_card(fitted):
     assert card["sha256"] == cfg.head.sha256
     assert set(card["fitting_sources"]) == set(report.sources)
     assert sum(card["level_counts"].values()) == report.rows
+    import torch
+
+    assert card["fitted_on"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_fitted_router_orders_unseen_rows_and_cascade_is_recorded(fitted, fitted_router, tmp_path):
@@ -204,6 +207,24 @@ def test_cli_bad_corpus_is_one_error_line_and_exit_1(tmp_path):
     assert proc.returncode == 1
     assert "error:" in proc.stderr and "conflicting labels: line 1, 2" in proc.stderr
     assert "Traceback" not in proc.stderr and "private" not in proc.stderr + proc.stdout
+
+
+def test_cli_fit_reads_no_embedding_store_unless_told(fitted, tmp_path):
+    """int8 vectors depend on their batch-mates, so a fit that read a store filled by earlier
+    runs would depend on them: the CLI encodes afresh by default, makes the same head as a fit
+    with a fresh store, and leaves no store behind in the working directory."""
+    report, d = fitted
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "router", "fit", "--corpus", str(d / "train.jsonl"),
+         "--out", str(tmp_path / "cli.yaml")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        load_config(tmp_path / "cli.yaml").head.sha256
+        == load_config(report.config_path).head.sha256
+    )
+    assert not (tmp_path / ".harness").exists()
 
 
 def test_shipped_head_loads_and_was_fitted_only_on_licence_ok_sources():

@@ -47,8 +47,13 @@ def fit(
     ] = None,
     cache_dir: Annotated[
         Path | None,
-        typer.Option("--cache-dir", help="Embedding store (default: .harness/embeddings)."),
-    ] = Path(".harness/embeddings"),
+        typer.Option(
+            "--cache-dir",
+            help="Embedding store to reuse (default: none, every text is encoded afresh: int8 "
+            "vectors depend on their batch-mates, so a store filled by other runs would make "
+            "the head depend on them).",
+        ),
+    ] = None,
 ) -> None:
     """Fit the learned head (levels, domains, cascade margin) and write a config that --config loads."""
     from router.config import ConfigError
