@@ -261,7 +261,38 @@ def fit(
     hash_dim: int = HASH_DIM,
     progress: Callable[[str], None] | None = None,
 ) -> FitReport:
-    """Fit the head on the corpora and write ``out`` (+ weights and data card beside it)."""
+    """Fit the head on the corpora and write ``out`` (+ weights and data card beside it).
+
+    The weights must not depend on the machine's core count: BLAS and OpenMP split their sums
+    by thread count (one thread vs two gave another sha256 on the same corpus), so they run on
+    one thread here, and every array, biases included, is rounded to the serving grid. MiniLM's
+    vectors do not depend on the thread count (checked bit for bit)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _fit(
+            corpus_paths,
+            out,
+            base_config=base_config,
+            sources=sources,
+            exclude_sources=exclude_sources,
+            cache_dir=cache_dir,
+            hash_dim=hash_dim,
+            progress=progress,
+        )
+
+
+def _fit(
+    corpus_paths: str | Path | list[str | Path],
+    out: str | Path,
+    *,
+    base_config: str | Path | None,
+    sources: set[str] | None,
+    exclude_sources: set[str] | None,
+    cache_dir: str | Path | None,
+    hash_dim: int,
+    progress: Callable[[str], None] | None,
+) -> FitReport:
     import time
 
     step = progress or (lambda _m: None)
@@ -335,13 +366,13 @@ def fit(
             arrays[f"{kind}_domain.{part}"] = arr
         arrays[f"{kind}_domain.bias"] = bias
 
-    # Weights are stored on the serving grid, so the file is exactly what is served.
+    # Weights are stored on the serving grid, so the file is exactly what is served; biases on
+    # the same grid, because the solvers leave last-bit differences (1e-10) between thread layouts.
     from router.engine import Router, head_expectations
     from router.head import W_SCALE
 
     for k, v in list(arrays.items()):
-        if not k.endswith(".bias"):
-            arrays[k] = (np.rint(v * W_SCALE) / W_SCALE).astype(np.float64)
+        arrays[k] = (np.rint(v * W_SCALE) / W_SCALE).astype(np.float64)
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

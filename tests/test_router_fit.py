@@ -227,6 +227,21 @@ def test_cli_fit_reads_no_embedding_store_unless_told(fitted, tmp_path):
     assert not (tmp_path / ".harness").exists()
 
 
+def test_the_head_does_not_depend_on_the_number_of_blas_threads(fitted, tmp_path):
+    """OpenBLAS and scikit-learn's OpenMP split their sums by thread count, which changed the
+    weights between one thread and two: the fit pins both to one thread, so a machine with more
+    cores fits the same bytes."""
+    from threadpoolctl import threadpool_limits
+
+    report, d = fitted
+    shas = []
+    for n in (2, 1):
+        with threadpool_limits(limits=n):
+            again = fit(d / "train.jsonl", tmp_path / f"blas{n}.yaml")
+        shas.append(load_config(again.config_path).head.sha256)
+    assert shas == [load_config(report.config_path).head.sha256] * 2
+
+
 def test_shipped_head_loads_and_was_fitted_only_on_licence_ok_sources():
     cfg = load_config()
     assert cfg.head is not None, "the shipped default is produced by `harness router fit`"
